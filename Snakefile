@@ -1,0 +1,19 @@
+# amsgrad-repro: reproduce "On the Convergence of Adam and Beyond" (Reddi, Kale & Kumar).
+#
+#   snakemake --cores all                      # the configured scale (config.yaml: scale)
+#   snakemake --cores all --config scale=smoke # seconds-long end-to-end check
+#
+# Stages live in workflow/rules/; helpers shared by the rules in workflow/rules/common.smk.
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/synthetic.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,53 @@
+"""Command-line interface: ``amsgrad-repro <command>``. The Snakemake rules call it.
+
+Each command lives in its own module exposing ``register(subparsers)``; the module sets
+``func`` on its parser. Imports are lazy so a command pays only for what it uses (the
+synthetic runs never import torch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+# Modules that contribute commands, in the order `--help` lists them.
+COMMAND_MODULES: tuple[str, ...] = ("amsgrad_repro.synthetic.cli",)
+
+
+def json_arg(text: str) -> Any:
+    """argparse type for the JSON settings the rules pass."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {error}") from error
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="amsgrad-repro",
+        description="Reproduce 'On the Convergence of Adam and Beyond' (ICLR 2018).",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from amsgrad_repro.config import ConfigError
+
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as error:
+        print(f"amsgrad-repro: configuration error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""Load, resolve and validate the pipeline configuration.
+
+``config.yaml`` holds a base configuration plus named ``presets`` (``paper``, ``quick``,
+``smoke``). The ``scale`` key picks one; its overrides are deep-merged into the base. The
+resolved configuration is validated against ``workflow/schemas/config.schema.yaml`` and
+against the registry, so a typo fails at start-up with the offending key in the message
+instead of hours later inside a job.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_SCHEMA = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message names the key."""
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``override`` into a copy of ``base``; nested mappings merge, the rest replaces."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _key_path(path: Any) -> str:
+    parts = [str(p) for p in path]
+    return ".".join(parts) if parts else "<top level>"
+
+
+def validate_schema(config: Mapping[str, Any], schema_path: Path = DEFAULT_SCHEMA) -> None:
+    """Raise ConfigError naming the first wrong key, with the schema's complaint."""
+    with open(schema_path) as handle:
+        schema = yaml.safe_load(handle)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if not errors:
+        return
+    lines = []
+    for error in errors[:5]:
+        where = _key_path(error.absolute_path)
+        lines.append(f"  {where}: {error.message}")
+    raise ConfigError("invalid configuration:\n" + "\n".join(lines))
+
+
+def resolve(config: Mapping[str, Any], schema_path: Path = DEFAULT_SCHEMA) -> dict[str, Any]:
+    """Apply the selected scale preset, then validate the result."""
+    presets = config.get("presets", {})
+    scale = config.get("scale")
+    if scale not in presets:
+        known = ", ".join(sorted(presets)) or "none defined"
+        raise ConfigError(f"scale: unknown preset {scale!r} (known presets: {known})")
+    base = {k: v for k, v in config.items() if k != "presets"}
+    resolved = deep_merge(base, presets[scale] or {})
+    resolved["seeds"] = normalise_seeds(resolved.get("seeds"))
+    validate_schema(resolved, schema_path)
+    _check_registry_names(resolved)
+    return resolved
+
+
+def normalise_seeds(seeds: Any) -> list[int]:
+    """``seeds`` may be a count (``10`` → 0..9) or an explicit list."""
+    if isinstance(seeds, bool):
+        raise ConfigError(f"seeds: expected a count or a list of integers, got {seeds!r}")
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise ConfigError(f"seeds: need at least one seed, got {seeds}")
+        return list(range(seeds))
+    if isinstance(seeds, list) and seeds and all(
+        isinstance(s, int) and not isinstance(s, bool) for s in seeds
+    ):
+        if len(set(seeds)) != len(seeds):
+            raise ConfigError(f"seeds: duplicate seeds in {seeds}")
+        return list(seeds)
+    raise ConfigError(f"seeds: expected a count or a non-empty list of integers, got {seeds!r}")
+
+
+def _check_registry_names(config: Mapping[str, Any]) -> None:
+    from amsgrad_repro.registry import OPTIMIZERS, TASK_KINDS
+
+    for task_name, task in config.get("tasks", {}).items():
+        kind = task.get("kind")
+        if kind not in TASK_KINDS:
+            raise ConfigError(
+                f"tasks.{task_name}.kind: unknown task kind {kind!r} "
+                f"(known: {', '.join(sorted(TASK_KINDS))})"
+            )
+        for index, name in enumerate(task.get("optimizers", [])):
+            if name not in OPTIMIZERS:
+                raise ConfigError(
+                    f"tasks.{task_name}.optimizers[{index}]: unknown optimizer {name!r} "
+                    f"(known: {', '.join(sorted(OPTIMIZERS))})"
+                )
+        for name in task.get("overrides", {}) or {}:
+            if name not in OPTIMIZERS:
+                raise ConfigError(
+                    f"tasks.{task_name}.overrides.{name}: unknown optimizer {name!r} "
+                    f"(known: {', '.join(sorted(OPTIMIZERS))})"
+                )
+
+
+def load(path: str | Path = "config.yaml", overrides: Mapping[str, Any] | None = None) -> dict:
+    """Read a config file, apply command-line style overrides, and resolve it."""
+    with open(path) as handle:
+        raw = yaml.safe_load(handle) or {}
+    if overrides:
+        raw = deep_merge(raw, overrides)
+    return resolve(raw)
+
+
+def enabled_tasks(config: Mapping[str, Any], kind: str | None = None) -> list[str]:
+    """Names of tasks switched on in the resolved config, optionally of one kind."""
+    return [
+        name
+        for name, task in config["tasks"].items()
+        if task.get("enabled", True) and (kind is None or task["kind"] == kind)
+    ]
+
+
+def optimizer_hparams(task: Mapping[str, Any], optimizer: str) -> dict[str, Any]:
+    """A task's shared hyper-parameters with that optimizer's overrides applied."""
+    shared = dict(task.get("hparams", {}))
+    specific = (task.get("overrides") or {}).get(optimizer, {})
+    return deep_merge(shared, specific)

@@ -1,0 +1,46 @@
+# Helpers shared by every stage: the resolved configuration, path builders and the
+# functions that list each stage's targets. Rules stay thin and call the package's CLI.
+
+import json
+import os
+
+from snakemake.exceptions import WorkflowError
+
+from amsgrad_repro.config import ConfigError, enabled_tasks, resolve
+
+
+try:
+    SETTINGS = resolve(
+        config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
+    )
+except ConfigError as error:
+    raise WorkflowError(f"config.yaml: {error}") from None
+
+SEEDS = SETTINGS["seeds"]
+RUNS = "results/runs"
+LOGS = "results/logs"
+BENCH = "results/benchmarks"
+
+
+def task_settings(task):
+    """The resolved settings of one task, as JSON for the CLI."""
+    return json.dumps(SETTINGS["tasks"][task], sort_keys=True)
+
+
+def run_dir(task, optimizer, seed):
+    return f"{RUNS}/{task}/{optimizer}/{seed}"
+
+
+def runs_of(task, filename="metrics.csv"):
+    """Every seed's output file of every optimizer of a task."""
+    return [
+        f"{run_dir(task, optimizer, seed)}/{filename}"
+        for optimizer in SETTINGS["tasks"][task]["optimizers"]
+        for seed in SEEDS
+    ]
+
+
+def all_targets():
+    targets = []
+    targets += synthetic_targets()
+    return targets
