@@ -79,8 +79,10 @@ def normalise_seeds(seeds: Any) -> list[int]:
         if seeds < 1:
             raise ConfigError(f"seeds: need at least one seed, got {seeds}")
         return list(range(seeds))
-    if isinstance(seeds, list) and seeds and all(
-        isinstance(s, int) and not isinstance(s, bool) for s in seeds
+    if (
+        isinstance(seeds, list)
+        and seeds
+        and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
     ):
         if len(set(seeds)) != len(seeds):
             raise ConfigError(f"seeds: duplicate seeds in {seeds}")

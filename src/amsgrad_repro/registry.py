@@ -183,9 +183,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
         _torch_adam_spec("torch-amsgrad", True, "torch.optim.Adam(amsgrad=True)"),
         _simple_spec("sgd", "SGD", {"momentum": 0.0, "nesterov": False}, "torch.optim.SGD"),
         _simple_spec("adagrad", "Adagrad", {"eps": 1e-10}, "torch.optim.Adagrad"),
-        _simple_spec(
-            "rmsprop", "RMSprop", {"alpha": 0.99, "eps": 1e-8}, "torch.optim.RMSprop"
-        ),
+        _simple_spec("rmsprop", "RMSprop", {"alpha": 0.99, "eps": 1e-8}, "torch.optim.RMSprop"),
     )
 }
 

@@ -1,0 +1,1 @@
+"""Aggregation, statistics, claims and reports over finished runs."""

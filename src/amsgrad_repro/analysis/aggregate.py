@@ -1,0 +1,76 @@
+"""Collect every seed's ``metrics.csv`` of a task into one tidy table of curves.
+
+Output (``results/aggregates/<task>.csv``), one row per optimizer × step × metric:
+``optimizer, step, metric, mean, median, lo, hi, n`` with a 95% bootstrap interval of the
+mean over seeds. Runs that stopped early (diverged) simply contribute fewer steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from amsgrad_repro.stats import bootstrap_summary
+
+NON_METRIC_COLUMNS = ("step", "epoch", "wall_time", "lr")
+
+
+def run_identity(metrics_path: Path) -> tuple[str, str, int]:
+    """``.../runs/<task>/<optimizer>/<seed>/metrics.csv`` → (task, optimizer, seed)."""
+    seed_dir = metrics_path.parent
+    return seed_dir.parent.parent.name, seed_dir.parent.name, int(seed_dir.name)
+
+
+def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """All runs' metrics, long format: optimizer, seed, step, metric, value."""
+    frames = []
+    for path in map(Path, paths):
+        _, optimizer, seed = run_identity(path)
+        frame = pd.read_csv(path)
+        metrics = [c for c in frame.columns if c not in NON_METRIC_COLUMNS]
+        long = frame.melt(id_vars=["step"], value_vars=metrics, var_name="metric")
+        long["optimizer"] = optimizer
+        long["seed"] = seed
+        frames.append(long)
+    if not frames:
+        raise ValueError("no runs to aggregate")
+    return pd.concat(frames, ignore_index=True)
+
+
+def aggregate(long: pd.DataFrame, *, resamples: int = 2000) -> pd.DataFrame:
+    """Mean, median and bootstrap interval over seeds for every optimizer, metric and step."""
+    pieces = []
+    for (optimizer, metric), group in long.groupby(["optimizer", "metric"], sort=True):
+        table = group.pivot_table(index="step", columns="seed", values="value", dropna=False)
+        summary = bootstrap_summary(table.to_numpy(dtype=float), resamples=resamples)
+        pieces.append(
+            pd.DataFrame(
+                {
+                    "optimizer": optimizer,
+                    "step": table.index.to_numpy(),
+                    "metric": metric,
+                    "mean": summary.mean,
+                    "median": summary.median,
+                    "lo": summary.lo,
+                    "hi": summary.hi,
+                    "n": summary.n.astype(int),
+                }
+            )
+        )
+    return pd.concat(pieces, ignore_index=True)
+
+
+def aggregate_files(paths: Iterable[str | Path], out: str | Path) -> pd.DataFrame:
+    from amsgrad_repro.io import write_csv
+
+    table = aggregate(load_runs(paths))
+    write_csv(out, table)
+    return table
+
+
+def curve(table: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """One metric's curves, sorted by optimizer and step, for plotting."""
+    subset = table[table["metric"] == metric]
+    return subset.sort_values(["optimizer", "step"]).reset_index(drop=True)

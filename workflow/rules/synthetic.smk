@@ -1,0 +1,58 @@
+# Paper Section 5 / Figure 1: the synthetic online, stochastic and Theorem 1 problems.
+# One job per problem x optimizer runs every seed (each run takes well under a second, so
+# process start-up would otherwise dominate); each seed writes its own folder.
+
+SYNTHETIC_TASKS = enabled_tasks(SETTINGS, kind="synthetic")
+
+
+def synthetic_targets():
+    if not SYNTHETIC_TASKS:
+        return []
+    return ["results/figures/figure1.png", "results/figures/figure1.pdf"]
+
+
+rule synthetic_run:
+    output:
+        metrics=expand(RUNS + "/{{task}}/{{optimizer}}/{seed}/metrics.csv", seed=SEEDS),
+        runs=expand(RUNS + "/{{task}}/{{optimizer}}/{seed}/run.json", seed=SEEDS),
+    params:
+        settings=lambda wc: task_settings(wc.task),
+        seeds=" ".join(map(str, SEEDS)),
+    wildcard_constraints:
+        task="|".join(SYNTHETIC_TASKS) or "no_synthetic_task",
+    log:
+        LOGS + "/synthetic/{task}/{optimizer}.log",
+    benchmark:
+        BENCH + "/synthetic/{task}/{optimizer}.tsv"
+    conda:
+        "../../envs/amsgrad.yaml"
+    shell:
+        "amsgrad-repro synthetic --task {wildcards.task} --optimizer {wildcards.optimizer}"
+        " --seeds {params.seeds} --settings '{params.settings}' --out-root " + RUNS + " > {log} 2>&1"
+
+
+rule figure1:
+    input:
+        aggregates=expand("results/aggregates/{task}.csv", task=SYNTHETIC_TASKS),
+    output:
+        png=report(
+            "results/figures/figure1.png",
+            caption="../report/figure1.rst",
+            category="Synthetic problems",
+        ),
+        pdf="results/figures/figure1.pdf",
+    params:
+        aggregates=" ".join(
+            f"--aggregate {task} results/aggregates/{task}.csv" for task in SYNTHETIC_TASKS
+        ),
+        settings=json.dumps({task: SETTINGS["tasks"][task] for task in SYNTHETIC_TASKS}),
+        seeds=len(SEEDS),
+    log:
+        LOGS + "/figure1.log",
+    benchmark:
+        BENCH + "/figure1.tsv"
+    conda:
+        "../../envs/amsgrad.yaml"
+    shell:
+        "amsgrad-repro figure1 {params.aggregates} --settings '{params.settings}'"
+        " --seeds {params.seeds} --out {output.png} {output.pdf} > {log} 2>&1"
