@@ -56,8 +56,17 @@ def validate_schema(config: Mapping[str, Any], schema_path: Path = DEFAULT_SCHEM
     raise ConfigError("invalid configuration:\n" + "\n".join(lines))
 
 
-def resolve(config: Mapping[str, Any], schema_path: Path = DEFAULT_SCHEMA) -> dict[str, Any]:
-    """Apply the selected scale preset, then validate the result."""
+def resolve(
+    config: Mapping[str, Any],
+    schema_path: Path = DEFAULT_SCHEMA,
+    overrides: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Apply the selected scale preset, then validate the result.
+
+    Precedence, lowest first: the config file, the preset, then ``overrides`` (what the user
+    gave on the command line, e.g. ``--config seeds=3``), so a preset never silently undoes
+    an explicit request.
+    """
     presets = config.get("presets", {})
     scale = config.get("scale")
     if scale not in presets:
@@ -65,6 +74,8 @@ def resolve(config: Mapping[str, Any], schema_path: Path = DEFAULT_SCHEMA) -> di
         raise ConfigError(f"scale: unknown preset {scale!r} (known presets: {known})")
     base = {k: v for k, v in config.items() if k != "presets"}
     resolved = deep_merge(base, presets[scale] or {})
+    explicit = {k: v for k, v in (overrides or {}).items() if k != "presets"}
+    resolved = deep_merge(resolved, explicit)
     resolved["seeds"] = normalise_seeds(resolved.get("seeds"))
     validate_schema(resolved, schema_path)
     _check_registry_names(resolved)
@@ -120,7 +131,7 @@ def load(path: str | Path = "config.yaml", overrides: Mapping[str, Any] | None =
         raw = yaml.safe_load(handle) or {}
     if overrides:
         raw = deep_merge(raw, overrides)
-    return resolve(raw)
+    return resolve(raw, overrides=overrides)
 
 
 def enabled_tasks(config: Mapping[str, Any], kind: str | None = None) -> list[str]:

@@ -8,9 +8,9 @@ rule aggregate:
     output:
         "results/aggregates/{task}.csv",
     log:
-        LOGS + "/aggregate/{task}.log",
+        "results/logs/aggregate/{task}.log",
     benchmark:
-        BENCH + "/aggregate/{task}.tsv"
+        "results/benchmarks/aggregate/{task}.tsv"
     conda:
         "../../envs/amsgrad.yaml"
     shell:

@@ -11,7 +11,9 @@ from amsgrad_repro.config import ConfigError, enabled_tasks, resolve
 
 try:
     SETTINGS = resolve(
-        config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
+        config,
+        os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"),
+        overrides=workflow.config_settings.overwrite_config,
     )
 except ConfigError as error:
     raise WorkflowError(f"config.yaml: {error}") from None

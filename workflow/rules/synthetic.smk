@@ -13,22 +13,23 @@ def synthetic_targets():
 
 rule synthetic_run:
     output:
-        metrics=expand(RUNS + "/{{task}}/{{optimizer}}/{seed}/metrics.csv", seed=SEEDS),
-        runs=expand(RUNS + "/{{task}}/{{optimizer}}/{seed}/run.json", seed=SEEDS),
+        metrics=expand("results/runs/{{task}}/{{optimizer}}/{seed}/metrics.csv", seed=SEEDS),
+        runs=expand("results/runs/{{task}}/{{optimizer}}/{seed}/run.json", seed=SEEDS),
     params:
         settings=lambda wc: task_settings(wc.task),
         seeds=" ".join(map(str, SEEDS)),
     wildcard_constraints:
         task="|".join(SYNTHETIC_TASKS) or "no_synthetic_task",
     log:
-        LOGS + "/synthetic/{task}/{optimizer}.log",
+        "results/logs/synthetic/{task}/{optimizer}.log",
     benchmark:
-        BENCH + "/synthetic/{task}/{optimizer}.tsv"
+        "results/benchmarks/synthetic/{task}/{optimizer}.tsv"
     conda:
         "../../envs/amsgrad.yaml"
     shell:
         "amsgrad-repro synthetic --task {wildcards.task} --optimizer {wildcards.optimizer}"
-        " --seeds {params.seeds} --settings '{params.settings}' --out-root " + RUNS + " > {log} 2>&1"
+        " --seeds {params.seeds} --settings '{params.settings}' --out-root results/runs"
+        " > {log} 2>&1"
 
 
 rule figure1:
@@ -48,9 +49,9 @@ rule figure1:
         settings=json.dumps({task: SETTINGS["tasks"][task] for task in SYNTHETIC_TASKS}),
         seeds=len(SEEDS),
     log:
-        LOGS + "/figure1.log",
+        "results/logs/figure1.log",
     benchmark:
-        BENCH + "/figure1.tsv"
+        "results/benchmarks/figure1.tsv"
     conda:
         "../../envs/amsgrad.yaml"
     shell:

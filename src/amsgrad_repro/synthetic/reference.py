@@ -41,7 +41,7 @@ def run_reference(
     low, high = bounds
     for t in range(1, steps + 1):
         g = grads[t - 1]
-        loss_sum += float(g) * float(x)
+        loss_sum += float(g) * float(x.detach())
         grad_sum += float(g)
         x.grad = g.reshape(1).clone()
         opt.step()
@@ -51,13 +51,13 @@ def run_reference(
             x.clamp_(low, high)
         if t in recorded:
             best = grad_sum * (low if grad_sum > 0 else high)
-            xs.append(float(x))
+            xs.append(float(x.detach()))
             regrets.append((loss_sum - best) / t)
     best = grad_sum * (low if grad_sum > 0 else high)
     return KernelResult(
         np.asarray(sorted(recorded)),
         np.asarray(xs),
         np.asarray(regrets),
-        float(x),
+        float(x.detach()),
         (loss_sum - best) / steps,
     )

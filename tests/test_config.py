@@ -1,0 +1,92 @@
+"""Configuration errors fail at start-up with a message that names the key."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from amsgrad_repro.config import ConfigError, resolve
+
+
+@pytest.fixture
+def raw(repo_root):
+    with open(repo_root / "config.yaml") as handle:
+        return yaml.safe_load(handle)
+
+
+def test_shipped_config_resolves_for_every_preset(raw):
+    for scale in raw["presets"]:
+        config = copy.deepcopy(raw)
+        config["scale"] = scale
+        resolved = resolve(config)
+        assert resolved["seeds"] and "presets" not in resolved
+
+
+def test_preset_overrides_base_and_command_line_overrides_preset(raw):
+    raw["scale"] = "smoke"
+    assert resolve(raw)["tasks"]["synthetic_online"]["steps"] == 20000
+    assert resolve(raw, overrides={"seeds": 3})["seeds"] == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (lambda c: c.update(scale="huge"), "scale: unknown preset 'huge'"),
+        (lambda c: c["presets"][c["scale"]].update(seeds="abc"), "seeds: expected a count"),
+        (lambda c: c["presets"][c["scale"]].update(seeds=[1, 1]), "seeds: duplicate"),
+        (lambda c: c.update(colour="red"), "'colour' was unexpected"),
+        (lambda c: c.update(device="tpu"), "device: 'tpu' does not match"),
+        (
+            lambda c: c["tasks"]["synthetic_online"].update(steps="many"),
+            "tasks.synthetic_online.steps: 'many' is not of type 'integer'",
+        ),
+        (
+            lambda c: c["tasks"]["synthetic_online"]["hparams"].update(lr=-1),
+            "tasks.synthetic_online.hparams.lr",
+        ),
+        (
+            lambda c: c["tasks"]["synthetic_online"]["hparams"].update(learning_rate=0.1),
+            "tasks.synthetic_online.hparams: Additional properties are not allowed",
+        ),
+        (
+            lambda c: c["tasks"]["synthetic_online"].update(optimizers=["adam", "adamw2"]),
+            "tasks.synthetic_online.optimizers[1]: unknown optimizer 'adamw2'",
+        ),
+        (
+            lambda c: c["tasks"]["synthetic_online"].update(kind="quantum"),
+            "tasks.synthetic_online.kind: unknown task kind 'quantum'",
+        ),
+    ],
+)
+def test_bad_values_name_the_key(raw, mutate, expected):
+    mutate(raw)
+    with pytest.raises(ConfigError) as error:
+        resolve(raw)
+    assert expected in str(error.value)
+
+
+def test_snakemake_reports_bad_config_at_start_up(repo_root, tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-n",
+            "--cores",
+            "1",
+            "--config",
+            "tasks={synthetic_online: {optimizers: [adam, adamm]}}",
+        ],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode != 0
+    assert "tasks.synthetic_online.optimizers[1]: unknown optimizer 'adamm'" in (
+        result.stdout + result.stderr
+    )
