@@ -1,0 +1,53 @@
+"""Run the real Snakemake workflow in a scratch copy of the repository (test helper)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "envs")
+
+
+def copy_workflow(dest: Path) -> Path:
+    """A fresh copy of the workflow definition (no results) to run the pipeline in."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in WORKFLOW_FILES:
+        source = REPO_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name, dirs_exist_ok=True)
+        elif source.exists():
+            shutil.copy2(source, dest / name)
+    return dest
+
+
+def snakemake_env() -> dict[str, str]:
+    """The environment of a user who activated the project's virtual environment."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return env
+
+
+def snakemake_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "snakemake", "--cores", "2", *args]
+
+
+def run_snakemake(workdir: Path, *args: str, timeout: int = 900, check: bool = True):
+    result = subprocess.run(
+        snakemake_command(*args),
+        cwd=workdir,
+        env=snakemake_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed ({result.returncode}):\n"
+            f"{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
+        )
+    return result
