@@ -8,7 +8,6 @@ from snakemake.exceptions import WorkflowError
 
 from amsgrad_repro.config import ConfigError, enabled_tasks, resolve
 
-
 try:
     SETTINGS = resolve(
         config,
@@ -20,8 +19,6 @@ except ConfigError as error:
 
 SEEDS = SETTINGS["seeds"]
 RUNS = "results/runs"
-LOGS = "results/logs"
-BENCH = "results/benchmarks"
 
 
 def task_settings(task):
@@ -40,6 +37,20 @@ def runs_of(task, filename="metrics.csv"):
         for optimizer in SETTINGS["tasks"][task]["optimizers"]
         for seed in SEEDS
     ]
+
+
+# --- Synthetic problems (workflow/rules/synthetic.smk) ---------------------------------
+
+SYNTHETIC_TASKS = enabled_tasks(SETTINGS, kind="synthetic")
+
+
+def synthetic_targets():
+    """Every seed's run as well as the figure: a run lost later is recomputed even though
+    the figure built from it still exists."""
+    if not SYNTHETIC_TASKS:
+        return []
+    runs = [path for task in SYNTHETIC_TASKS for path in runs_of(task)]
+    return runs + ["results/figures/figure1.png", "results/figures/figure1.pdf"]
 
 
 def all_targets():

@@ -2,33 +2,24 @@
 # One job per problem x optimizer runs every seed (each run takes well under a second, so
 # process start-up would otherwise dominate); each seed writes its own folder.
 
-SYNTHETIC_TASKS = enabled_tasks(SETTINGS, kind="synthetic")
-
-
-def synthetic_targets():
-    """Every seed's run as well as the figure: a run lost later is recomputed even though
-    the figure built from it still exists."""
-    if not SYNTHETIC_TASKS:
-        return []
-    runs = [path for task in SYNTHETIC_TASKS for path in runs_of(task)]
-    return runs + ["results/figures/figure1.png", "results/figures/figure1.pdf"]
-
 
 rule synthetic_run:
     output:
-        metrics=expand("results/runs/{{task}}/{{optimizer}}/{seed}/metrics.csv", seed=SEEDS),
+        metrics=expand(
+            "results/runs/{{task}}/{{optimizer}}/{seed}/metrics.csv", seed=SEEDS
+        ),
         runs=expand("results/runs/{{task}}/{{optimizer}}/{seed}/run.json", seed=SEEDS),
-    params:
-        settings=lambda wc: task_settings(wc.task),
-        seeds=" ".join(map(str, SEEDS)),
-    wildcard_constraints:
-        task="|".join(SYNTHETIC_TASKS) or "no_synthetic_task",
     log:
         "results/logs/synthetic/{task}/{optimizer}.log",
     benchmark:
         "results/benchmarks/synthetic/{task}/{optimizer}.tsv"
+    wildcard_constraints:
+        task="|".join(SYNTHETIC_TASKS) or "no_synthetic_task",
     conda:
         "../../envs/amsgrad.yaml"
+    params:
+        settings=lambda wc: task_settings(wc.task),
+        seeds=" ".join(map(str, SEEDS)),
     shell:
         "amsgrad-repro synthetic --task {wildcards.task} --optimizer {wildcards.optimizer}"
         " --seeds {params.seeds} --settings '{params.settings}' --out-root results/runs"
@@ -45,18 +36,19 @@ rule figure1:
             category="Synthetic problems",
         ),
         pdf="results/figures/figure1.pdf",
-    params:
-        aggregates=" ".join(
-            f"--aggregate {task} results/aggregates/{task}.csv" for task in SYNTHETIC_TASKS
-        ),
-        settings=json.dumps({task: SETTINGS["tasks"][task] for task in SYNTHETIC_TASKS}),
-        seeds=len(SEEDS),
     log:
         "results/logs/figure1.log",
     benchmark:
         "results/benchmarks/figure1.tsv"
     conda:
         "../../envs/amsgrad.yaml"
+    params:
+        aggregates=" ".join(
+            f"--aggregate {task} results/aggregates/{task}.csv"
+            for task in SYNTHETIC_TASKS
+        ),
+        settings=json.dumps({task: SETTINGS["tasks"][task] for task in SYNTHETIC_TASKS}),
+        seeds=len(SEEDS),
     shell:
         "amsgrad-repro figure1 {params.aggregates} --settings '{params.settings}'"
         " --seeds {params.seeds} --out {output.png} {output.pdf} > {log} 2>&1"
