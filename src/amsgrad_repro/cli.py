@@ -15,7 +15,10 @@ from collections.abc import Sequence
 from typing import Any
 
 # Modules that contribute commands, in the order `--help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("amsgrad_repro.synthetic.cli",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "amsgrad_repro.synthetic.cli",
+    "amsgrad_repro.data.cli",
+)
 
 
 def json_arg(text: str) -> Any:

@@ -3,6 +3,7 @@
 
 import json
 import os
+import shlex
 
 from snakemake.exceptions import WorkflowError
 
@@ -22,8 +23,20 @@ RUNS = "results/runs"
 
 
 def task_settings(task):
-    """The resolved settings of one task, as JSON for the CLI."""
-    return json.dumps(SETTINGS["tasks"][task], sort_keys=True)
+    """The resolved settings of one task, as shell-quoted JSON for the CLI."""
+    return shlex.quote(json.dumps(SETTINGS["tasks"][task], sort_keys=True))
+
+
+def dataset_settings(dataset):
+    """A dataset's sources, checksums and expectations, as shell-quoted JSON."""
+    if dataset not in SETTINGS.get("datasets", {}):
+        raise WorkflowError(f"dataset {dataset!r} is not configured under datasets:")
+    return shlex.quote(json.dumps(SETTINGS["datasets"][dataset], sort_keys=True))
+
+
+def dataset_cache(dataset):
+    """The cache a training job reads (its meta.json marks a finished conversion)."""
+    return f"data/cache/{dataset}/meta.json"
 
 
 def run_dir(task, optimizer, seed):

@@ -22,7 +22,7 @@ rule synthetic_run:
         seeds=" ".join(map(str, SEEDS)),
     shell:
         "amsgrad-repro synthetic --task {wildcards.task} --optimizer {wildcards.optimizer}"
-        " --seeds {params.seeds} --settings '{params.settings}' --out-root results/runs"
+        " --seeds {params.seeds} --settings {params.settings} --out-root results/runs"
         " > {log} 2>&1"
 
 
@@ -47,8 +47,10 @@ rule figure1:
             f"--aggregate {task} results/aggregates/{task}.csv"
             for task in SYNTHETIC_TASKS
         ),
-        settings=json.dumps({task: SETTINGS["tasks"][task] for task in SYNTHETIC_TASKS}),
+        settings=shlex.quote(
+            json.dumps({task: SETTINGS["tasks"][task] for task in SYNTHETIC_TASKS})
+        ),
         seeds=len(SEEDS),
     shell:
-        "amsgrad-repro figure1 {params.aggregates} --settings '{params.settings}'"
+        "amsgrad-repro figure1 {params.aggregates} --settings {params.settings}"
         " --seeds {params.seeds} --out {output.png} {output.pdf} > {log} 2>&1"

@@ -1,0 +1,80 @@
+"""The real ``dvc`` command line, serialised by a file lock.
+
+DVC refuses to run two commands in one repository at once ("Unable to acquire lock"); data
+jobs for different datasets do run at once, so every call here takes an exclusive lock on
+``.dvc/tmp/amsgrad-repro.lock`` first and waits its turn.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+OFFLINE_ENV = {"DVC_NO_ANALYTICS": "1", "DVC_NO_UPDATE_CHECK": "1"}
+
+
+class DvcError(RuntimeError):
+    """A dvc command failed; the message carries its output."""
+
+
+def dvc_executable() -> str:
+    """The dvc next to the running Python (the project's venv), else the one on PATH."""
+    candidate = Path(sys.executable).with_name("dvc")
+    return str(candidate) if candidate.exists() else "dvc"
+
+
+def is_dvc_repo(root: Path) -> bool:
+    return (root / ".dvc").is_dir()
+
+
+@contextlib.contextmanager
+def repo_lock(root: Path) -> Iterator[None]:
+    lock_dir = root / ".dvc" / "tmp"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / "amsgrad-repro.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def dvc(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run ``dvc <args>`` in ``root`` under the repository lock."""
+    env = {**os.environ, **OFFLINE_ENV}
+    with repo_lock(root):
+        result = subprocess.run(
+            [dvc_executable(), *args], cwd=root, env=env, capture_output=True, text=True
+        )
+    if check and result.returncode != 0:
+        raise DvcError(f"dvc {' '.join(args)} failed:\n{result.stdout}{result.stderr}".strip())
+    return result
+
+
+def has_default_remote(root: Path) -> bool:
+    result = dvc(root, "remote", "default", check=False)
+    return result.returncode == 0 and bool(result.stdout.strip())
+
+
+def track(root: Path, target: Path) -> Path:
+    """``dvc add`` a folder; returns the ``.dvc`` file to commit."""
+    dvc(root, "add", "--quiet", str(target.relative_to(root)))
+    return target.with_name(target.name + ".dvc")
+
+
+def pull(root: Path, dvc_file: Path) -> bool:
+    """Try ``dvc pull`` of one tracked target; False when no remote holds it."""
+    if not has_default_remote(root):
+        return False
+    return (
+        dvc(root, "pull", "--quiet", str(dvc_file.relative_to(root)), check=False).returncode == 0
+    )
+
+
+def push(root: Path, *targets: str) -> None:
+    dvc(root, "push", "--quiet", *targets)
