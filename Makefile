@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CORES ?= all
 SNAKEMAKE_ARGS ?=
 
-.PHONY: run test lint format install
+.PHONY: run test lint format install report
 
 # The stamp re-installs when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -19,6 +19,12 @@ install: $(VENV)/.installed
 # --rerun-incomplete: after an interrupted run, redo only the jobs that did not finish.
 run: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores $(CORES) --rerun-incomplete \
+		$(SNAKEMAKE_ARGS)
+	$(MAKE) report
+
+# Self-contained HTML: figures with captions, the claims table, settings and provenance.
+report: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --report results/report.html \
 		$(SNAKEMAKE_ARGS)
 
 test: install lint

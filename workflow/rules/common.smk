@@ -27,6 +27,11 @@ def task_settings(task):
     return shlex.quote(json.dumps(SETTINGS["tasks"][task], sort_keys=True))
 
 
+def all_settings():
+    """The whole resolved configuration, as shell-quoted JSON."""
+    return shlex.quote(json.dumps(SETTINGS, sort_keys=True))
+
+
 def dataset_settings(dataset):
     """A dataset's sources, checksums and expectations, as shell-quoted JSON."""
     if dataset not in SETTINGS.get("datasets", {}):
@@ -66,7 +71,30 @@ def synthetic_targets():
     return runs + ["results/figures/figure1.png", "results/figures/figure1.pdf"]
 
 
+# --- Analysis (workflow/rules/analysis.smk) --------------------------------------------
+
+TABLES = [
+    "results/tables/finals.csv",
+    "results/tables/paired.csv",
+    "results/tables/time_to_target.csv",
+    "results/tables/claims.csv",
+    "results/tables/summary.txt",
+]
+
+
+def all_run_records():
+    """Every run.json of every enabled task."""
+    return [
+        path for task in enabled_tasks(SETTINGS) for path in runs_of(task, "run.json")
+    ]
+
+
+def all_aggregates():
+    return [f"results/aggregates/{task}.csv" for task in enabled_tasks(SETTINGS)]
+
+
 def all_targets():
     targets = []
     targets += synthetic_targets()
+    targets += TABLES
     return targets

@@ -1,0 +1,116 @@
+"""The verdict rule on inputs whose right verdict is known, and the tables around it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from amsgrad_repro.analysis.claims import (
+    INCONCLUSIVE,
+    NOT_REPRODUCED,
+    NOT_RUN,
+    REPRODUCED,
+    decide,
+    evaluate_claims,
+)
+from amsgrad_repro.analysis.finals import finals_table, paired_table, time_to_target
+
+
+def finals_frame(values: dict[str, list[float]], task="logreg", metric="train_loss"):
+    rows = [
+        {
+            "task": task,
+            "optimizer": opt,
+            "seed": seed,
+            "status": "completed",
+            "metric": metric,
+            "value": value,
+        }
+        for opt, seeds in values.items()
+        for seed, value in enumerate(seeds)
+    ]
+    return pd.DataFrame(rows)
+
+
+PAIRED_CLAIM = {
+    "id": "c",
+    "source": "s",
+    "statement": "AMSGrad is lower",
+    "task": "logreg",
+    "metric": "train_loss",
+    "rule": {"type": "paired", "candidate": "amsgrad", "baseline": "adam", "side": "below"},
+}
+
+
+def verdict_for(adam, amsgrad):
+    frame = finals_frame({"adam": adam, "amsgrad": amsgrad})
+    return evaluate_claims([PAIRED_CLAIM], frame).iloc[0]
+
+
+def test_clear_win_is_reproduced():
+    rng = np.random.default_rng(0)
+    base = rng.normal(1.0, 0.3, size=10)  # seeds differ a lot, the pairing removes it
+    row = verdict_for(list(base), list(base - 0.05 + rng.normal(0, 0.005, size=10)))
+    assert row["verdict"] == REPRODUCED
+    assert row["hi"] < 0 and row["estimate"] == pytest.approx(-0.05, abs=0.01)
+
+
+def test_clear_loss_is_not_reproduced():
+    rng = np.random.default_rng(1)
+    base = rng.normal(1.0, 0.3, size=10)
+    row = verdict_for(list(base), list(base + 0.05 + rng.normal(0, 0.005, size=10)))
+    assert row["verdict"] == NOT_REPRODUCED and row["lo"] > 0
+
+
+def test_noise_is_inconclusive():
+    rng = np.random.default_rng(2)
+    base = rng.normal(1.0, 0.3, size=10)
+    row = verdict_for(list(base), list(base + rng.normal(0, 0.05, size=10)))
+    assert row["verdict"] == INCONCLUSIVE and row["lo"] < 0 < row["hi"]
+
+
+def test_missing_task_or_optimizer_is_not_run():
+    frame = finals_frame({"adam": [1.0, 1.1]})
+    assert evaluate_claims([PAIRED_CLAIM], frame).iloc[0]["verdict"] == NOT_RUN
+    other = finals_frame({"adam": [1.0], "amsgrad": [0.5]}, task="mlp")
+    assert evaluate_claims([PAIRED_CLAIM], other).iloc[0]["verdict"] == NOT_RUN
+
+
+def test_threshold_rule_both_sides():
+    assert decide(np.array([0.99, 0.98, 1.0]), 0.9, "above").verdict == REPRODUCED
+    assert decide(np.array([-0.99, -0.98, -1.0]), 0.9, "above").verdict == NOT_REPRODUCED
+    assert decide(np.array([0.5, 1.3, 0.2, 1.5]), 0.9, "above").verdict == INCONCLUSIVE
+    assert decide(np.array([-0.99, -0.97]), -0.9, "below").verdict == REPRODUCED
+    assert decide(np.array([np.nan, np.nan]), -0.9, "below").verdict == NOT_RUN
+
+
+def test_diverged_runs_count_as_diverged_not_as_numbers():
+    frame = finals_frame({"adam": [1.0, 1.2, 1.1]})
+    frame.loc[1, ["status", "value"]] = ["diverged", np.nan]
+    row = finals_table(frame).iloc[0]
+    assert row["n"] == 2 and row["diverged"] == 1
+    assert row["mean"] == pytest.approx(1.05)
+
+
+def test_paired_table_probability_of_improvement():
+    frame = finals_frame({"adam": [1.0, 1.0, 1.0, 1.0], "amsgrad": [0.9, 0.8, 1.1, 0.95]})
+    row = paired_table(frame, [["amsgrad", "adam"]]).iloc[0]
+    assert row["p_improvement"] == pytest.approx(0.75)
+    assert row["mean_diff"] == pytest.approx(-0.0625)
+    accuracy = finals_frame({"adam": [0.9, 0.9], "amsgrad": [0.95, 0.85]}, metric="test_accuracy")
+    assert paired_table(accuracy, [["amsgrad", "adam"]]).iloc[0]["p_improvement"] == 0.5
+
+
+def test_time_to_target_counts_misses_as_the_budget():
+    aggregate = pd.DataFrame(
+        {
+            "optimizer": ["adam"] * 3 + ["amsgrad"] * 3,
+            "step": [1, 10, 100] * 2,
+            "metric": "x",
+            "mean": [0.5, 0.8, 1.0, 0.0, -0.95, -1.0],
+        }
+    )
+    table = time_to_target(aggregate, "synthetic_online", {"x": -0.9}).set_index("optimizer")
+    assert table.loc["amsgrad", "step"] == 10 and table.loc["amsgrad", "reached"]
+    assert table.loc["adam", "step"] == 100 and not table.loc["adam", "reached"]

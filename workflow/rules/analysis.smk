@@ -1,0 +1,38 @@
+# Statistics across seeds, paired comparisons, time-to-target and the paper's claims with
+# verdicts (workflow/claims.yaml, decision rule in docs/claims.md).
+
+
+rule analyse:
+    input:
+        runs=all_run_records(),
+        aggregates=all_aggregates(),
+        claims="workflow/claims.yaml",
+    output:
+        TABLES,
+        claims=report(
+            "results/tables/claims.html",
+            caption="../report/claims.rst",
+            category="Claims",
+        ),
+        provenance=report(
+            "results/tables/provenance.html",
+            caption="../report/provenance.rst",
+            category="Provenance",
+        ),
+        settings=report(
+            "results/tables/settings.html",
+            caption="../report/settings.rst",
+            category="Provenance",
+        ),
+    log:
+        "results/logs/analyse.log",
+    benchmark:
+        "results/benchmarks/analyse.tsv"
+    conda:
+        "../../envs/amsgrad.yaml"
+    params:
+        settings=all_settings(),
+    shell:
+        "amsgrad-repro analyse --runs {input.runs} --aggregates {input.aggregates}"
+        " --claims {input.claims} --settings {params.settings} --out-dir results/tables"
+        " > {log} 2>&1"
