@@ -58,8 +58,10 @@ def test_lrn_uses_tensorflow_parameterisation() -> None:
     for c in range(12):
         window = squares[:, max(0, c - radius) : c + radius + 1].sum(1)
         expected[:, c] = x[:, c] / (bias + alpha * window) ** beta
-    got = TFLocalResponseNorm(radius, bias, alpha, beta)(x)
+    got = TFLocalResponseNorm(12, radius, bias, alpha, beta)(x)
     torch.testing.assert_close(got, expected)
+    size = 2 * radius + 1  # PyTorch's own LRN, with alpha rescaled, agrees too
+    torch.testing.assert_close(got, F.local_response_norm(x, size, alpha * size, beta, bias))
 
 
 def test_tf_tutorial_init_is_truncated_and_biased() -> None:

@@ -10,8 +10,8 @@ take the tutorial's choices (each is a config option under the task's ``model`` 
   TensorFlow does, asymmetrically: 2 pixels before, 3 after.
 - LRN with the tutorial's parameters: depth_radius 4, bias 1.0, alpha 0.001/9, beta 0.75,
   in TensorFlow's parameterisation ``x / (bias + alpha·Σ_{window} x²)^beta`` over
-  2·depth_radius + 1 channels. PyTorch's ``LocalResponseNorm`` divides alpha by the window
-  size, so we pass alpha·size (see :class:`TFLocalResponseNorm`).
+  2·depth_radius + 1 channels (PyTorch's ``LocalResponseNorm`` would need alpha·size, as
+  it divides alpha by the window size; see :class:`TFLocalResponseNorm`).
 - initialisation ``tf_tutorial``: truncated normal (±2σ) weights, σ = 0.05 for the convs,
   0.04 for the two hidden FC layers, 1/192 for the output layer; biases 0 (conv1, output)
   and 0.1 (conv2, FC 384, FC 192). ``torch_default`` keeps PyTorch's Kaiming-uniform init.
@@ -72,19 +72,24 @@ class CifarNetSpec:
 class TFLocalResponseNorm(nn.Module):
     """Local response normalisation with TensorFlow's parameters.
 
-    TF: ``x / (bias + alpha·Σ x²)^beta`` over ``2·depth_radius + 1`` neighbouring channels.
-    PyTorch: ``x / (k + alpha/n·Σ x²)^beta`` with n the window size, hence alpha·n below.
+    TF: ``x / (bias + alpha·Σ x²)^beta`` over the ``2·depth_radius + 1`` neighbouring
+    channels. The windowed sum is a 1×1 convolution of x² with a 0/1 band matrix: the same
+    sum as ``F.local_response_norm`` (which averages through ``avg_pool3d``), about 4× faster
+    forward and backward on CPU, and a plain matmul on a GPU.
     """
 
-    def __init__(self, depth_radius: int, bias: float, alpha: float, beta: float) -> None:
+    def __init__(
+        self, channels: int, depth_radius: int, bias: float, alpha: float, beta: float
+    ) -> None:
         super().__init__()
-        self.size = 2 * depth_radius + 1
-        self.alpha = alpha * self.size
-        self.beta = beta
-        self.k = bias
+        index = torch.arange(channels)
+        band = ((index[:, None] - index[None, :]).abs() <= depth_radius).float()
+        self.register_buffer("band", band[:, :, None, None], persistent=False)
+        self.bias, self.alpha, self.beta = bias, alpha, beta
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.local_response_norm(x, self.size, self.alpha, self.beta, self.k)
+        window = F.conv2d(x * x, self.band)
+        return x * (self.bias + self.alpha * window).pow(-self.beta)
 
 
 def _same_padding(kernel: int) -> tuple[int, int, int, int]:
@@ -114,7 +119,7 @@ class CifarNet(nn.Module):
         self.spec = spec
         channels, side, _ = image_shape
         c = spec.conv_channels
-        lrn = (spec.lrn_depth_radius, spec.lrn_bias, spec.lrn_alpha, spec.lrn_beta)
+        lrn = (c, spec.lrn_depth_radius, spec.lrn_bias, spec.lrn_alpha, spec.lrn_beta)
         self.pad = _same_padding(spec.kernel_size) if spec.padding == "same" else None
         self.conv1 = nn.Conv2d(channels, c, spec.kernel_size)
         self.norm1 = TFLocalResponseNorm(*lrn)
