@@ -190,6 +190,8 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
 # Task kinds: each kind has a runner module; tasks in config.yaml name their kind.
 TASK_KINDS: dict[str, str] = {
     "synthetic": "amsgrad_repro.synthetic",
+    "classifier": "amsgrad_repro.train.kinds.classifier",
+    "vae": "amsgrad_repro.train.kinds.vae",
 }
 
 

@@ -1,0 +1,115 @@
+"""The interface a task kind implements so the training engine can run it.
+
+The engine (``amsgrad_repro.train.engine``) knows nothing about classifiers or VAEs: it
+keeps the dataset as uint8 tensors on the device, draws batches by index, and asks the task
+kind four things, all as batched tensor operations on the device:
+
+1. ``build_model(settings, meta)``: the network for the task's ``model`` block and the
+   dataset's meta (``image_shape``, ``num_classes``). The engine seeds the global RNG right
+   before calling it, so a seed fixes the initial weights for every optimizer.
+2. ``input_transform(train_x, settings)``: a callable turning a uint8 batch [B, C, H, W]
+   into the model's float input. It is built once from the training images (already on the
+   device) so statistics such as per-pixel means cost nothing per step. Random
+   augmentation draws from the ``generator`` the engine passes, so it is seeded and
+   checkpointed with the run.
+3. ``batch_loss(model, inputs, targets, generator)``: the scalar loss to minimise (a mean
+   over the batch) and a dict of extra per-batch metrics, each a 0-d tensor that is also a
+   batch mean (``accuracy`` for a classifier, ``recon`` and ``kl`` for a VAE). The same
+   function evaluates the model (under ``torch.no_grad`` and ``model.eval()``), so train
+   and test metrics are computed identically. Nothing here may call ``.item()`` or
+   otherwise sync with the host: the engine accumulates on the device and syncs only at
+   log points.
+4. ``artifacts(model, data, out_dir, seed)``: optional extra outputs written at the end of
+   a run (e.g. the VAE's image grid); the default writes nothing.
+
+Metric names in ``metrics.csv`` are ``<split>_loss`` and ``<split>_<extra>`` for the splits
+``train``, ``val`` and ``test``, so ``metric_names`` must list the extras a kind reports.
+
+A kind lives in a module named in ``registry.TASK_KINDS`` that exposes ``KIND``, an
+instance of a :class:`TaskKind` subclass. Architectures are looked up by the task's
+``model.arch`` in :data:`amsgrad_repro.train.models.MODELS`, so adding a task is adding a
+model there plus a config entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # torch is imported lazily at run time (the CLI must start fast)
+    import torch
+    from torch import nn
+
+    from amsgrad_repro.data.cache import DatasetTensors
+
+Settings = Mapping[str, Any]
+# (uint8 batch, training?, generator) -> float model input, on the batch's device.
+InputTransform = Callable[["torch.Tensor", bool, "torch.Generator"], "torch.Tensor"]
+BatchLoss = tuple["torch.Tensor", dict[str, "torch.Tensor"]]
+
+
+class TaskKind:
+    """Base class of a task kind; subclasses override the methods that differ."""
+
+    name: str = ""
+    # Extra per-batch metrics ``batch_loss`` returns besides the loss, in CSV order.
+    metric_names: tuple[str, ...] = ()
+
+    def build_model(self, settings: Settings, meta: Mapping[str, Any]) -> nn.Module:
+        """The model for ``settings["model"]`` (default: look ``arch`` up in MODELS)."""
+        from amsgrad_repro.train.models import build_model
+
+        return build_model(settings.get("model") or {}, meta)
+
+    def input_transform(self, train_x: torch.Tensor, settings: Settings) -> InputTransform:
+        """Default: pixel intensities scaled to [0, 1]."""
+
+        def unit(batch: torch.Tensor, training: bool, generator: torch.Generator) -> torch.Tensor:
+            return batch.float().div_(255.0)
+
+        return unit
+
+    def batch_loss(
+        self,
+        model: nn.Module,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        generator: torch.Generator,
+    ) -> BatchLoss:
+        raise NotImplementedError
+
+    def artifacts(
+        self, model: nn.Module, data: DatasetTensors, out_dir: Path, seed: int
+    ) -> list[Path]:
+        """Extra per-run outputs; returns the paths written."""
+        return []
+
+
+def metric_columns(kind: TaskKind, split: str) -> list[str]:
+    """The metrics.csv columns one split contributes, e.g. test_loss, test_accuracy."""
+    return [f"{split}_loss"] + [f"{split}_{name}" for name in kind.metric_names]
+
+
+def load_kind(name: str) -> TaskKind:
+    """The ``KIND`` object of the module ``registry.TASK_KINDS[name]`` names."""
+    import importlib
+
+    from amsgrad_repro.registry import TASK_KINDS
+
+    if name not in TASK_KINDS:
+        raise KeyError(f"unknown task kind {name!r} (known: {', '.join(sorted(TASK_KINDS))})")
+    kind = importlib.import_module(TASK_KINDS[name]).KIND
+    if not isinstance(kind, TaskKind):
+        raise TypeError(f"{TASK_KINDS[name]}.KIND is not a TaskKind")
+    return kind
+
+
+__all__ = [
+    "BatchLoss",
+    "InputTransform",
+    "Settings",
+    "TaskKind",
+    "load_kind",
+    "metric_columns",
+]

@@ -1,0 +1,1 @@
+"""Task kinds the engine runs; each module exposes ``KIND`` (see ``train.api``)."""

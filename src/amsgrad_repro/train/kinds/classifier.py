@@ -1,0 +1,60 @@
+"""Image classification with softmax cross-entropy (logistic regression, the MLP, CIFARNET).
+
+Input handling is the task's ``input`` block: ``scale: unit`` (x/255, the MNIST models) or
+``standardize`` (per-pixel mean/std of the training split, CIFARNET), and ``augment``
+``none``/``flip``/``crop_flip``; all batched tensor ops on the device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from amsgrad_repro.train.api import BatchLoss, InputTransform, Settings, TaskKind
+
+
+def _input_options(settings: Settings) -> tuple[str, str]:
+    options: Mapping[str, Any] = settings.get("input") or {}
+    scale = options.get("scale", "unit")
+    augment_mode = options.get("augment", "none")
+    if scale not in ("unit", "standardize"):
+        raise ValueError(f"input.scale must be unit or standardize, got {scale!r}")
+    return scale, augment_mode
+
+
+class Classifier(TaskKind):
+    name = "classifier"
+    metric_names = ("accuracy",)
+
+    def input_transform(self, train_x: torch.Tensor, settings: Settings) -> InputTransform:
+        from amsgrad_repro.train.models.cifarnet import PixelStandardizer, augment
+
+        scale, augment_mode = _input_options(settings)
+        standardize = PixelStandardizer(train_x) if scale == "standardize" else None
+
+        def transform(batch: torch.Tensor, training: bool, generator: torch.Generator):
+            x = standardize(batch) if standardize else batch.float().div_(255.0)
+            if training and augment_mode != "none":
+                x = augment(x, augment_mode, generator)
+            return x
+
+        return transform
+
+    def batch_loss(
+        self,
+        model: nn.Module,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        generator: torch.Generator,
+    ) -> BatchLoss:
+        logits = model(inputs)
+        loss = F.cross_entropy(logits, targets)
+        accuracy = (logits.detach().argmax(1) == targets).float().mean()
+        return loss, {"accuracy": accuracy}
+
+
+KIND = Classifier()
