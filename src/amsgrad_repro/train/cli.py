@@ -1,0 +1,68 @@
+"""``amsgrad-repro train``: one task × optimizer × seed, as the Snakemake rule runs it."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from amsgrad_repro.cli import json_arg
+
+    parser = subparsers.add_parser(
+        "train",
+        help="train one task with one optimizer and seed",
+        description="Train one task x optimizer x seed; resumes from its checkpoint.",
+    )
+    parser.add_argument("--task", required=True)
+    parser.add_argument("--optimizer", required=True)
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--settings", type=json_arg, required=True, help="the task's JSON")
+    parser.add_argument("--dataset-cache", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--checkpoint-dir",
+        type=Path,
+        default=None,
+        help="resumable checkpoint folder (default results/checkpoints/<task>/<opt>/<seed>)",
+    )
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
+    parser.add_argument(
+        "--progress",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="progress bar: auto shows it when stderr is a terminal",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from amsgrad_repro.config import ConfigError
+    from amsgrad_repro.train.engine import RunRequest, train
+    from amsgrad_repro.train.progress import interactive
+
+    if args.optimizer not in args.settings.get("optimizers", [args.optimizer]):
+        raise ConfigError(f"optimizer {args.optimizer!r} is not listed for task {args.task!r}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    checkpoint_dir = args.checkpoint_dir or Path(
+        "results", "checkpoints", args.task, args.optimizer, str(args.seed)
+    )
+    request = RunRequest(
+        task=args.task,
+        optimizer=args.optimizer,
+        seed=args.seed,
+        settings=args.settings,
+        dataset_cache=args.dataset_cache,
+        out_dir=args.out,
+        checkpoint_dir=checkpoint_dir,
+        device=args.device,
+        progress_bar=args.progress == "on" or (args.progress == "auto" and interactive()),
+    )
+    record = train(request)
+    final = " ".join(f"{k} {v:.4g}" for k, v in record["final"].items())
+    print(f"{args.task}/{args.optimizer}/{args.seed}: {record['status']} | {final}", flush=True)
+    return 0

@@ -1,0 +1,68 @@
+"""Device choice and the speed switches that change no mathematics by default.
+
+``device: auto`` picks CUDA when PyTorch sees a GPU (under SLURM or a local multi-GPU
+profile, ``CUDA_VISIBLE_DEVICES`` narrows what it sees), else the CPU. The task's
+``performance`` block can allow TF32 matmuls (off by default, so GPU results match a CPU
+run closely), channels-last layout and ``torch.compile``; what was used goes to run.json.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+PERFORMANCE_DEFAULTS: dict[str, Any] = {
+    "tf32": False,
+    "channels_last": False,
+    "compile": False,
+    "cudnn_benchmark": False,
+}
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` → ``cuda`` if available else ``cpu``; an explicit CUDA request without a
+    GPU is an error rather than a silent fall-back to hours of CPU time."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} requested but PyTorch sees no CUDA device")
+    return device
+
+
+def performance_options(settings: Mapping[str, Any]) -> dict[str, Any]:
+    options = dict(PERFORMANCE_DEFAULTS)
+    options.update(settings.get("performance") or {})
+    unknown = set(options) - set(PERFORMANCE_DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown performance option(s): {sorted(unknown)}")
+    return options
+
+
+def configure_backends(device: torch.device, options: Mapping[str, Any]) -> None:
+    """Apply the switches process-wide (each training job is its own process)."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = bool(options["tf32"])
+        torch.backends.cudnn.allow_tf32 = bool(options["tf32"])
+        torch.backends.cudnn.benchmark = bool(options["cudnn_benchmark"])
+        torch.backends.cudnn.deterministic = not options["cudnn_benchmark"]
+        torch.set_float32_matmul_precision("high" if options["tf32"] else "highest")
+
+
+def device_description(device: torch.device) -> dict[str, Any]:
+    """What run.json records about where the run happened."""
+    info: dict[str, Any] = {"type": device.type, "torch_threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        info["name"] = torch.cuda.get_device_name(index)
+        info["index"] = index
+        info["cuda"] = torch.version.cuda
+    return info
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so timings measure work done, not work queued."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

@@ -1,0 +1,385 @@
+"""The training loop every neural task runs (kinds plug in through ``train.api``).
+
+Why it looks the way it does:
+
+- Speed: the dataset sits on the device as uint8 tensors; a batch is a gather by index plus
+  the kind's batched transform. Per step there is no host sync: the running train loss and
+  metrics are summed on the device and read back only at log points (every ``log_every``
+  steps and at each epoch end), where the test and validation sets are evaluated too.
+- Fair comparisons: the seed alone fixes the initial weights (the model is built right after
+  ``torch.manual_seed(seed)``, before the optimizer exists), the batch order (a CPU
+  ``torch.Generator``, so CPU and GPU runs see the same order) and the kind's randomness
+  (augmentation, VAE noise), so every optimizer starts from the same point and sees the same
+  batches. On CPU, the same seed gives bit-identical metrics.
+- Robustness: a checkpoint with model, optimizer, RNG states and the metrics so far is
+  written after every epoch outside the declared outputs; a rerun resumes from it and ends
+  with the same results as an uninterrupted run. A non-finite loss stops the run, which is
+  recorded as ``diverged`` (exit status 0, so the pipeline carries on).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from amsgrad_repro.config import optimizer_hparams
+from amsgrad_repro.registry import build_optimizer, resolve_hparams
+from amsgrad_repro.schedules import step_size
+from amsgrad_repro.train import checkpoint
+from amsgrad_repro.train.api import TaskKind, load_kind, metric_columns
+from amsgrad_repro.train.device import (
+    configure_backends,
+    device_description,
+    performance_options,
+    resolve_device,
+    synchronize,
+)
+from amsgrad_repro.train.progress import Progress
+
+# Test hook: SIGKILL the process right after the checkpoint of this (1-based) epoch, to
+# test resumption with a real kill rather than a simulated one.
+KILL_AFTER_EPOCH_ENV = "AMSGRAD_REPRO_TEST_KILL_AFTER_EPOCH"
+EVAL_SEED_OFFSET = 7  # the kinds' evaluation randomness (VAE noise) uses its own stream
+
+
+@dataclass
+class RunRequest:
+    """One job: task × optimizer × seed, with the task's resolved settings."""
+
+    task: str
+    optimizer: str
+    seed: int
+    settings: Mapping[str, Any]
+    dataset_cache: Path
+    out_dir: Path
+    checkpoint_dir: Path
+    device: str = "auto"
+    progress_bar: bool = False
+
+
+@dataclass
+class Splits:
+    """Training indices into ``train_x`` and the evaluation sets, all on the device."""
+
+    train_index: torch.Tensor
+    evals: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    sizes: dict[str, int] = field(default_factory=dict)
+
+
+def _derived_seed(seed: int, stream: int) -> int:
+    return seed * 1000 + stream
+
+
+def make_splits(data: Any, settings: Mapping[str, Any], device: torch.device) -> Splits:
+    """Hold the validation split out of training (``holdout_val``, default true) and cut
+    the training and evaluation sets to ``subset`` sizes (smoke runs), first items first,
+    so every seed and optimizer sees the same subset."""
+    subset = settings.get("subset") or {}
+    n_train = data.train_x.shape[0]
+    val_index = data.val_index.to(device)
+    train_index = torch.arange(n_train, device=device)
+    if settings.get("holdout_val", True) and val_index.numel():
+        keep = torch.ones(n_train, dtype=torch.bool, device=device)
+        keep[val_index] = False
+        train_index = train_index[keep]
+    if subset.get("train"):
+        train_index = train_index[: subset["train"]]
+    evals = {"val": (data.train_x[val_index], data.train_y[val_index])}
+    evals["test"] = (data.test_x, data.test_y)
+    if subset.get("eval"):
+        evals = {k: (x[: subset["eval"]], y[: subset["eval"]]) for k, (x, y) in evals.items()}
+    evals = {k: v for k, v in evals.items() if v[0].shape[0] > 0}
+    sizes = {"train": int(train_index.numel()), **{k: int(v[0].shape[0]) for k, v in evals.items()}}
+    return Splits(train_index=train_index, evals=evals, sizes=sizes)
+
+
+class Trainer:
+    """State and loop of one run; ``run()`` returns the run record for run.json."""
+
+    def __init__(self, request: RunRequest) -> None:
+        from amsgrad_repro.data import load_cache
+
+        self.request = request
+        self.settings = dict(request.settings)
+        self.kind: TaskKind = load_kind(self.settings["kind"])
+        self.device = resolve_device(request.device)
+        self.performance = performance_options(self.settings)
+        configure_backends(self.device, self.performance)
+        self.data = load_cache(request.dataset_cache, device=str(self.device))
+        self.splits = make_splits(self.data, self.settings, self.device)
+        self.batch_size = int(self.settings["batch_size"])
+        self.epochs = int(self.settings["epochs"])
+        self.log_every = int(self.settings.get("log_every") or 0)
+        self.eval_batch_size = int(self.settings.get("eval_batch_size") or 1000)
+        self.steps_per_epoch = math.ceil(self.splits.sizes["train"] / self.batch_size)
+        self.hparams = resolve_hparams(
+            request.optimizer, optimizer_hparams(self.settings, request.optimizer)
+        )
+        self._build()
+        self.columns = self._columns()
+        self.rows: list[dict[str, float]] = []
+        self.step = 0
+        self.epoch = 0
+        self.elapsed = 0.0
+        self.resumed_from_epoch: int | None = None
+        self.status = "completed"
+        self.diverged_at: int | None = None
+
+    # --- set-up -------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        request = self.request
+        torch.manual_seed(request.seed)
+        model = self.kind.build_model(self.settings, self.data.meta)
+        if self.performance["channels_last"]:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model.to(self.device)
+        self.forward_model = torch.compile(self.model) if self.performance["compile"] else model
+        self.optimizer, self.scheduler = build_optimizer(
+            request.optimizer, self.model.parameters(), self.hparams
+        )
+        self.transform = self.kind.input_transform(self.data.train_x, self.settings)
+        self.order_gen = torch.Generator().manual_seed(_derived_seed(request.seed, 1))
+        self.kind_gen = torch.Generator(self.device).manual_seed(_derived_seed(request.seed, 2))
+
+    def _columns(self) -> list[str]:
+        columns = ["step", "epoch"] + metric_columns(self.kind, "train")
+        for split in ("val", "test"):
+            if split in self.splits.evals:
+                columns += metric_columns(self.kind, split)
+        return columns + ["lr", "wall_time"]
+
+    def identity(self) -> dict[str, Any]:
+        """What defines the run; a checkpoint must match it to be resumed."""
+        return {
+            "task": self.request.task,
+            "optimizer": self.request.optimizer,
+            "seed": self.request.seed,
+            "settings": {k: v for k, v in self.settings.items() if k != "resources"},
+            "dataset": self.data.meta,
+            "device_type": self.device.type,
+        }
+
+    # --- checkpoint ---------------------------------------------------------------------
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return Path(self.request.checkpoint_dir) / "last.pt"
+
+    def save_checkpoint(self) -> None:
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "order_gen": self.order_gen.get_state(),
+            "kind_gen": self.kind_gen.get_state(),
+            "rng": checkpoint.rng_states(self.device),
+            "rows": self.rows,
+            "step": self.step,
+            "epoch": self.epoch,
+            "elapsed": self.elapsed,
+        }
+        checkpoint.save(self.checkpoint_path, state, checkpoint.fingerprint(self.identity()))
+
+    def try_resume(self) -> bool:
+        state = checkpoint.load(self.checkpoint_path, checkpoint.fingerprint(self.identity()))
+        if state is None:
+            return False
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.order_gen.set_state(state["order_gen"])
+        self.kind_gen.set_state(state["kind_gen"])
+        checkpoint.restore_rng_states(state["rng"], self.device)
+        self.rows, self.step, self.epoch = state["rows"], state["step"], state["epoch"]
+        self.elapsed = state["elapsed"]
+        self.resumed_from_epoch = self.epoch
+        return True
+
+    # --- evaluation and logging ---------------------------------------------------------
+
+    def _inputs(self, batch: torch.Tensor, training: bool, generator: torch.Generator):
+        x = self.transform(batch, training, generator)
+        if self.performance["channels_last"] and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    @torch.no_grad()
+    def evaluate(self, split: str) -> dict[str, torch.Tensor]:
+        """Means over a whole evaluation set, still on the device."""
+        x_all, y_all = self.splits.evals[split]
+        generator = torch.Generator(self.device).manual_seed(
+            _derived_seed(self.request.seed, EVAL_SEED_OFFSET)
+        )
+        self.model.eval()
+        sums: dict[str, torch.Tensor] = {}
+        for start in range(0, x_all.shape[0], self.eval_batch_size):
+            x = self._inputs(x_all[start : start + self.eval_batch_size], False, generator)
+            y = y_all[start : start + self.eval_batch_size]
+            loss, extras = self.kind.batch_loss(self.forward_model, x, y, generator)
+            for name, value in {"loss": loss, **extras}.items():
+                sums[name] = sums.get(name, 0.0) + value.detach().float() * x.shape[0]
+        self.model.train()
+        return {f"{split}_{name}": total / x_all.shape[0] for name, total in sums.items()}
+
+    def log_point(self, running: dict[str, torch.Tensor], count: int) -> dict[str, float]:
+        """Read the running sums back (the one host sync of an interval) and evaluate."""
+        values = {f"train_{name}": total / count for name, total in running.items()}
+        for split in self.splits.evals:
+            values.update(self.evaluate(split))
+        names = list(values)
+        numbers = torch.stack([values[n].float() for n in names]).cpu().tolist()
+        row: dict[str, float] = {"step": self.step}
+        row["epoch"] = round(self.step / self.steps_per_epoch, 6)
+        row.update(zip(names, numbers, strict=True))
+        row["lr"] = step_size(self.hparams["lr"], self.hparams["lr_schedule"], self.step)
+        synchronize(self.device)
+        row["wall_time"] = self.elapsed + (time.perf_counter() - self._started)
+        self.rows.append({c: row.get(c, math.nan) for c in self.columns})
+        return self.rows[-1]
+
+    @staticmethod
+    def finite(row: Mapping[str, float]) -> bool:
+        return all(math.isfinite(v) for k, v in row.items() if k.endswith("_loss"))
+
+    # --- the loop -----------------------------------------------------------------------
+
+    def train_epoch(self, progress: Progress) -> bool:
+        """One pass over the training set; False when the run diverged."""
+        order = self.splits.train_index[
+            torch.randperm(self.splits.sizes["train"], generator=self.order_gen).to(self.device)
+        ]
+        running: dict[str, torch.Tensor] = {}
+        count = 0
+        for b in range(self.steps_per_epoch):
+            index = order[b * self.batch_size : (b + 1) * self.batch_size]
+            x = self._inputs(self.data.train_x[index], True, self.kind_gen)
+            y = self.data.train_y[index]
+            loss, extras = self.kind.batch_loss(self.forward_model, x, y, self.kind_gen)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            if self.scheduler is not None:
+                self.scheduler.step()
+            n = index.shape[0]
+            for name, value in {"loss": loss, **extras}.items():
+                running[name] = running.get(name, 0.0) + value.detach().float() * n
+            count += n
+            self.step += 1
+            progress.step()
+            last = b == self.steps_per_epoch - 1
+            if last or (self.log_every and self.step % self.log_every == 0):
+                row = self.log_point(running, count)
+                progress.log_point(row)
+                running, count = {}, 0
+                if not self.finite(row):
+                    self.status, self.diverged_at = "diverged", self.step
+                    return False
+        return True
+
+    def run(self) -> dict[str, Any]:
+        resumed = self.try_resume()
+        self.model.train()
+        total = self.epochs * self.steps_per_epoch
+        label = f"{self.request.task}/{self.request.optimizer}/{self.request.seed}"
+        progress = Progress(label, total, self.step, bar=self.request.progress_bar)
+        if resumed:
+            progress.write(f"{label}: resuming after epoch {self.epoch} (step {self.step})")
+        self._started = time.perf_counter()
+        try:
+            while self.epoch < self.epochs:
+                if not self.train_epoch(progress):
+                    progress.write(f"{label}: diverged (non-finite loss) at step {self.step}")
+                    break
+                self.epoch += 1
+                progress.epoch_end(self.epoch, self.epochs, self.step, self.rows[-1])
+                self.elapsed += time.perf_counter() - self._started
+                self._started = time.perf_counter()
+                self.save_checkpoint()
+                _maybe_kill_for_test(self.epoch)
+        finally:
+            progress.close()
+        self.elapsed += time.perf_counter() - self._started
+        return self.write_outputs()
+
+    # --- outputs ------------------------------------------------------------------------
+
+    def write_outputs(self) -> dict[str, Any]:
+        import pandas as pd
+
+        from amsgrad_repro.io import provenance, write_csv, write_json
+
+        out = Path(self.request.out_dir)
+        write_csv(out / "metrics.csv", pd.DataFrame(self.rows, columns=self.columns))
+        final_state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "epoch": self.epoch,
+            "seed": self.request.seed,
+            "settings": self.settings,
+        }
+        with _atomic_binary(out / "checkpoint.pt") as handle:
+            torch.save(final_state, handle)
+        extra = self.kind.artifacts(self.model, self.data, out, self.request.seed)
+        record = self.record([str(p) for p in extra])
+        record["provenance"] = provenance()
+        write_json(out / "run.json", record)
+        self.checkpoint_path.unlink(missing_ok=True)
+        return record
+
+    def record(self, artifacts: list[str]) -> dict[str, Any]:
+        last = self.rows[-1] if self.rows else {}
+        final = {k: v for k, v in last.items() if k not in ("step", "epoch", "wall_time")}
+        meta = self.data.meta
+        return {
+            "task": self.request.task,
+            "optimizer": self.request.optimizer,
+            "seed": self.request.seed,
+            "status": self.status,
+            "diverged_at_step": self.diverged_at,
+            "final": final,
+            "steps": self.step,
+            "epochs_completed": self.epoch,
+            "steps_per_epoch": self.steps_per_epoch,
+            "wall_time": self.elapsed,
+            "resumed_from_epoch": self.resumed_from_epoch,
+            "settings": dict(self.settings),
+            "hparams": self.hparams,
+            "device": device_description(self.device),
+            "performance": self.performance,
+            "data": {
+                "dataset": meta.get("name"),
+                "checksum": meta.get("sha256") or meta.get("md5"),
+                "sizes": self.splits.sizes,
+                "subset": self.settings.get("subset") or None,
+                "holdout_val": bool(self.settings.get("holdout_val", True)),
+                "meta": meta,
+            },
+            "artifacts": artifacts,
+        }
+
+
+def _atomic_binary(path: Path):
+    from amsgrad_repro.io import atomic_open
+
+    return atomic_open(path, "wb")
+
+
+def _maybe_kill_for_test(epoch: int) -> None:
+    if os.environ.get(KILL_AFTER_EPOCH_ENV) == str(epoch):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def train(request: RunRequest) -> dict[str, Any]:
+    """Run (or resume) one training job and write its outputs; returns the run record."""
+    return Trainer(request).run()
