@@ -331,8 +331,7 @@ class Trainer:
         with _atomic_binary(out / "checkpoint.pt") as handle:
             torch.save(final_state, handle)
         extra = self.kind.artifacts(self.model, self.data, out, self.request.seed)
-        record = self.record([str(p) for p in extra])
-        record["provenance"] = provenance()
+        record = {**self.record([str(p) for p in extra]), **provenance()}
         write_json(out / "run.json", record)
         self.checkpoint_path.unlink(missing_ok=True)
         return record
@@ -351,12 +350,15 @@ class Trainer:
             "steps": self.step,
             "epochs_completed": self.epoch,
             "steps_per_epoch": self.steps_per_epoch,
-            "wall_time": self.elapsed,
+            "elapsed_s": self.elapsed,
             "resumed_from_epoch": self.resumed_from_epoch,
             "settings": dict(self.settings),
             "hparams": self.hparams,
-            "device": device_description(self.device),
+            "device": _device_label(self.device),
+            "device_info": device_description(self.device),
             "performance": self.performance,
+            "dataset_md5": meta.get("md5"),
+            "dataset_sha256": meta.get("sha256"),
             "data": {
                 "dataset": meta.get("name"),
                 "checksum": meta.get("sha256") or meta.get("md5"),
@@ -367,6 +369,14 @@ class Trainer:
             },
             "artifacts": artifacts,
         }
+
+
+def _device_label(device: torch.device) -> str:
+    """A short hashable label (the report groups runs by it), e.g. ``cuda:0 (NVIDIA H200)``."""
+    info = device_description(device)
+    if device.type == "cuda":
+        return f"cuda:{info['index']} ({info['name']})"
+    return "cpu"
 
 
 def _atomic_binary(path: Path):

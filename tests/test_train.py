@@ -1,0 +1,278 @@
+"""The training engine on tiny datasets written in the real cache format: determinism,
+paired starts across optimizers, resume after a real SIGKILL, divergence, outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from amsgrad_repro.data.cache import CacheWriter
+from amsgrad_repro.train.engine import KILL_AFTER_EPOCH_ENV, RunRequest, Trainer, train
+
+TIMING_COLUMNS = ["wall_time"]
+
+
+def write_miniature(
+    folder: Path, shape=(1, 28, 28), n_train=384, n_test=128, n_val=64, classes=10, seed=0
+) -> Path:
+    """A learnable toy dataset: each class brightens its own band of pixels over noise."""
+    rng = np.random.default_rng(seed)
+    c, h, w = shape
+
+    def images(n: int) -> tuple[np.ndarray, np.ndarray]:
+        labels = rng.integers(0, classes, n)
+        x = rng.integers(0, 96, (n, c, h, w))
+        band = h // classes or 1
+        for i, label in enumerate(labels):
+            x[i, :, label * band : (label + 1) * band] += 150
+        return x.clip(0, 255).astype(np.uint8), labels.astype(np.int64)
+
+    train_x, train_y = images(n_train)
+    test_x, test_y = images(n_test)
+    writer = CacheWriter(folder)
+    for name, array in (
+        ("train_x", train_x),
+        ("train_y", train_y),
+        ("test_x", test_x),
+        ("test_y", test_y),
+        ("val_index", np.sort(rng.permutation(n_train)[:n_val]).astype(np.int64)),
+    ):
+        writer.array(name, array)
+    writer.commit(
+        {
+            "name": "miniature",
+            "md5": "0" * 32,
+            "num_classes": classes,
+            "image_shape": list(shape),
+            "classes": None,
+            "num_train": n_train,
+            "num_test": n_test,
+            "num_val": n_val,
+        }
+    )
+    return folder / "meta.json"
+
+
+def task_settings(**changes: Any) -> dict[str, Any]:
+    settings = {
+        "kind": "classifier",
+        "dataset": "miniature",
+        "model": {"arch": "mlp"},
+        "optimizers": ["adam", "amsgrad", "adamnc", "torch-adam", "torch-amsgrad", "sgd"],
+        "hparams": {"lr": 0.01, "lr_schedule": "constant", "betas": [0.9, 0.999]},
+        "batch_size": 32,
+        "epochs": 2,
+        "log_every": 4,
+        "eval_batch_size": 50,
+    }
+    settings.update(changes)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return write_miniature(tmp_path_factory.mktemp("data") / "miniature")
+
+
+def request(cache: Path, root: Path, optimizer="amsgrad", seed=0, **changes) -> RunRequest:
+    return RunRequest(
+        task="toy",
+        optimizer=optimizer,
+        seed=seed,
+        settings=task_settings(**changes),
+        dataset_cache=cache,
+        out_dir=root / "run",
+        checkpoint_dir=root / "ckpt",
+        device="cpu",
+    )
+
+
+def metrics(run_dir: Path) -> pd.DataFrame:
+    return pd.read_csv(run_dir / "metrics.csv").drop(columns=TIMING_COLUMNS)
+
+
+def test_outputs_follow_the_results_contract(cache, tmp_path):
+    record = train(request(cache, tmp_path))
+    run = tmp_path / "run"
+    table = pd.read_csv(run / "metrics.csv")
+    assert list(table.columns) == [
+        "step", "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
+        "test_loss", "test_accuracy", "lr", "wall_time",
+    ]  # fmt: skip
+    # 320 training images (64 held out for validation) / 32 = 10 steps per epoch;
+    # logged every 4 (global) steps and at each epoch end.
+    assert table["step"].tolist() == [4, 8, 10, 12, 16, 20]
+    assert table["epoch"].tolist()[2::3] == [1.0, 2.0]
+    assert table["train_loss"].iloc[-1] < table["train_loss"].iloc[0]
+    assert table["test_accuracy"].iloc[-1] > 0.3  # chance is 0.1
+    info = json.loads((run / "run.json").read_text())
+    assert info == json.loads(json.dumps(record))
+    assert info["status"] == "completed" and info["seed"] == 0 and info["steps"] == 20
+    assert info["final"]["test_loss"] == pytest.approx(table["test_loss"].iloc[-1])
+    assert info["data"]["sizes"] == {"train": 320, "val": 64, "test": 128}
+    assert info["dataset_md5"] == "0" * 32 and info["device"] == "cpu"
+    assert "torch" in info["versions"] and "git_commit" in info
+    final = torch.load(run / "checkpoint.pt", weights_only=False)
+    assert final["step"] == 20 and "hidden.weight" in final["model"]
+    assert not (tmp_path / "ckpt" / "last.pt").exists()  # removed once outputs exist
+
+
+def test_same_seed_is_bit_identical_on_cpu(cache, tmp_path):
+    train(request(cache, tmp_path / "a", seed=3))
+    train(request(cache, tmp_path / "b", seed=3))
+    train(request(cache, tmp_path / "c", seed=4))
+    a, b, c = (metrics(tmp_path / name / "run") for name in "abc")
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    assert not a["train_loss"].equals(c["train_loss"])
+
+
+def test_optimizers_share_initial_weights_and_batch_order(cache, tmp_path):
+    trainers = [
+        Trainer(request(cache, tmp_path / name, optimizer=name))
+        for name in ("adam", "torch-amsgrad", "sgd")
+    ]
+    first = trainers[0]
+    for other in trainers[1:]:
+        for key, value in first.model.state_dict().items():
+            assert torch.equal(value, other.model.state_dict()[key])
+        perm = torch.randperm(320, generator=first.order_gen.clone_state())
+        assert torch.equal(perm, torch.randperm(320, generator=other.order_gen.clone_state()))
+    assert isinstance(trainers[2].optimizer, torch.optim.SGD)
+
+
+def test_divergence_is_recorded_not_raised(cache, tmp_path):
+    record = train(
+        request(cache, tmp_path, optimizer="sgd", hparams={"lr": 1e38}, epochs=3, log_every=2)
+    )
+    table = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    assert record["status"] == "diverged"
+    assert record["diverged_at_step"] == table["step"].iloc[-1] < 30
+    assert not np.isfinite(table[["train_loss", "test_loss"]].iloc[-1]).all()
+    assert np.isfinite(table["train_loss"].iloc[:-1]).all()
+
+
+def test_subset_and_holdout_are_applied_and_recorded(cache, tmp_path):
+    record = train(
+        request(cache, tmp_path, subset={"train": 100, "eval": 40}, holdout_val=True, epochs=1)
+    )
+    assert record["data"]["sizes"] == {"train": 100, "val": 40, "test": 40}
+    assert record["data"]["subset"] == {"train": 100, "eval": 40}
+    assert record["steps"] == 4  # ceil(100 / 32)
+    whole = train(request(cache, tmp_path / "all", holdout_val=False, epochs=1))
+    assert whole["data"]["sizes"]["train"] == 384
+
+
+def test_inverse_sqrt_learning_rate_is_logged(cache, tmp_path):
+    train(
+        request(
+            cache,
+            tmp_path,
+            optimizer="torch-adam",
+            model={"arch": "logreg"},
+            hparams={"lr": 0.01, "lr_schedule": "inv_sqrt"},
+        )
+    )
+    table = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    np.testing.assert_allclose(table["lr"], 0.01 / np.sqrt(table["step"]))
+
+
+def _cli(cache: Path, root: Path, settings: dict, env_extra: dict | None = None, seed=1):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
+    env.pop(KILL_AFTER_EPOCH_ENV, None) if not env_extra else None
+    command = [
+        sys.executable, "-m", "amsgrad_repro.cli", "train", "--task", "toy",
+        "--optimizer", "amsgrad", "--seed", str(seed), "--settings", json.dumps(settings),
+        "--dataset-cache", str(cache), "--out", str(root / "run"),
+        "--checkpoint-dir", str(root / "ckpt"), "--device", "cpu", "--threads", "1",
+    ]  # fmt: skip
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        pytest.param({}, id="mlp"),
+        pytest.param(
+            {
+                "kind": "vae",
+                "model": {"arch": "vae", "size": "mnist"},
+                "hparams": {"lr": 0.0002, "lr_schedule": "inv_sqrt", "betas": [0.5, 0.999]},
+                "batch_size": 64,
+            },
+            id="vae-noise",
+        ),
+        pytest.param(
+            {
+                "model": {"arch": "cifarnet", "padding": "valid", "fc_sizes": [32, 16]},
+                "input": {"scale": "standardize", "augment": "crop_flip"},
+                "subset": {"train": 96, "eval": 32},
+            },
+            id="cifarnet-dropout-augment",
+        ),
+    ],
+)
+def test_killed_run_resumes_to_identical_results(tmp_path, changes):
+    """SIGKILL right after epoch 1's checkpoint, rerun, compare with an uninterrupted run;
+    the VAE and CIFARNET cases cover the kind's generator and the dropout RNG."""
+    shape = (3, 32, 32) if "cifarnet" in str(changes) else (1, 28, 28)
+    cache = write_miniature(tmp_path / "data", shape=shape, n_train=224, n_test=64, n_val=32)
+    settings = task_settings(epochs=3, **changes)
+    killed = _cli(cache, tmp_path / "resumed", settings, {KILL_AFTER_EPOCH_ENV: "1"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert (tmp_path / "resumed" / "ckpt" / "last.pt").exists()
+    assert not (tmp_path / "resumed" / "run" / "run.json").exists()
+    resumed = _cli(cache, tmp_path / "resumed", settings)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming after epoch 1" in resumed.stdout
+    straight = _cli(cache, tmp_path / "straight", settings)
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    a, b = metrics(tmp_path / "resumed" / "run"), metrics(tmp_path / "straight" / "run")
+    assert a["epoch"].max() == 3
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    info = json.loads((tmp_path / "resumed" / "run" / "run.json").read_text())
+    assert info["resumed_from_epoch"] == 1 and info["status"] == "completed"
+    assert np.isfinite(a["train_loss"]).all()
+    final_a = torch.load(tmp_path / "resumed" / "run" / "checkpoint.pt", weights_only=False)
+    final_b = torch.load(tmp_path / "straight" / "run" / "checkpoint.pt", weights_only=False)
+    for key, value in final_a["model"].items():
+        assert torch.equal(value, final_b["model"][key]), key
+
+
+def test_checkpoint_of_other_settings_is_not_resumed(cache, tmp_path):
+    first = request(cache, tmp_path, epochs=1)
+    trainer = Trainer(first)
+    trainer.save_checkpoint()
+    changed = Trainer(request(cache, tmp_path, epochs=1, hparams={"lr": 0.02}))
+    assert not changed.try_resume()
+    assert Trainer(first).try_resume()
+
+
+def test_vae_reports_elbo_terms_and_image_grid(cache, tmp_path):
+    record = train(
+        request(
+            cache,
+            tmp_path,
+            kind="vae",
+            model={"arch": "vae", "size": "mnist"},
+            hparams={"lr": 0.0002, "lr_schedule": "inv_sqrt", "betas": [0.5, 0.999]},
+            epochs=1,
+            subset={"train": 64, "eval": 32},
+        )
+    )
+    table = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    for split in ("train", "val", "test"):
+        np.testing.assert_allclose(
+            table[f"{split}_loss"], table[f"{split}_recon"] + table[f"{split}_kl"], rtol=1e-5
+        )
+    assert (tmp_path / "run" / "samples.png").stat().st_size > 500
+    assert record["artifacts"] == [str(tmp_path / "run" / "samples.png")]
