@@ -71,6 +71,44 @@ def synthetic_targets():
     return runs + ["results/figures/figure1.png", "results/figures/figure1.pdf"]
 
 
+# --- Training tasks (workflow/rules/train.smk) -----------------------------------------
+
+TRAINING_TASKS = [
+    task
+    for task in enabled_tasks(SETTINGS)
+    if SETTINGS["tasks"][task]["kind"] in ("classifier", "vae")
+]
+
+
+def training_cache(task):
+    """The dataset cache a training task reads; its dataset must be configured."""
+    return dataset_cache(training_dataset(task))
+
+
+def training_dataset(task):
+    dataset = SETTINGS["tasks"][task]["dataset"]
+    if dataset not in SETTINGS.get("datasets", {}):
+        raise WorkflowError(f"tasks.{task}.dataset: {dataset!r} is not under datasets:")
+    return dataset
+
+
+def task_resource(task, name, default=None):
+    """One of a task's declared needs (gpus, mem_mb, runtime, cpus, gpu_model)."""
+    return SETTINGS["tasks"][task]["resources"].get(name, default)
+
+
+def training_figures(task):
+    return [f"results/figures/{task}.png", f"results/figures/{task}.pdf"]
+
+
+def training_targets():
+    """Every seed's run (so a lost run is recomputed) and each task's figure."""
+    targets = []
+    for task in TRAINING_TASKS:
+        targets += runs_of(task) + training_figures(task)
+    return targets
+
+
 # --- Analysis (workflow/rules/analysis.smk) --------------------------------------------
 
 TABLES = [
@@ -96,5 +134,6 @@ def all_aggregates():
 def all_targets():
     targets = []
     targets += synthetic_targets()
+    targets += training_targets()
     targets += TABLES
     return targets

@@ -1,4 +1,5 @@
-"""``amsgrad-repro train``: one task × optimizer × seed, as the Snakemake rule runs it."""
+"""``amsgrad-repro train`` (one task × optimizer × seed, as the Snakemake rule runs it) and
+``amsgrad-repro train-figure`` (the task's loss curves from its aggregate)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="progress bar: auto shows it when stderr is a terminal",
     )
     parser.set_defaults(func=run)
+    _register_figure(subparsers, json_arg)
+
+
+def _register_figure(subparsers: argparse._SubParsersAction, json_arg) -> None:
+    parser = subparsers.add_parser(
+        "train-figure",
+        help="train/test loss curves of a training task (mean and 95%% band over seeds)",
+    )
+    parser.add_argument("--task", required=True)
+    parser.add_argument("--aggregate", type=Path, required=True)
+    parser.add_argument("--settings", type=json_arg, required=True, help="the task's JSON")
+    parser.add_argument("--runs", type=Path, nargs="*", default=[], help="run.json files")
+    parser.add_argument("--log-y", action="store_true")
+    parser.add_argument("--out", type=Path, nargs="+", required=True, help="PNG and/or PDF")
+    parser.set_defaults(func=figure)
+
+
+def figure(args: argparse.Namespace) -> int:
+    from amsgrad_repro.train.figure import training_figure
+
+    training_figure(args.task, args.aggregate, args.settings, args.runs, args.out, args.log_y)
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,0 +1,69 @@
+# Paper Section 5, Figure 2 (and the report's VAE): the neural tasks. One job per task x
+# optimizer x seed; each job resumes from results/checkpoints/<task>/<optimizer>/<seed>/
+# (outside the declared outputs) after a kill, a failure or a SLURM preemption.
+
+
+rule train:
+    input:
+        cache=lambda wc: training_cache(wc.task),
+    output:
+        metrics="results/runs/{task}/{optimizer}/{seed}/metrics.csv",
+        run="results/runs/{task}/{optimizer}/{seed}/run.json",
+        checkpoint="results/runs/{task}/{optimizer}/{seed}/checkpoint.pt",
+    log:
+        "results/logs/train/{task}/{optimizer}/{seed}.log",
+    benchmark:
+        "results/benchmarks/train/{task}/{optimizer}/{seed}.tsv"
+    wildcard_constraints:
+        task="|".join(TRAINING_TASKS) or "no_training_task",
+        seed=r"\d+",
+    conda:
+        "../../envs/amsgrad.yaml"
+    threads: lambda wc: task_resource(wc.task, "cpus", 1)
+    resources:
+        gpu=lambda wc: task_resource(wc.task, "gpus", 0),
+        mem_mb=lambda wc: task_resource(wc.task, "mem_mb", 2000),
+        runtime=lambda wc: task_resource(wc.task, "runtime", 60),
+    params:
+        settings=lambda wc: task_settings(wc.task),
+        out=lambda wc: run_dir(wc.task, wc.optimizer, wc.seed),
+        checkpoints="results/checkpoints/{task}/{optimizer}/{seed}",
+        device=SETTINGS["device"],
+    shell:
+        "amsgrad-repro train --task {wildcards.task} --optimizer {wildcards.optimizer}"
+        " --seed {wildcards.seed} --settings {params.settings}"
+        " --dataset-cache {input.cache} --out {params.out}"
+        " --checkpoint-dir {params.checkpoints} --device {params.device}"
+        " --threads {threads} --progress off > {log} 2>&1"
+
+
+rule train_figure:
+    input:
+        aggregate="results/aggregates/{task}.csv",
+        runs=lambda wc: runs_of(wc.task, "run.json"),
+    output:
+        png=report(
+            "results/figures/{task}.png",
+            caption="../report/training.rst",
+            category="Training tasks",
+        ),
+        pdf="results/figures/{task}.pdf",
+    log:
+        "results/logs/figures/{task}.log",
+    benchmark:
+        "results/benchmarks/figures/{task}.tsv"
+    wildcard_constraints:
+        task="|".join(TRAINING_TASKS) or "no_training_task",
+    conda:
+        "../../envs/amsgrad.yaml"
+    params:
+        settings=lambda wc: task_settings(wc.task),
+        log_y=lambda wc: (
+            "--log-y"
+            if SETTINGS["tasks"][wc.task].get("figure", {}).get("log_y")
+            else ""
+        ),
+    shell:
+        "amsgrad-repro train-figure --task {wildcards.task} --aggregate {input.aggregate}"
+        " --runs {input.runs} --settings {params.settings} {params.log_y}"
+        " --out {output.png} {output.pdf} > {log} 2>&1"
