@@ -276,3 +276,77 @@ def test_vae_reports_elbo_terms_and_image_grid(cache, tmp_path):
         )
     assert (tmp_path / "run" / "samples.png").stat().st_size > 500
     assert record["artifacts"] == [str(tmp_path / "run" / "samples.png")]
+
+
+def test_adding_an_optimizer_keeps_other_checkpoints_valid(cache, tmp_path):
+    Trainer(request(cache, tmp_path, epochs=1)).save_checkpoint()
+    more = Trainer(request(cache, tmp_path, epochs=1, optimizers=["amsgrad", "rmsprop"]))
+    assert more.try_resume()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda t: t.update(epoch=3), "tasks.logreg: Additional properties are not allowed"),
+        (lambda t: t.update(batch_size=0), "tasks.logreg.batch_size"),
+        (lambda t: t["resources"].pop("gpus"), "tasks.logreg.resources: 'gpus' is a required"),
+        (lambda t: t.update(subset={"train": 10, "test": 5}), "tasks.logreg.subset"),
+    ],
+)
+def test_training_task_config_errors_name_the_key(repo_root, change, message):
+    import yaml
+
+    from amsgrad_repro.config import ConfigError, resolve
+
+    raw = yaml.safe_load((repo_root / "config.yaml").read_text())
+    change(raw["tasks"]["logreg"])
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        resolve(raw)
+
+
+def test_presets_pick_the_dataset_and_scale(repo_root):
+    from amsgrad_repro.config import load
+
+    paper = load(repo_root / "config.yaml", {"scale": "paper"})["tasks"]
+    smoke = load(repo_root / "config.yaml", {"scale": "smoke"})["tasks"]
+    for task in ("logreg", "mlp"):
+        assert (paper[task]["dataset"], paper[task]["epochs"]) == ("mnist", 100)
+        assert smoke[task]["dataset"] == "fashion_mnist" and smoke[task]["subset"]
+    assert paper["logreg"]["hparams"]["lr_schedule"] == "inv_sqrt"
+    assert paper["mlp"]["hparams"]["lr_schedule"] == "constant"
+
+
+def test_cli_rejects_an_optimizer_the_task_does_not_list(cache, tmp_path):
+    from amsgrad_repro.cli import main
+
+    code = main(
+        ["train", "--task", "toy", "--optimizer", "adagrad", "--seed", "0",
+         "--settings", json.dumps(task_settings()), "--dataset-cache", str(cache),
+         "--out", str(tmp_path / "run"), "--device", "cpu"]
+    )  # fmt: skip
+    assert code == 2 and not (tmp_path / "run").exists()
+
+
+def test_figure_marks_subsets_and_diverged_seeds(tmp_path):
+    from amsgrad_repro.train.figure import training_figure, warnings_line
+
+    rows = [
+        {"optimizer": o, "step": s, "metric": m, "mean": 1.0 / s, "median": 1.0 / s,
+         "lo": 0.9 / s, "hi": 1.1 / s, "n": 2}
+        for o in ("adam", "amsgrad") for s in (10, 20, 30) for m in ("train_loss", "test_loss")
+    ]  # fmt: skip
+    aggregate = tmp_path / "agg.csv"
+    pd.DataFrame(rows).to_csv(aggregate, index=False)
+    records = []
+    for optimizer in ("adam", "amsgrad"):
+        for seed in (0, 1):
+            status = "diverged" if (optimizer, seed) == ("adam", 1) else "completed"
+            path = tmp_path / f"{optimizer}{seed}.json"
+            path.write_text(json.dumps({"optimizer": optimizer, "seed": seed, "status": status}))
+            records.append(path)
+    settings = task_settings(subset={"train": 100, "eval": None})
+    note = warnings_line(settings, [json.loads(p.read_text()) for p in records])
+    assert note == "SUBSET: train 100 examples; diverged (stopped early): adam/1"
+    outputs = [tmp_path / "fig.png", tmp_path / "fig.pdf"]
+    training_figure("toy", aggregate, settings, records, outputs, log_y=True)
+    assert all(path.stat().st_size > 5000 for path in outputs)

@@ -47,6 +47,9 @@ from amsgrad_repro.train.progress import Progress
 # Test hook: SIGKILL the process right after the checkpoint of this (1-based) epoch, to
 # test resumption with a real kill rather than a simulated one.
 KILL_AFTER_EPOCH_ENV = "AMSGRAD_REPRO_TEST_KILL_AFTER_EPOCH"
+# Settings that do not change what a run computes: editing them keeps checkpoints valid
+# (the optimizer's own hyper-parameters enter the fingerprint resolved, overrides included).
+NOT_IDENTITY = frozenset({"resources", "optimizers", "overrides", "hparams", "enabled", "figure"})
 EVAL_SEED_OFFSET = 7  # the kinds' evaluation randomness (VAE noise) uses its own stream
 
 
@@ -163,7 +166,8 @@ class Trainer:
             "task": self.request.task,
             "optimizer": self.request.optimizer,
             "seed": self.request.seed,
-            "settings": {k: v for k, v in self.settings.items() if k != "resources"},
+            "settings": {k: v for k, v in self.settings.items() if k not in NOT_IDENTITY},
+            "hparams": self.hparams,
             "dataset": self.data.meta,
             "device_type": self.device.type,
         }
