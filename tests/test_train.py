@@ -350,3 +350,13 @@ def test_figure_marks_subsets_and_diverged_seeds(tmp_path):
     outputs = [tmp_path / "fig.png", tmp_path / "fig.pdf"]
     training_figure("toy", aggregate, settings, records, outputs, log_y=True)
     assert all(path.stat().st_size > 5000 for path in outputs)
+
+
+def test_progress_bar_and_epoch_lines(cache, tmp_path, capsys):
+    run = request(cache, tmp_path, epochs=2)
+    run.progress_bar = True
+    train(run)
+    captured = capsys.readouterr()
+    lines = [line for line in captured.out.splitlines() if " epoch " in line]
+    assert len(lines) == 2 and "steps/s" in lines[0] and "ETA" in lines[0]
+    assert "toy/amsgrad/0" in captured.err  # the tqdm bar

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 
 
-def interactive(stream: TextIO = sys.stderr) -> bool:
+def interactive(stream: TextIO | None = None) -> bool:
+    stream = stream or sys.stderr
     return hasattr(stream, "isatty") and stream.isatty()
 
 
@@ -36,12 +37,12 @@ class Progress:
         total_steps: int,
         start_step: int,
         bar: bool,
-        stream: TextIO = sys.stdout,
+        stream: TextIO | None = None,
         show: tuple[str, ...] = ("train_loss", "test_loss", "test_accuracy"),
     ) -> None:
         self.label = label
         self.total_steps = total_steps
-        self.stream = stream
+        self.stream = stream or sys.stdout  # looked up now: tests and loggers swap it
         self.show = list(show)
         self.epoch_started = time.perf_counter()
         self.epoch_start_step = start_step
