@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,9 @@ def load_cache(path: str | Path, device: str = "cpu") -> DatasetTensors:
     arrays = {}
     for name in ARRAYS:
         array = np.load(folder / f"{name}.npy", mmap_mode="r")
-        tensor = torch.from_numpy(np.ascontiguousarray(array))
+        with warnings.catch_warnings():  # read-only on purpose: the cache is shared
+            warnings.filterwarnings("ignore", message=".*not writable.*")
+            tensor = torch.from_numpy(np.ascontiguousarray(array))
         arrays[name] = tensor.to(device) if device != "cpu" else tensor
     return DatasetTensors(**arrays, meta=meta)
 

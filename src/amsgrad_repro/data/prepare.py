@@ -123,14 +123,24 @@ def obtain_raw(root: Path, name: str, spec: dict[str, Any], log: Callable[[str],
     return folder
 
 
-def raw_checksum(folder: Path) -> str:
-    """One md5 over the raw files (name + md5 each), recorded with every run."""
+def raw_checksum(folder: Path, algorithm: str = "md5") -> str:
+    """One digest over the raw files (name + per-file digest each), recorded with every run
+    so a result names the exact bytes it was trained on."""
     import hashlib
 
-    digest = hashlib.md5(usedforsecurity=False)
+    digest = hashlib.new(algorithm)
     for path in sorted(p for p in folder.iterdir() if p.is_file()):
-        digest.update(f"{path.name}:{md5sum(path)}\n".encode())
+        digest.update(f"{path.name}:{file_digest(path, algorithm)}\n".encode())
     return digest.hexdigest()
+
+
+def file_digest(path: Path, algorithm: str) -> str:
+    if algorithm == "md5":
+        return md5sum(path)
+    import hashlib
+
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, algorithm).hexdigest()
 
 
 def convert(name: str, spec: dict[str, Any], raw: Path, out: Path) -> dict[str, Any]:
@@ -159,6 +169,7 @@ def convert(name: str, spec: dict[str, Any], raw: Path, out: Path) -> dict[str, 
             "name": name,
             "format": spec["format"],
             "md5": raw_checksum(raw),
+            "sha256": raw_checksum(raw, "sha256"),
             "num_classes": spec["expected"].get("num_classes", 0),
             "image_shape": list(spec["expected"]["image_shape"]),
             "classes": spec.get("classes"),

@@ -1,0 +1,120 @@
+"""Miniature datasets in the real on-disk formats (test helper, reusable by any test).
+
+Each builder writes files byte-compatible with the published ones (IDX gzip, the CIFAR-10
+python tarball, CelebA's ``img_align_celeba.zip`` of JPEGs) and returns a ``datasets:``
+config entry that points at them, so the real parsers and the real data stage run on them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import pickle
+import tarfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+IDX_NAMES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """IDX encoding of a uint8 array: magic 0x0000 08 <ndim>, big-endian dims, data."""
+    header = bytes([0, 0, 0x08, array.ndim])
+    dims = b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    return header + dims + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+
+
+def write_idx_dataset(
+    folder: Path, num_train: int = 40, num_test: int = 12, side: int = 28, seed: int = 0
+) -> dict[str, Any]:
+    """MNIST-style IDX gzip files; returns a datasets: entry using md5 verification."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    arrays = (
+        rng.integers(0, 256, (num_train, side, side), dtype=np.uint8),
+        (np.arange(num_train) % 10).astype(np.uint8),
+        rng.integers(0, 256, (num_test, side, side), dtype=np.uint8),
+        (np.arange(num_test) % 10).astype(np.uint8),
+    )
+    for name, array in zip(IDX_NAMES, arrays, strict=True):
+        with gzip.open(folder / name, "wb") as handle:
+            handle.write(idx_bytes(array))
+    return {
+        "format": "idx",
+        "sources": [str(folder)],
+        "files": [{"name": n, "md5": md5(folder / n)} for n in IDX_NAMES],
+        "expected": {
+            "num_train": num_train,
+            "num_test": num_test,
+            "image_shape": [1, side, side],
+            "num_classes": 10,
+        },
+        "validation": {"size": max(1, num_train // 10), "seed": 0},
+    }
+
+
+def write_cifar10(folder: Path, per_batch: int = 6, num_test: int = 8, seed: int = 0) -> dict:
+    """A cifar-10-python.tar.gz with five training batches and a test batch."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    path = folder / "cifar-10-python.tar.gz"
+    batches = {f"data_batch_{i}": per_batch for i in range(1, 6)} | {"test_batch": num_test}
+    with tarfile.open(path, "w:gz") as tar:
+        for name, count in batches.items():
+            payload = pickle.dumps(
+                {
+                    b"data": rng.integers(0, 256, (count, 3072), dtype=np.uint8),
+                    b"labels": [int(i % 10) for i in range(count)],
+                }
+            )
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    return {
+        "format": "cifar10",
+        "sources": [folder.as_uri() + "/"],
+        "files": [{"name": path.name, "md5": md5(path)}],
+        "expected": {
+            "num_train": 5 * per_batch,
+            "num_test": num_test,
+            "image_shape": [3, 32, 32],
+            "num_classes": 10,
+        },
+        "validation": {"size": 3, "seed": 0},
+    }
+
+
+def write_celeba(folder: Path, count: int = 10, seed: int = 0) -> dict[str, Any]:
+    """An img_align_celeba.zip of 178x218 JPEGs named like the real ones (000001.jpg...)."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    path = folder / "img_align_celeba.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for index in range(count, 0, -1):  # stored out of order: the reader must sort
+            pixels = rng.integers(0, 256, (218, 178, 3), dtype=np.uint8)
+            buffer = io.BytesIO()
+            Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
+            archive.writestr(f"img_align_celeba/{index:06d}.jpg", buffer.getvalue())
+    return {
+        "format": "celeba",
+        "sources": [{"url": path.as_uri(), "direct": True}],
+        "files": [{"name": path.name, "md5": md5(path)}],
+        "expected": {"num_images": count, "image_shape": [3, 64, 64]},
+        "partition": [162770, 19867, 19962],
+        "crop": 148,
+    }
