@@ -1,0 +1,55 @@
+"""The data stage inside Snakemake: one producer per dataset, and --keep-going when one
+dataset is unreachable (the others and the synthetic stage still finish)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from amsgrad_repro.data import dvc, load_cache
+from tests.miniatures import write_idx_dataset
+from tests.pipeline import copy_workflow, run_snakemake
+
+SYNTHETIC_RUN = "results/runs/synthetic_theorem1/adam/0/metrics.csv"
+
+
+def scratch_workflow(tmp_path: Path) -> Path:
+    """A workflow copy, a git + DVC repo, fashion_mnist a miniature, mnist unreachable."""
+    workdir = copy_workflow(tmp_path / "wf")
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config["datasets"]["fashion_mnist"] = write_idx_dataset(tmp_path / "mini")
+    config["datasets"]["mnist"]["sources"] = ["http://127.0.0.1:9/mnist/"]
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    subprocess.run(["git", "init", "-q"], cwd=workdir, check=True)
+    env = {**os.environ, **dvc.OFFLINE_ENV}
+    subprocess.run([dvc.dvc_executable(), "init", "-q"], cwd=workdir, env=env, check=True)
+    return workdir
+
+
+def test_one_dataset_job_serves_every_training_job(tmp_path: Path) -> None:
+    workdir = scratch_workflow(tmp_path)
+    targets = [f"results/runs/{t}/adam/0/metrics.csv" for t in ("logreg", "mlp")]
+    targets += ["results/runs/logreg/amsgrad/0/metrics.csv"]
+    result = run_snakemake(workdir, *targets, "-n", "--quiet", "rules", "--config", "scale=smoke")
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M))
+    assert counts.get("prepare_dataset") == "1", result.stdout
+    assert counts.get("train") == "3", result.stdout
+
+
+def test_keep_going_past_an_unreachable_dataset(tmp_path: Path) -> None:
+    workdir = scratch_workflow(tmp_path)
+    targets = ["data/cache/fashion_mnist/meta.json", "data/cache/mnist/meta.json", SYNTHETIC_RUN]
+    result = run_snakemake(
+        workdir, "--keep-going", *targets, "--config", "scale=smoke", check=False
+    )
+    assert result.returncode != 0, "the unreachable dataset must fail the run"
+    assert load_cache(workdir / "data/cache/fashion_mnist").meta["num_train"] == 40
+    assert (workdir / "data/raw/fashion_mnist.dvc").exists()
+    assert (workdir / SYNTHETIC_RUN).exists()
+    assert not (workdir / "data/cache/mnist").exists()
+    log = (workdir / "results/logs/data/mnist.log").read_text()
+    assert "http://127.0.0.1:9/mnist/" in log and "datasets.mnist.sources" in log
