@@ -71,7 +71,7 @@ def test_cifar_tarball_and_celeba_zip_convert(tmp_path: Path) -> None:
     root = tmp_path / "plain"  # no DVC here: the stage still works on a plain checkout
     root.mkdir()
     cifar = prepare(root, "cifar10", write_cifar10(tmp_path / "c"), root / "data/cache/cifar10")
-    data = load_cache(root / "data/cache/cifar10")
+    data = load_cache(root / "data/cache/cifar10.pt")  # the contract's name works too
     assert cifar["num_train"] == 30 and tuple(data.test_x.shape) == (8, 3, 32, 32)
     assert data.train_y.dtype.itemsize == 8
 

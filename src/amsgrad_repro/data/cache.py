@@ -41,9 +41,14 @@ class DatasetTensors:
 
 
 def cache_dir(path: str | Path) -> Path:
-    """Accept the cache folder or its ``meta.json``."""
+    """Accept the cache folder, its ``meta.json``, or ``data/cache/<name>.pt`` (the name
+    the cross-team contract uses; the cache is a folder of memory-mappable ``.npy`` files)."""
     path = Path(path)
-    return path.parent if path.name == META else path
+    if path.name == META:
+        return path.parent
+    if path.suffix == ".pt" and not path.is_file():
+        return path.with_suffix("")
+    return path
 
 
 def load_cache(path: str | Path, device: str = "cpu") -> DatasetTensors:
