@@ -26,6 +26,7 @@ FASHION = Path("/usr/share/datasets/fashion-mnist")
 def git_dvc_repo(root: Path, remote: Path | None = None) -> Path:
     """A scratch git repository with DVC initialised the way the project's is."""
     root.mkdir(parents=True, exist_ok=True)
+    shutil.copy(Path(__file__).parents[1] / ".gitignore", root / ".gitignore")  # the real one
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     for key, value in (("user.email", "t@example.org"), ("user.name", "t")):
         subprocess.run(["git", "config", key, value], cwd=root, check=True)
