@@ -120,7 +120,8 @@ def test_truncated_download_leaves_nothing_trusted(tmp_path: Path) -> None:
     root.mkdir()
     with pytest.raises(DatasetUnavailable, match="train-images-idx3-ubyte.gz"):
         prepare(root, "mnist", spec, root / "data/cache/mnist")
-    leftovers = [p.name for p in (root / "data").rglob("*") if p.is_file()]
+    files = (root / "data").rglob("*")
+    leftovers = [p.name for p in files if p.is_file() and p.suffix != ".lock"]
     assert leftovers == [], leftovers
     with pytest.raises(CorruptData, match="cannot decompress|bytes"):
         read_idx(image)
@@ -175,3 +176,27 @@ def test_cli_reports_unavailable_dataset_with_exit_1(tmp_path: Path) -> None:
         text=True,
     )
     assert result.returncode == 1 and "nowhere" in result.stderr, result.stderr
+
+
+def test_two_concurrent_preparers_fetch_once_then_reuse(tmp_path: Path) -> None:
+    import json
+
+    spec = write_idx_dataset(tmp_path / "src")
+    root = git_dvc_repo(tmp_path / "repo")  # no remote: only the local tracked copy helps
+    command = [sys.executable, "-m", "amsgrad_repro.cli", "prepare-data", "--dataset", "mnist"]
+    command += ["--settings", json.dumps(spec), "--root", str(root), "--out"]
+    jobs = [
+        subprocess.Popen(
+            [*command, str(root / f"data/cache/mnist{i}")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    logs = [job.communicate(timeout=120)[0] for job in jobs]
+    assert [job.returncode for job in jobs] == [0, 0], logs
+    assert sum("fetched from" in log for log in logs) == 1, logs
+    assert sum("reusing the tracked copy" in log for log in logs) == 1, logs
+    shutil.rmtree(tmp_path / "src")
+    prepare(root, "mnist", spec, root / "data/cache/mnist")  # offline rerun: reuses

@@ -78,3 +78,24 @@ def pull(root: Path, dvc_file: Path) -> bool:
 
 def push(root: Path, *targets: str) -> None:
     dvc(root, "push", "--quiet", *targets)
+
+
+def is_unchanged(root: Path, dvc_file: Path) -> bool:
+    """True when the workspace copy of a tracked target matches its ``.dvc`` file, so it
+    can be reused without a remote or a download."""
+    result = dvc(root, "status", "--json", str(dvc_file.relative_to(root)), check=False)
+    return result.returncode == 0 and result.stdout.strip() == "{}"
+
+
+@contextlib.contextmanager
+def dataset_lock(root: Path, name: str) -> Iterator[None]:
+    """One preparer per dataset at a time, even across separate commands, so a dataset
+    is never fetched twice into the same folder concurrently."""
+    lock_dir = root / "data" / "cache"  # git-ignored, beside the caches it guards
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / f".{name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

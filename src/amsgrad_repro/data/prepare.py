@@ -106,6 +106,13 @@ def obtain_raw(root: Path, name: str, spec: dict[str, Any], log: Callable[[str],
     folder = raw_folder(root, name)
     dvc_file = folder.with_name(f"{name}.dvc")
     use_dvc = dvc.is_dvc_repo(root)
+    if use_dvc and dvc_file.exists() and folder.is_dir() and dvc.is_unchanged(root, dvc_file):
+        try:
+            checker(spec, name)(folder)
+            log(f"{name}: reusing the tracked copy in {folder.relative_to(root)}")
+            return folder
+        except (CorruptData, OSError) as error:
+            log(f"{name}: tracked copy failed its check ({error}); fetching again")
     if use_dvc and dvc_file.exists() and dvc.pull(root, dvc_file):
         log(f"{name}: pulled from the DVC remote ({dvc_file.relative_to(root)})")
         try:
@@ -209,9 +216,10 @@ def _convert_celeba(writer: CacheWriter, spec: dict[str, Any], archive: Path) ->
 
 def prepare(root: Path, name: str, spec: dict[str, Any], out: Path) -> dict[str, Any]:
     started = time.perf_counter()
-    raw = obtain_raw(root, name, spec, lambda msg: print(msg, flush=True))
-    fetched = time.perf_counter()
-    meta = convert(name, spec, raw, out)
+    with dvc.dataset_lock(root, name):
+        raw = obtain_raw(root, name, spec, lambda msg: print(msg, flush=True))
+        fetched = time.perf_counter()
+        meta = convert(name, spec, raw, out)
     print(
         f"{name}: raw files ready in {fetched - started:.1f} s, converted in "
         f"{time.perf_counter() - fetched:.1f} s → {out}",
