@@ -200,3 +200,19 @@ def test_two_concurrent_preparers_fetch_once_then_reuse(tmp_path: Path) -> None:
     assert sum("reusing the tracked copy" in log for log in logs) == 1, logs
     shutil.rmtree(tmp_path / "src")
     prepare(root, "mnist", spec, root / "data/cache/mnist")  # offline rerun: reuses
+
+
+def test_miniature_entries_fit_the_config_schema(tmp_path: Path) -> None:
+    """Other tests drop these entries into config.yaml; the schema must accept them."""
+    from amsgrad_repro.config import load, validate_schema
+
+    config = load(Path(__file__).parents[1] / "config.yaml")
+    config["datasets"] = {
+        "mnist": write_idx_dataset(tmp_path / "m"),
+        "cifar10": write_cifar10(tmp_path / "c"),
+        "celeba": write_celeba(tmp_path / "z", count=2),
+    }
+    validate_schema(config)
+    config["datasets"]["mnist"]["sources"] = [{"url": "x", "verify": "sha1"}]
+    with pytest.raises(Exception, match="verify|sha1"):
+        validate_schema(config)
