@@ -216,3 +216,29 @@ def test_miniature_entries_fit_the_config_schema(tmp_path: Path) -> None:
     config["datasets"]["mnist"]["sources"] = [{"url": "x", "verify": "sha1"}]
     with pytest.raises(Exception, match="verify|sha1"):
         validate_schema(config)
+
+
+def test_http_mirrors_first_404_then_second_serves(tmp_path: Path) -> None:
+    """The download path for real: a local HTTP server, a dead mirror, then a good one."""
+    import functools
+    import http.server
+
+    spec = write_idx_dataset(tmp_path / "site/good")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(tmp_path / "site"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        spec["sources"] = [f"{base}/missing/", f"{base}/good/"]
+        root = tmp_path / "repo"
+        root.mkdir()
+        meta = prepare(root, "mnist", spec, root / "data/cache/mnist")
+    finally:
+        server.shutdown()
+    assert meta["num_test"] == 12 and not (root / "data/raw/.mnist.fetching").exists()
