@@ -42,14 +42,14 @@ def test_one_dataset_job_serves_every_training_job(tmp_path: Path) -> None:
 
 def test_keep_going_past_an_unreachable_dataset(tmp_path: Path) -> None:
     workdir = scratch_workflow(tmp_path)
-    targets = ["data/cache/fashion_mnist/meta.json", "data/cache/mnist/meta.json", SYNTHETIC_RUN]
+    targets = ["data/cache/fashion_mnist.pt", "data/cache/mnist.pt", SYNTHETIC_RUN]
     result = run_snakemake(
         workdir, "--keep-going", *targets, "--config", "scale=smoke", check=False
     )
     assert result.returncode != 0, "the unreachable dataset must fail the run"
-    assert load_cache(workdir / "data/cache/fashion_mnist").meta["num_train"] == 40
+    assert load_cache(workdir / "data/cache/fashion_mnist.pt").meta["num_train"] == 40
     assert (workdir / "data/raw/fashion_mnist.dvc").exists()
     assert (workdir / SYNTHETIC_RUN).exists()
-    assert not (workdir / "data/cache/mnist").exists()
+    assert not (workdir / "data/cache/mnist.pt").exists()
     log = (workdir / "results/logs/data/mnist.log").read_text()
     assert "http://127.0.0.1:9/mnist/" in log and "datasets.mnist.sources" in log

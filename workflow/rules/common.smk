@@ -40,8 +40,9 @@ def dataset_settings(dataset):
 
 
 def dataset_cache(dataset):
-    """The cache a training job reads (its meta.json marks a finished conversion)."""
-    return f"data/cache/{dataset}/meta.json"
+    """The cache a training job reads, made by rule prepare_dataset (data.smk). It is
+    renamed into place only when complete: if it exists, the conversion finished."""
+    return f"data/cache/{dataset}.pt"
 
 
 def run_dir(task, optimizer, seed):

@@ -1,11 +1,13 @@
 # Datasets: raw files through DVC (pull, or fetch + dvc add), verified, converted once into
-# data/cache/<dataset>/ that training jobs load in milliseconds. This rule is the only
-# producer of a dataset, so parallel jobs never download it twice.
+# data/cache/<dataset>.pt that training jobs memory-map in milliseconds. This rule is the only
+# producer of a dataset's cache, so parallel jobs never download it twice; `prepare-data`
+# also holds a per-dataset lock and serialises its dvc calls. Training rules name their
+# input with dataset_cache(name) (workflow/rules/common.smk).
 
 
 rule prepare_dataset:
     output:
-        "data/cache/{dataset}/meta.json",
+        "data/cache/{dataset}.pt",
     log:
         "results/logs/data/{dataset}.log",
     benchmark:
@@ -18,4 +20,4 @@ rule prepare_dataset:
         settings=lambda wc: dataset_settings(wc.dataset),
     shell:
         "amsgrad-repro prepare-data --dataset {wildcards.dataset} --settings {params.settings}"
-        " --out data/cache/{wildcards.dataset} > {log} 2>&1"
+        " --out {output} > {log} 2>&1"

@@ -14,7 +14,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     prepare.add_argument("--dataset", required=True)
     prepare.add_argument("--settings", type=json_arg, required=True)
-    prepare.add_argument("--out", type=Path, required=True, help="cache folder")
+    prepare.add_argument(
+        "--out", type=Path, required=True, help="the cache file, data/cache/<dataset>.pt"
+    )
     prepare.add_argument("--root", type=Path, default=Path.cwd(), help="repository root")
     prepare.set_defaults(func=_prepare)
 

@@ -2,7 +2,8 @@
 
 DVC refuses to run two commands in one repository at once ("Unable to acquire lock"); data
 jobs for different datasets do run at once, so every call here takes an exclusive lock on
-``.dvc/tmp/amsgrad-repro.lock`` first and waits its turn.
+``.dvc/tmp/amsgrad-repro.lock`` first and waits its turn, and passes ``--wait-for-lock`` so
+a ``dvc`` command a user runs by hand meanwhile delays the job instead of failing it.
 """
 
 from __future__ import annotations
@@ -49,7 +50,11 @@ def dvc(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
     env = {**os.environ, **OFFLINE_ENV}
     with repo_lock(root):
         result = subprocess.run(
-            [dvc_executable(), *args], cwd=root, env=env, capture_output=True, text=True
+            [dvc_executable(), "--wait-for-lock", *args],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
         )
     if check and result.returncode != 0:
         raise DvcError(f"dvc {' '.join(args)} failed:\n{result.stdout}{result.stderr}".strip())

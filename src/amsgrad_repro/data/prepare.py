@@ -3,11 +3,12 @@
 Per dataset: if ``data/raw/<name>.dvc`` exists and a DVC remote holds it, ``dvc pull``;
 otherwise fetch from the configured sources and ``dvc add`` the folder, so that the ``.dvc``
 file can be committed and ``dvc push`` shares the exact bytes. Then the decoded content is
-checked (shapes, counts, label ranges) and converted into ``data/cache/<name>/``.
+checked (shapes, counts, label ranges) and converted into ``data/cache/<name>.pt``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,11 +22,12 @@ from amsgrad_repro.data.cache import CacheWriter, validation_split
 from amsgrad_repro.data.formats import (
     CorruptData,
     celeba_members,
+    check_zip_crcs,
     iter_celeba,
     read_cifar10,
     read_idx,
 )
-from amsgrad_repro.data.sources import Source, fetch_files, md5sum
+from amsgrad_repro.data.sources import CHUNK, Source, fetch_files
 
 IDX_FILES = (
     "train-images-idx3-ubyte.gz",
@@ -87,10 +89,12 @@ def checker(spec: dict[str, Any], name: str) -> Callable[[Path], None]:
         elif fmt == "cifar10":
             check_splits(name, load_cifar(folder, spec["files"][0]["name"]), spec["expected"])
         elif fmt == "celeba":
-            count = len(celeba_members(folder / spec["files"][0]["name"]))
+            archive = folder / spec["files"][0]["name"]
+            count = len(celeba_members(archive))
             wanted = spec["expected"].get("num_images")
             if wanted is not None and count != wanted:
                 raise CorruptData(f"{name}: {count} images, expected {wanted}")
+            check_zip_crcs(archive)
         else:
             raise ValueError(f"{name}: unknown format {fmt!r}")
 
@@ -130,53 +134,46 @@ def obtain_raw(root: Path, name: str, spec: dict[str, Any], log: Callable[[str],
     return folder
 
 
-def raw_checksum(folder: Path, algorithm: str = "md5") -> str:
-    """One digest over the raw files (name + per-file digest each), recorded with every run
-    so a result names the exact bytes it was trained on."""
-    import hashlib
-
-    digest = hashlib.new(algorithm)
-    for path in sorted(p for p in folder.iterdir() if p.is_file()):
-        digest.update(f"{path.name}:{file_digest(path, algorithm)}\n".encode())
-    return digest.hexdigest()
+def raw_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file())
 
 
-def file_digest(path: Path, algorithm: str) -> str:
-    if algorithm == "md5":
-        return md5sum(path)
-    import hashlib
-
+def file_digests(path: Path) -> dict[str, str]:
+    """md5 and sha256 of one file, in one read."""
+    digests = {"md5": hashlib.md5(usedforsecurity=False), "sha256": hashlib.sha256()}
     with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, algorithm).hexdigest()
+        for chunk in iter(lambda: handle.read(CHUNK), b""):
+            for digest in digests.values():
+                digest.update(chunk)
+    return {name: digest.hexdigest() for name, digest in digests.items()}
+
+
+def raw_provenance(folder: Path) -> dict[str, Any]:
+    """Per-file digests plus one digest over all raw files (name + file digest each) per
+    algorithm, recorded with every run so a result names the exact bytes it was trained on."""
+    files = {path.name: file_digests(path) for path in raw_files(folder)}
+    combined = {}
+    for algorithm in ("md5", "sha256"):
+        digest = hashlib.new(algorithm)
+        for name, digests in files.items():
+            digest.update(f"{name}:{digests[algorithm]}\n".encode())
+        combined[algorithm] = digest.hexdigest()
+    return {**combined, "files": files}
 
 
 def convert(name: str, spec: dict[str, Any], raw: Path, out: Path) -> dict[str, Any]:
+    """Decode the raw files into the cache file ``out`` (``data/cache/<name>.pt``)."""
     writer = CacheWriter(out)
     try:
         if spec["format"] == "celeba":
             counts = _convert_celeba(writer, spec, raw / spec["files"][0]["name"])
         else:
-            splits = (
-                load_idx(raw)
-                if spec["format"] == "idx"
-                else load_cifar(raw, spec["files"][0]["name"])
-            )
-            for field in ("train_x", "train_y", "test_x", "test_y"):
-                writer.array(field, getattr(splits, field))
-            val = validation_split(
-                len(splits.train_x), spec["validation"]["size"], spec["validation"]["seed"]
-            )
-            writer.array("val_index", val)
-            counts = {
-                "num_train": len(splits.train_x),
-                "num_test": len(splits.test_x),
-                "num_val": len(val),
-            }
+            counts = _convert_labelled(writer, spec, raw)
         meta = {
             "name": name,
             "format": spec["format"],
-            "md5": raw_checksum(raw),
-            "sha256": raw_checksum(raw, "sha256"),
+            **raw_provenance(raw),
+            "validation": spec.get("validation"),
             "num_classes": spec["expected"].get("num_classes", 0),
             "image_shape": list(spec["expected"]["image_shape"]),
             "classes": spec.get("classes"),
@@ -187,6 +184,18 @@ def convert(name: str, spec: dict[str, Any], raw: Path, out: Path) -> dict[str, 
         writer.abort()
         raise
     return meta
+
+
+def _convert_labelled(writer: CacheWriter, spec: dict[str, Any], raw: Path) -> dict[str, int]:
+    """IDX and CIFAR-10: the official split as is, plus a seeded validation split."""
+    fmt, first = spec["format"], spec["files"][0]["name"]
+    splits = load_idx(raw) if fmt == "idx" else load_cifar(raw, first)
+    for field in ("train_x", "train_y", "test_x", "test_y"):
+        writer.array(field, getattr(splits, field))
+    validation = spec["validation"]
+    val = validation_split(len(splits.train_x), validation["size"], validation["seed"])
+    writer.array("val_index", val)
+    return {"num_train": len(splits.train_x), "num_test": len(splits.test_x), "num_val": len(val)}
 
 
 def _convert_celeba(writer: CacheWriter, spec: dict[str, Any], archive: Path) -> dict[str, int]:
@@ -207,7 +216,6 @@ def _convert_celeba(writer: CacheWriter, spec: dict[str, Any], archive: Path) ->
             test_x[index - train_end] = image
     train_x.flush()
     test_x.flush()
-    del train_x, test_x
     writer.array("train_y", np.zeros(train_end, dtype=np.int64))
     writer.array("test_y", np.zeros(total - train_end, dtype=np.int64))
     writer.array("val_index", np.arange(num_train, train_end, dtype=np.int64))
@@ -215,6 +223,8 @@ def _convert_celeba(writer: CacheWriter, spec: dict[str, Any], archive: Path) ->
 
 
 def prepare(root: Path, name: str, spec: dict[str, Any], out: Path) -> dict[str, Any]:
+    """The whole stage for one dataset under its lock: a second preparer of the same
+    dataset waits, then finds the first one's tracked raw copy instead of fetching again."""
     started = time.perf_counter()
     with dvc.dataset_lock(root, name):
         raw = obtain_raw(root, name, spec, lambda msg: print(msg, flush=True))

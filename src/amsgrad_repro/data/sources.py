@@ -7,11 +7,10 @@ and why, and how to point the configuration at a local copy.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
+import http.client
 import os
 import shutil
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -20,12 +19,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from amsgrad_repro.io import atomic_open
+
 DOWNLOAD_TIMEOUT_S = 60
 CHUNK = 1 << 20
 
 
 class DatasetUnavailable(RuntimeError):
     """No configured source could provide the dataset."""
+
+
+class TruncatedDownload(OSError):
+    """The server closed the connection before sending every promised byte."""
 
 
 @dataclass(frozen=True)
@@ -68,23 +73,20 @@ def _local_path(location: str) -> Path | None:
 
 
 def copy_or_download(location: str, dest: Path) -> None:
-    """Copy a local file or download a URL to ``dest`` through a temporary file."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".download", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            local = _local_path(location)
-            if local is not None:
-                with open(local, "rb") as source:
-                    shutil.copyfileobj(source, out, CHUNK)
-            else:
-                request = urllib.request.Request(location, headers={"User-Agent": "amsgrad-repro"})
-                with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as response:
-                    shutil.copyfileobj(response, out, CHUNK)
-        os.replace(tmp, dest)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    """Copy a local file or download a URL to ``dest`` through a temporary file, so a
+    failed or truncated transfer never leaves a file under the final name."""
+    with atomic_open(dest, "wb") as out:
+        local = _local_path(location)
+        if local is not None:
+            with open(local, "rb") as source:
+                shutil.copyfileobj(source, out, CHUNK)
+            return
+        request = urllib.request.Request(location, headers={"User-Agent": "amsgrad-repro"})
+        with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as response:
+            shutil.copyfileobj(response, out, CHUNK)
+            promised = response.headers.get("Content-Length")
+        if promised is not None and out.tell() != int(promised):
+            raise TruncatedDownload(f"connection closed after {out.tell()} of {promised} bytes")
 
 
 def quarantine(path: Path, reason: str) -> Path:
@@ -95,6 +97,9 @@ def quarantine(path: Path, reason: str) -> Path:
     return target
 
 
+FETCH_ERRORS = (OSError, urllib.error.URLError, http.client.HTTPException, ValueError)
+
+
 def fetch_files(
     dataset: str,
     files: Mapping[str, str | None],
@@ -103,32 +108,29 @@ def fetch_files(
     check_content: Callable[[Path], None],
 ) -> Source:
     """Fetch every file of ``files`` (name → published md5 or None) into ``dest`` from the
-    first source that provides them all and passes the checks."""
-    from amsgrad_repro.data.formats import CorruptData
+    first source that provides them all and passes the checks.
 
+    Files land in a hidden staging folder that replaces ``dest`` only once everything
+    passed, so a failure never leaves files a later run would trust."""
     failures: list[str] = []
+    staging = dest.with_name(f".{dest.name}.fetching")
     for source in sources:
-        staging = dest.with_name(f".{dest.name}.fetching")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         try:
-            for name, md5 in files.items():
-                target = staging / name
-                copy_or_download(source.file_location(name), target)
-                if source.verify == "md5" and md5 is not None:
-                    actual = md5sum(target)
-                    if actual != md5:
-                        bad = quarantine(target, f"md5 {actual} != published {md5}")
-                        raise CorruptData(f"{name}: md5 {actual} != published {md5} ({bad})")
+            _fetch_from(source, files, staging)
             check_content(staging)
-        except (OSError, urllib.error.URLError, ValueError) as error:
+        except FETCH_ERRORS as error:
             failures.append(f"  {source.location}: {error}")
             _keep_quarantined(staging, dest)
-            shutil.rmtree(staging, ignore_errors=True)
             continue
+        except BaseException:  # interrupted: leave no staged files behind
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         shutil.rmtree(dest, ignore_errors=True)
         os.replace(staging, dest)
         return source
+    shutil.rmtree(staging, ignore_errors=True)
     raise DatasetUnavailable(
         f"dataset {dataset!r}: no source could provide {', '.join(files)}.\n"
         "Sources tried:\n" + "\n".join(failures) + "\n"
@@ -136,6 +138,25 @@ def fetch_files(
         f"config.yaml (a path or a file:// URL; add `verify: content` for a re-compressed "
         f"mirror), or pull it from a DVC remote that holds data/raw/{dataset}.dvc."
     )
+
+
+def _fetch_from(source: Source, files: Mapping[str, str | None], staging: Path) -> None:
+    """All files from one source into ``staging``; a published md5 that does not match
+    quarantines the file. Errors name the file that failed."""
+    from amsgrad_repro.data.formats import CorruptData
+
+    for name, md5 in files.items():
+        location = source.file_location(name)
+        target = staging / name
+        try:
+            copy_or_download(location, target)
+        except FETCH_ERRORS as error:
+            raise OSError(f"{name}: {error}") from error
+        if source.verify == "md5" and md5 is not None:
+            actual = md5sum(target)
+            if actual != md5:
+                bad = quarantine(target, f"{location}: md5 {actual} != published {md5}")
+                raise CorruptData(f"{name}: md5 {actual} != published {md5} (kept as {bad.name})")
 
 
 def _keep_quarantined(staging: Path, dest: Path) -> None:
