@@ -1,28 +1,40 @@
 """The logistic regression and MLP tasks end to end through Snakemake (smoke preset) on a
-miniature Fashion-MNIST cache: per-seed outputs, figures, and resumption of a killed job."""
+miniature Fashion-MNIST in the real IDX format: data stage, per-seed runs, aggregates,
+figures, and resumption of a killed job."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
+from amsgrad_repro.data import dvc, load_cache
 from amsgrad_repro.train.engine import KILL_AFTER_EPOCH_ENV
+from tests.miniatures import write_idx_dataset
 from tests.pipeline import copy_workflow, run_snakemake, snakemake_command, snakemake_env
-from tests.test_train import write_miniature
 
 TASKS = ("logreg", "mlp")
 
 
-def install_miniature_cache(workdir: Path) -> None:
-    """The data stage's output, pre-made: a tiny cache in the real on-disk format, so
-    the test never reads or downloads the real dataset."""
-    write_miniature(
-        workdir / "data" / "cache" / "fashion_mnist", n_train=1200, n_test=600, n_val=100
+def scratch_workflow(root: Path) -> Path:
+    """A workflow copy (git + DVC repo, as the data stage expects) whose fashion_mnist is a
+    miniature in the real IDX format, so data → train → figures all run for real."""
+    workdir = copy_workflow(root / "wf")
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    # 1200 training images (120 held out for validation) leave the smoke subset's 1024.
+    config["datasets"]["fashion_mnist"] = write_idx_dataset(
+        root / "mini", num_train=1200, num_test=600
     )
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    subprocess.run(["git", "init", "-q"], cwd=workdir, check=True)
+    env = {**os.environ, **dvc.OFFLINE_ENV}
+    subprocess.run([dvc.dvc_executable(), "init", "-q"], cwd=workdir, env=env, check=True)
+    return workdir
 
 
 def targets(workdir: Path) -> list[str]:
@@ -39,14 +51,14 @@ def targets(workdir: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory) -> Path:
-    workdir = copy_workflow(tmp_path_factory.mktemp("train"))
-    install_miniature_cache(workdir)
+    workdir = scratch_workflow(tmp_path_factory.mktemp("train"))
     run_snakemake(workdir, *targets(workdir), "--config", "scale=smoke")
     return workdir
 
 
 def test_every_run_has_its_outputs(smoke_run):
     config = yaml.safe_load((smoke_run / "config.yaml").read_text())
+    cache_meta = load_cache(smoke_run / "data/cache/fashion_mnist.pt").meta
     for task in TASKS:
         for optimizer in config["tasks"][task]["optimizers"]:
             for seed in (0, 1):
@@ -60,8 +72,9 @@ def test_every_run_has_its_outputs(smoke_run):
                 info = json.loads((run / "run.json").read_text())
                 assert info["status"] == "completed" and info["seed"] == seed
                 assert info["data"]["subset"] == {"train": 1024, "eval": 500}
-                assert info["data"]["sizes"] == {"train": 1024, "val": 100, "test": 500}
+                assert info["data"]["sizes"] == {"train": 1024, "val": 120, "test": 500}
                 assert info["settings"]["dataset"] == "fashion_mnist"
+                assert info["dataset_sha256"] == cache_meta["sha256"]
                 assert (run / "checkpoint.pt").stat().st_size > 1000
                 log = smoke_run / "results/logs/train" / task / optimizer / f"{seed}.log"
                 assert "epoch 1/1" in log.read_text()
@@ -80,11 +93,8 @@ def test_figures_and_aggregates(smoke_run):
 def test_killed_job_resumes_under_snakemake(tmp_path):
     """A job killed after its epoch checkpoint fails; Snakemake deletes its declared
     outputs, and the rerun resumes from the checkpoint instead of starting over."""
-    workdir = copy_workflow(tmp_path)
-    install_miniature_cache(workdir)
+    workdir = scratch_workflow(tmp_path)
     target = "results/runs/mlp/amsgrad/0/run.json"
-    import subprocess
-
     env = {**snakemake_env(), KILL_AFTER_EPOCH_ENV: "1"}
     killed = subprocess.run(
         snakemake_command(target, "--config", "scale=smoke"),
