@@ -197,28 +197,78 @@ def test_cli_reports_unavailable_dataset_with_exit_1(tmp_path: Path) -> None:
     assert result.returncode == 1 and "nowhere" in result.stderr, result.stderr
 
 
-def test_two_concurrent_preparers_fetch_once_then_reuse(tmp_path: Path) -> None:
+def test_concurrent_preparers_fetch_once_and_share_dvc(tmp_path: Path) -> None:
+    """Two jobs for mnist and one for another dataset start at once in one DVC repo: mnist
+    is fetched once (the second job waits, then reuses it), and no dvc call fails on
+    DVC's own repository lock."""
     import json
 
-    spec = write_idx_dataset(tmp_path / "src")
-    root = git_dvc_repo(tmp_path / "repo")  # no remote: only the local tracked copy helps
-    command = [sys.executable, "-m", "amsgrad_repro.cli", "prepare-data", "--dataset", "mnist"]
-    command += ["--settings", json.dumps(spec), "--root", str(root), "--out"]
+    specs = {"mnist": write_idx_dataset(tmp_path / "src"), "other": write_cifar10(tmp_path / "c")}
+    root = git_dvc_repo(tmp_path / "repo")  # its default remote is empty: no pull helps
+    cli = [sys.executable, "-m", "amsgrad_repro.cli", "prepare-data", "--root", str(root)]
     jobs = [
         subprocess.Popen(
-            [*command, str(root / f"data/cache/mnist{i}.pt")],
+            [*cli, "--dataset", name, "--settings", json.dumps(specs[name])]
+            + ["--out", str(root / f"data/cache/{name}{i}.pt")],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
         )
-        for i in range(2)
+        for i, name in enumerate(("mnist", "mnist", "other"))
     ]
-    logs = [job.communicate(timeout=120)[0] for job in jobs]
-    assert [job.returncode for job in jobs] == [0, 0], logs
-    assert sum("fetched from" in log for log in logs) == 1, logs
-    assert sum("reusing the tracked copy" in log for log in logs) == 1, logs
+    logs = [job.communicate(timeout=180)[0] for job in jobs]
+    assert [job.returncode for job in jobs] == [0, 0, 0], logs
+    assert sum("mnist: fetched from" in log for log in logs) == 1, logs
+    assert sum("mnist: reusing the tracked copy" in log for log in logs) == 1, logs
+    assert (root / "data/raw/other.dvc").exists() and (root / "data/raw/mnist.dvc").exists()
     shutil.rmtree(tmp_path / "src")
-    prepare(root, "mnist", spec, root / "data/cache/mnist.pt")  # offline rerun: reuses
+    prepare(root, "mnist", specs["mnist"], root / "data/cache/mnist.pt")  # offline rerun
+
+
+def test_tracked_but_never_pushed_falls_back_to_the_sources(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A fresh clone whose .dvc file was committed but whose data never reached a remote
+    (CI on this repository): the sources still provide it."""
+    spec = write_idx_dataset(tmp_path / "src")
+    root = git_dvc_repo(tmp_path / "repo")
+    prepare(root, "mnist", spec, root / "data/cache/mnist.pt")
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    subprocess.run(["git", "commit", "-qm", "track"], cwd=root, check=True)
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(root), str(clone)], check=True)
+    capsys.readouterr()
+    prepare(clone, "mnist", spec, clone / "data/cache/mnist.pt")
+    out = capsys.readouterr().out
+    assert "data/raw/mnist.dvc exists but no DVC remote provided it" in out, out
+    assert "mnist: fetched from" in out
+    assert dvc.is_unchanged(clone, clone / "data/raw/mnist.dvc"), "same bytes, same .dvc"
+
+
+def test_edited_raw_copy_is_restored_from_dvc(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = write_idx_dataset(tmp_path / "src")
+    root = git_dvc_repo(tmp_path / "repo")
+    first = prepare(root, "mnist", spec, root / "data/cache/mnist.pt")
+    dvc.push(root)
+    shutil.rmtree(tmp_path / "src")
+    labels = root / "data/raw/mnist/t10k-labels-idx1-ubyte.gz"
+    labels.chmod(0o644)
+    labels.write_bytes(gzip.compress(b"edited"))
+    capsys.readouterr()
+    again = prepare(root, "mnist", spec, root / "data/cache/mnist.pt")
+    assert "pulled from the DVC remote" in capsys.readouterr().out
+    assert again["sha256"] == first["sha256"]
+
+
+def test_direct_source_for_a_many_file_dataset_is_refused(tmp_path: Path) -> None:
+    spec = write_idx_dataset(tmp_path / "src")
+    spec["sources"] = [{"url": str(tmp_path / "src/train-images-idx3-ubyte.gz"), "direct": True}]
+    root = tmp_path / "repo"
+    root.mkdir()
+    with pytest.raises(DatasetUnavailable, match="direct: true` names one file, but 4"):
+        prepare(root, "mnist", spec, root / "data/cache/mnist.pt")
 
 
 def test_miniature_entries_fit_the_config_schema(tmp_path: Path) -> None:

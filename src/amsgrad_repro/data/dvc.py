@@ -73,12 +73,12 @@ def track(root: Path, target: Path) -> Path:
 
 
 def pull(root: Path, dvc_file: Path) -> bool:
-    """Try ``dvc pull`` of one tracked target; False when no remote holds it."""
+    """Try ``dvc pull`` of one tracked target; False when no remote holds it. ``--force``:
+    a workspace copy that no longer matches the ``.dvc`` file is replaced, not kept."""
     if not has_default_remote(root):
         return False
-    return (
-        dvc(root, "pull", "--quiet", str(dvc_file.relative_to(root)), check=False).returncode == 0
-    )
+    target = str(dvc_file.relative_to(root))
+    return dvc(root, "pull", "--quiet", "--force", target, check=False).returncode == 0
 
 
 def push(root: Path, *targets: str) -> None:

@@ -106,24 +106,12 @@ def raw_folder(root: Path, name: str) -> Path:
 
 
 def obtain_raw(root: Path, name: str, spec: dict[str, Any], log: Callable[[str], None]) -> Path:
-    """Raw files in data/raw/<name>, from the DVC remote if it has them, else the sources."""
+    """Raw files in data/raw/<name>: the tracked copy or the DVC remote when they pass the
+    checks, else the configured sources (then ``dvc add``, so the bytes can be pushed)."""
     folder = raw_folder(root, name)
-    dvc_file = folder.with_name(f"{name}.dvc")
     use_dvc = dvc.is_dvc_repo(root)
-    if use_dvc and dvc_file.exists() and folder.is_dir() and dvc.is_unchanged(root, dvc_file):
-        try:
-            checker(spec, name)(folder)
-            log(f"{name}: reusing the tracked copy in {folder.relative_to(root)}")
-            return folder
-        except (CorruptData, OSError) as error:
-            log(f"{name}: tracked copy failed its check ({error}); fetching again")
-    if use_dvc and dvc_file.exists() and dvc.pull(root, dvc_file):
-        log(f"{name}: pulled from the DVC remote ({dvc_file.relative_to(root)})")
-        try:
-            checker(spec, name)(folder)
-            return folder
-        except (CorruptData, OSError) as error:
-            log(f"{name}: pulled copy failed its check ({error}); fetching from the sources")
+    if use_dvc and _tracked_copy(root, name, spec, log):
+        return folder
     files = {f["name"]: f.get("md5") for f in spec["files"]}
     sources = [Source.parse(entry) for entry in spec["sources"]]
     source = fetch_files(name, files, sources, folder, checker(spec, name))
@@ -132,6 +120,30 @@ def obtain_raw(root: Path, name: str, spec: dict[str, Any], log: Callable[[str],
         tracked = dvc.track(root, folder)
         log(f"{name}: tracked with DVC in {tracked.relative_to(root)}; commit it and `dvc push`")
     return folder
+
+
+def _tracked_copy(root: Path, name: str, spec: dict[str, Any], log: Callable[[str], None]) -> bool:
+    """True when data/raw/<name> matches data/raw/<name>.dvc, as it is or after ``dvc pull``,
+    and passes the content check (no network needed for a rerun)."""
+    folder = raw_folder(root, name)
+    dvc_file = folder.with_name(f"{name}.dvc")
+    if not dvc_file.exists():
+        return False
+    where = dvc_file.relative_to(root)
+    if folder.is_dir() and dvc.is_unchanged(root, dvc_file):
+        origin = f"reusing the tracked copy in {folder.relative_to(root)}"
+    elif dvc.pull(root, dvc_file):
+        origin = f"pulled from the DVC remote ({where})"
+    else:
+        log(f"{name}: {where} exists but no DVC remote provided it; trying the sources")
+        return False
+    try:
+        checker(spec, name)(folder)
+    except (CorruptData, OSError) as error:
+        log(f"{name}: {origin} failed its check ({error}); trying the sources")
+        return False
+    log(f"{name}: {origin}")
+    return True
 
 
 def raw_files(folder: Path) -> list[Path]:

@@ -145,6 +145,8 @@ def _fetch_from(source: Source, files: Mapping[str, str | None], staging: Path) 
     quarantines the file. Errors name the file that failed."""
     from amsgrad_repro.data.formats import CorruptData
 
+    if source.direct and len(files) > 1:
+        raise ValueError(f"`direct: true` names one file, but {len(files)} are needed")
     for name, md5 in files.items():
         location = source.file_location(name)
         target = staging / name
