@@ -3,6 +3,12 @@
 Each builder writes files byte-compatible with the published ones (IDX gzip, the CIFAR-10
 python tarball, CelebA's ``img_align_celeba.zip`` of JPEGs) and returns a ``datasets:``
 config entry that points at them, so the real parsers and the real data stage run on them.
+A pipeline test swaps one into its scratch copy of config.yaml::
+
+    config["datasets"]["fashion_mnist"] = write_idx_dataset(tmp / "mini", num_train=1200)
+
+``learnable=True`` makes the labelled images separable (a band of bright rows per class),
+for tests that expect training to lower the loss.
 """
 
 from __future__ import annotations
@@ -18,6 +24,9 @@ from typing import Any
 
 import numpy as np
 
+CIFAR_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+)  # fmt: skip
 IDX_NAMES = (
     "train-images-idx3-ubyte.gz",
     "train-labels-idx1-ubyte.gz",
@@ -37,17 +46,42 @@ def idx_bytes(array: np.ndarray) -> bytes:
     return header + dims + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
 
 
+def images(
+    rng: np.random.Generator, labels: np.ndarray, shape: tuple[int, ...], learnable: bool
+) -> np.ndarray:
+    """uint8 images [N, *shape] (H, W last). ``learnable``: dim noise plus a bright band of
+    rows chosen by the label, so a model can fit them (loss goes down in a few steps);
+    otherwise uniform noise."""
+    if not learnable:
+        return rng.integers(0, 256, (len(labels), *shape), dtype=np.uint8)
+    x = rng.integers(0, 96, (len(labels), *shape))
+    height = shape[-2]
+    band = max(1, height // 10)
+    for i, label in enumerate(labels):
+        start = (int(label) * band) % height
+        x[i, ..., start : start + band, :] += 150
+    return x.clip(0, 255).astype(np.uint8)
+
+
 def write_idx_dataset(
-    folder: Path, num_train: int = 40, num_test: int = 12, side: int = 28, seed: int = 0
+    folder: Path,
+    num_train: int = 40,
+    num_test: int = 12,
+    side: int = 28,
+    seed: int = 0,
+    learnable: bool = False,
 ) -> dict[str, Any]:
-    """MNIST-style IDX gzip files; returns a datasets: entry using md5 verification."""
+    """MNIST-style IDX gzip files; returns a datasets: entry using md5 verification.
+    Labels cycle 0..9; see :func:`images` for ``learnable``."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
+    train_y = (np.arange(num_train) % 10).astype(np.uint8)
+    test_y = (np.arange(num_test) % 10).astype(np.uint8)
     arrays = (
-        rng.integers(0, 256, (num_train, side, side), dtype=np.uint8),
-        (np.arange(num_train) % 10).astype(np.uint8),
-        rng.integers(0, 256, (num_test, side, side), dtype=np.uint8),
-        (np.arange(num_test) % 10).astype(np.uint8),
+        images(rng, train_y, (side, side), learnable),
+        train_y,
+        images(rng, test_y, (side, side), learnable),
+        test_y,
     )
     for name, array in zip(IDX_NAMES, arrays, strict=True):
         with gzip.open(folder / name, "wb") as handle:
@@ -66,23 +100,32 @@ def write_idx_dataset(
     }
 
 
-def write_cifar10(folder: Path, per_batch: int = 6, num_test: int = 8, seed: int = 0) -> dict:
-    """A cifar-10-python.tar.gz with five training batches and a test batch."""
+def write_cifar10(
+    folder: Path, per_batch: int = 6, num_test: int = 8, seed: int = 0, learnable: bool = False
+) -> dict[str, Any]:
+    """A cifar-10-python.tar.gz with five training batches and a test batch (rows of 3072
+    bytes, channel-major, as published); labels cycle 0..9."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     path = folder / "cifar-10-python.tar.gz"
     batches = {f"data_batch_{i}": per_batch for i in range(1, 6)} | {"test_batch": num_test}
     with tarfile.open(path, "w:gz") as tar:
         for name, count in batches.items():
+            labels = np.arange(count) % 10
+            data = images(rng, labels, (3, 32, 32), learnable).reshape(count, 3072)
             payload = pickle.dumps(
                 {
-                    b"data": rng.integers(0, 256, (count, 3072), dtype=np.uint8),
-                    b"labels": [int(i % 10) for i in range(count)],
-                }
+                    b"batch_label": f"{name} (miniature)".encode(),
+                    b"labels": [int(y) for y in labels],
+                    b"data": data,
+                    b"filenames": [f"image_{name}_{i}.png".encode() for i in range(count)],
+                },
+                protocol=2,  # the published batches are Python 2 pickles
             )
-            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
-            info.size = len(payload)
-            tar.addfile(info, io.BytesIO(payload))
+            add_bytes(tar, f"cifar-10-batches-py/{name}", payload)
+        label_names = [name.encode() for name in CIFAR_CLASSES]
+        meta = {b"num_cases_per_batch": per_batch, b"label_names": label_names, b"num_vis": 3072}
+        add_bytes(tar, "cifar-10-batches-py/batches.meta", pickle.dumps(meta, protocol=2))
     return {
         "format": "cifar10",
         "sources": [folder.as_uri() + "/"],
@@ -94,7 +137,14 @@ def write_cifar10(folder: Path, per_batch: int = 6, num_test: int = 8, seed: int
             "num_classes": 10,
         },
         "validation": {"size": 3, "seed": 0},
+        "classes": list(CIFAR_CLASSES),
     }
+
+
+def add_bytes(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(payload)
+    tar.addfile(info, io.BytesIO(payload))
 
 
 def write_celeba(folder: Path, count: int = 10, seed: int = 0) -> dict[str, Any]:

@@ -395,3 +395,27 @@ def test_failed_conversion_leaves_no_cache_and_no_scratch(tmp_path: Path) -> Non
     with pytest.raises(CorruptData, match="000004.jpg"):
         prepare(root, "celeba", spec, root / "data/cache/celeba.pt")
     assert sorted(p.name for p in (root / "data/cache").iterdir()) == [".celeba.lock"]
+
+
+def test_learnable_miniatures_are_separable_and_cifar_is_complete(tmp_path: Path) -> None:
+    """What other teams' pipeline tests rely on: learnable images a nearest-centroid rule
+    classifies perfectly, and a CIFAR tarball with every member the real one has."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    for name, spec in (
+        ("mnist", write_idx_dataset(tmp_path / "m", num_train=60, learnable=True)),
+        ("cifar10", write_cifar10(tmp_path / "c", per_batch=12, learnable=True)),
+    ):
+        cache = root / f"data/cache/{name}.pt"
+        prepare(root, name, spec, cache)
+        data = load_cache(cache)
+        train = data.train_x.double().flatten(1)
+        centroids = torch.stack([train[data.train_y == k].mean(0) for k in range(10)])
+        guess = torch.cdist(data.test_x.double().flatten(1), centroids).argmin(1)
+        assert torch.equal(guess, data.test_y), name
+    import tarfile
+
+    with tarfile.open(tmp_path / "c/cifar-10-python.tar.gz") as tar:
+        names = set(tar.getnames())
+    assert "cifar-10-batches-py/batches.meta" in names and len(names) == 7
+    assert data.meta["classes"][0] == "airplane"
