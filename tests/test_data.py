@@ -113,6 +113,7 @@ def test_no_network_names_dataset_urls_and_local_fix(tmp_path: Path) -> None:
     message = str(error.value)
     assert "'mnist'" in message and all(url in message for url in urls)
     assert "datasets.mnist.sources" in message and "file://" in message
+    assert "--config 'datasets={mnist: {sources: [/path/to/copy]}}'" in message
     assert not (root / "data/cache/mnist.pt").exists() and not (root / "data/raw/mnist").exists()
 
 

@@ -136,7 +136,9 @@ def fetch_files(
         "Sources tried:\n" + "\n".join(failures) + "\n"
         f"To use a local copy, list its folder first under datasets.{dataset}.sources in "
         f"config.yaml (a path or a file:// URL; add `verify: content` for a re-compressed "
-        f"mirror), or pull it from a DVC remote that holds data/raw/{dataset}.dvc."
+        f"mirror) or pass it for one run: snakemake --config "
+        f"'datasets={{{dataset}: {{sources: [/path/to/copy]}}}}'. Or make a DVC remote that "
+        f"holds data/raw/{dataset}.dvc the default one. See docs/datasets.md."
     )
 
 
