@@ -15,9 +15,9 @@ memory (max RSS, or the CUDA allocator peak) is its own.
 
 The raw IDX files come from ``--raw`` (default: Debian's dataset-fashion-mnist).
 
-Measured on the 2-core development machine (shared, CPU, 1 thread, 200 naive and 2000+
-engine steps): logreg naive 69.9 steps/s vs engine 1376 steps/s (19.7x), MLP 76.2 vs 765
-steps/s (10.0x); peak RSS about 730-760 MB either way (mostly the torch import). The MLP's
+Measured on the shared 2-core development machine (CPU, 1 thread), two runs: logreg naive
+70-75 steps/s vs engine 1209-1376 steps/s (16-20x), MLP 65-76 vs 638-765 steps/s
+(9.7-10.0x); peak RSS about 730-760 MB either way (mostly the torch import). The MLP's
 engine step (1.3 ms) is close to its bare forward+backward+Adam cost (1.2 ms), so the MLP
 ratio is bounded by compute, not by the data path.
 """
