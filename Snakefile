@@ -9,10 +9,16 @@
 configfile: "config.yaml"
 
 
+# snakemake --report results/report.html: the workflow description; figures and tables
+# are marked with report() in the rules, each with a caption under workflow/report/.
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/synthetic.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/tune.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/analysis.smk"
 

@@ -24,6 +24,7 @@ def finals_frame(values: dict[str, list[float]], task="logreg", metric="train_lo
             "optimizer": opt,
             "seed": seed,
             "status": "completed",
+            "statistic": "final",
             "metric": metric,
             "value": value,
         }
@@ -114,3 +115,57 @@ def test_time_to_target_counts_misses_as_the_budget():
     table = time_to_target(aggregate, "synthetic_online", {"x": -0.9}).set_index("optimizer")
     assert table.loc["amsgrad", "step"] == 10 and table.loc["amsgrad", "reached"]
     assert table.loc["adam", "step"] == 100 and not table.loc["adam", "reached"]
+
+
+def test_negligible_consistent_gain_is_not_a_win_with_a_margin():
+    """1e-6 lower on every seed: significant, but far below the 1% that counts."""
+    rng = np.random.default_rng(3)
+    base = rng.normal(1.0, 0.3, size=10)
+    frame = finals_frame({"adam": list(base), "amsgrad": list(base - 1e-6)})
+    strict = evaluate_claims([PAIRED_CLAIM], frame).iloc[0]
+    assert strict["verdict"] == REPRODUCED  # no margin: any consistent gain counts
+    with_margin = {**PAIRED_CLAIM, "rule": {**PAIRED_CLAIM["rule"], "relative_margin": 0.01}}
+    row = evaluate_claims([with_margin], frame).iloc[0]
+    assert row["verdict"] == NOT_REPRODUCED
+    assert row["threshold"] == f"below {-0.01 * abs(base.mean()):g}"
+    # A 5% gain clears the same margin.
+    frame = finals_frame({"adam": list(base), "amsgrad": list(base * 0.95)})
+    assert evaluate_claims([with_margin], frame).iloc[0]["verdict"] == REPRODUCED
+
+
+def test_higher_is_better_claims_put_the_margin_above_zero():
+    claim = {
+        **PAIRED_CLAIM,
+        "metric": "test_accuracy",
+        "rule": {**PAIRED_CLAIM["rule"], "side": "above", "margin": 0.01},
+    }
+    win = finals_frame(
+        {"adam": [0.8, 0.82, 0.81], "amsgrad": [0.85, 0.86, 0.86]}, metric="test_accuracy"
+    )
+    small = finals_frame(
+        {"adam": [0.8, 0.82, 0.81], "amsgrad": [0.805, 0.824, 0.813]}, metric="test_accuracy"
+    )
+    assert evaluate_claims([claim], win).iloc[0]["verdict"] == REPRODUCED
+    assert evaluate_claims([claim], small).iloc[0]["verdict"] == NOT_REPRODUCED
+
+
+def test_every_seed_diverged_is_inconclusive_and_counted():
+    frame = finals_frame({"adam": [1.0, 1.1], "amsgrad": [np.nan, np.nan]})
+    frame.loc[frame["optimizer"] == "amsgrad", "status"] = "diverged"
+    row = evaluate_claims([PAIRED_CLAIM], frame).iloc[0]
+    assert row["verdict"] == INCONCLUSIVE
+    assert row["diverged"] == "amsgrad 2, adam 0"
+
+
+def test_best_statistic_is_judged_when_asked():
+    frame = pd.concat(
+        [
+            finals_frame({"adam": [1.0, 1.0, 1.0], "amsgrad": [1.1, 1.1, 1.1]}),
+            finals_frame({"adam": [0.9, 0.9, 0.9], "amsgrad": [0.5, 0.52, 0.51]}).assign(
+                statistic="best"
+            ),
+        ]
+    )
+    best = {**PAIRED_CLAIM, "rule": {**PAIRED_CLAIM["rule"], "statistic": "best"}}
+    assert evaluate_claims([PAIRED_CLAIM], frame).iloc[0]["verdict"] == NOT_REPRODUCED
+    assert evaluate_claims([best], frame).iloc[0]["verdict"] == REPRODUCED

@@ -1,11 +1,13 @@
 # Statistics across seeds, paired comparisons, time-to-target and the paper's claims with
-# verdicts (workflow/claims.yaml, decision rule in docs/claims.md).
+# verdicts (workflow/claims.yaml, decision rule in docs/claims.md), as tidy CSVs under
+# results/tables/ plus the pages the report embeds.
 
 
 rule analyse:
     input:
         runs=all_run_records(),
         aggregates=all_aggregates(),
+        sensitivity=sensitivity_files(),
         claims="workflow/claims.yaml",
     output:
         TABLES,
@@ -13,6 +15,11 @@ rule analyse:
             "results/tables/claims.html",
             caption="../report/claims.rst",
             category="Claims",
+        ),
+        statistics=report(
+            "results/tables/statistics.html",
+            caption="../report/statistics.rst",
+            category="Statistics",
         ),
         provenance=report(
             "results/tables/provenance.html",
@@ -34,5 +41,5 @@ rule analyse:
         settings=all_settings(),
     shell:
         "amsgrad-repro analyse --runs {input.runs} --aggregates {input.aggregates}"
-        " --claims {input.claims} --settings {params.settings} --out-dir results/tables"
-        " > {log} 2>&1"
+        " --sensitivity {input.sensitivity} --claims {input.claims}"
+        " --settings {params.settings} --out-dir results/tables > {log} 2>&1"

@@ -132,9 +132,76 @@ def all_aggregates():
     return [f"results/aggregates/{task}.csv" for task in enabled_tasks(SETTINGS)]
 
 
+# --- Tuning (workflow/rules/tune.smk) --------------------------------------------------
+
+from amsgrad_repro.analysis import tuning as _tuning
+
+try:
+    _tuning.check_tuning(SETTINGS)
+except ConfigError as error:
+    raise WorkflowError(f"config.yaml: {error}") from None
+
+# {task: grid} of the tasks tuned in this run (empty unless tune: true).
+TUNED = _tuning.tuned_tasks(SETTINGS)
+TUNING_SEEDS = _tuning.tuning_seeds(SETTINGS.get("tuning") or {})
+
+
+def tuning_runs(task, optimizer=None):
+    """Every grid run's run.json of a tuned task (or of one of its optimizers)."""
+    grid = TUNED[task]
+    return [
+        f"results/tuning/runs/{task}/{opt}/{_tuning.point_name(lr, beta2)}/{seed}/run.json"
+        for opt in ([optimizer] if optimizer else grid["optimizers"])
+        for lr in grid["lr"]
+        for beta2 in grid["beta2"]
+        for seed in TUNING_SEEDS
+    ]
+
+
+def tuning_selection(task, optimizer):
+    """The tuning stage's choice that the replicated runs of a tuned optimizer read, as a
+    list (empty when the task × optimizer is not tuned) for rule inputs."""
+    if task in TUNED and optimizer in TUNED[task]["optimizers"]:
+        return [f"results/tuning/{task}/{optimizer}.json"]
+    return []
+
+
+def hparams_file_arg(task, optimizer):
+    return " ".join(
+        f"--hparams-file {path}" for path in tuning_selection(task, optimizer)
+    )
+
+
+def grid_point_settings(task, optimizer, lr, beta2):
+    """One grid point's task settings, as shell-quoted JSON for the train command."""
+    point = _tuning.grid_settings(
+        SETTINGS["tasks"][task],
+        optimizer,
+        float(lr),
+        float(beta2),
+        TUNED[task]["epochs"],
+    )
+    return shlex.quote(json.dumps(point, sort_keys=True))
+
+
+def sensitivity_files():
+    return [f"results/tuning/{task}/sensitivity.csv" for task in TUNED]
+
+
+def tuning_targets():
+    targets = []
+    for task, grid in TUNED.items():
+        targets += [f"results/tuning/{task}/{opt}.json" for opt in grid["optimizers"]]
+        targets += [
+            f"results/figures/sensitivity_{task}.{ext}" for ext in ("png", "pdf")
+        ]
+    return targets
+
+
 def all_targets():
     targets = []
     targets += synthetic_targets()
     targets += training_targets()
+    targets += tuning_targets()
     targets += TABLES
     return targets

@@ -6,6 +6,8 @@
 rule train:
     input:
         cache=lambda wc: training_cache(wc.task),
+        # With tune: true, the tuning stage's alpha/beta2 for this optimizer (tune.smk).
+        hparams=lambda wc: tuning_selection(wc.task, wc.optimizer),
     output:
         metrics="results/runs/{task}/{optimizer}/{seed}/metrics.csv",
         run="results/runs/{task}/{optimizer}/{seed}/run.json",
@@ -29,9 +31,10 @@ rule train:
         out=lambda wc: run_dir(wc.task, wc.optimizer, wc.seed),
         checkpoints="results/checkpoints/{task}/{optimizer}/{seed}",
         device=SETTINGS["device"],
+        hparams_file=lambda wc: hparams_file_arg(wc.task, wc.optimizer),
     shell:
         "amsgrad-repro train --task {wildcards.task} --optimizer {wildcards.optimizer}"
-        " --seed {wildcards.seed} --settings {params.settings}"
+        " --seed {wildcards.seed} --settings {params.settings} {params.hparams_file}"
         " --dataset-cache {input.cache} --out {params.out}"
         " --checkpoint-dir {params.checkpoints} --device {params.device}"
         " --threads {threads} --progress off > {log} 2>&1"

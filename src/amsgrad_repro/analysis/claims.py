@@ -8,13 +8,18 @@ claimed side of a threshold:
 * the whole interval on the opposite side     → **not reproduced**
 * the interval contains the threshold         → **inconclusive**
 * the task (or an optimizer it needs) not run → **not run**
+* it ran, but every seed diverged             → **inconclusive** (diverged seeds are
+  counted beside every verdict)
 
 Two kinds of effect:
 
-* ``threshold``: the mean over seeds of one optimizer's final metric, against ``value``
+* ``threshold``: the mean over seeds of one optimizer's final (or, with
+  ``statistic: best``, best logged) metric, against ``value``
   (e.g. Adam's final x on the online problem above 0.9).
 * ``paired``: the mean over seeds of candidate − baseline of a final metric (same seed =
-  same initialisation and data order), against 0, or ``margin`` if given.
+  same initialisation and data order), against the smallest difference that counts:
+  ``margin + relative_margin × |baseline mean|`` on the claimed side of 0 (both default
+  0), so that a consistent but negligible difference is "not reproduced", not a win.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from amsgrad_repro.analysis.finals import paired_differences
+from amsgrad_repro.analysis.finals import FINAL, paired_differences
 from amsgrad_repro.stats import bootstrap_summary
 
 REPRODUCED = "reproduced"
@@ -61,34 +66,75 @@ def decide(samples: np.ndarray, threshold: float, claimed_side: str) -> Verdict:
     return Verdict(verdict or INCONCLUSIVE, mean, lo, hi, int(values.size))
 
 
-def evaluate_claim(claim: dict[str, Any], finals: pd.DataFrame) -> dict[str, Any]:
-    """One row of the claims table."""
-    rule = claim["rule"]
-    task, metric = claim["task"], claim["metric"]
-    ran = finals[(finals["task"] == task) & (finals["metric"] == metric)]
+def _optimizers(rule: dict[str, Any]) -> list[str]:
     if rule["type"] == "threshold":
-        samples = ran.loc[ran["optimizer"] == rule["optimizer"], "value"].to_numpy()
-        threshold = float(rule["value"])
-        effect = f"mean final {metric} of {rule['optimizer']}"
-    elif rule["type"] == "paired":
-        samples = paired_differences(finals, task, metric, rule["candidate"], rule["baseline"])
-        threshold = float(rule.get("margin", 0.0))
-        effect = f"{rule['candidate']} − {rule['baseline']} final {metric} (paired by seed)"
-    else:
-        raise ValueError(f"claim {claim['id']}: unknown rule type {rule['type']!r}")
+        return [rule["optimizer"]]
+    if rule["type"] == "paired":
+        return [rule["candidate"], rule["baseline"]]
+    raise ValueError(f"unknown rule type {rule['type']!r}")
+
+
+def paired_threshold(rule: dict[str, Any], rows: pd.DataFrame) -> float:
+    """Where a paired claim's effect must lie beyond: the smallest difference that counts,
+    ``margin`` plus ``relative_margin`` × |baseline's mean|, on the claimed side of 0.
+    A margin keeps a consistent but negligible difference (1e-6 of a loss) from counting
+    as a reproduced improvement."""
+    baseline = rows.loc[rows["optimizer"] == rule["baseline"], "value"].to_numpy(dtype=float)
+    baseline = baseline[np.isfinite(baseline)]
+    scale = abs(float(baseline.mean())) if baseline.size else 0.0
+    size = float(rule.get("margin", 0.0)) + float(rule.get("relative_margin", 0.0)) * scale
+    return -size if rule["side"] == "below" else size
+
+
+def _samples(rule: dict[str, Any], rows: pd.DataFrame, finals: pd.DataFrame, claim: dict):
+    """The per-seed values whose mean is the claim's effect, its threshold and a label."""
+    task, metric = claim["task"], claim["metric"]
+    statistic = rule.get("statistic", FINAL)
+    if rule["type"] == "threshold":
+        samples = rows.loc[rows["optimizer"] == rule["optimizer"], "value"].to_numpy()
+        return samples, float(rule["value"]), f"mean {statistic} {metric} of {rule['optimizer']}"
+    samples = paired_differences(
+        finals, task, metric, rule["candidate"], rule["baseline"], statistic
+    )
+    effect = f"{rule['candidate']} − {rule['baseline']} {statistic} {metric} (paired by seed)"
+    return samples, paired_threshold(rule, rows), effect
+
+
+def evaluate_claim(claim: dict[str, Any], finals: pd.DataFrame) -> dict[str, Any]:
+    """One row of the claims table. A claim whose optimizers all ran but left no finite
+    value (every seed diverged) is inconclusive, not "not run"; diverged seeds are counted
+    beside the verdict."""
+    rule = claim["rule"]
+    try:
+        optimizers = _optimizers(rule)
+    except ValueError as error:
+        raise ValueError(f"claim {claim['id']}: {error}") from None
+    rows = finals[
+        (finals["task"] == claim["task"])
+        & (finals["metric"] == claim["metric"])
+        & (finals["statistic"] == rule.get("statistic", FINAL))
+    ]
+    samples, threshold, effect = _samples(rule, rows, finals, claim)
     verdict = decide(samples, threshold, rule["side"])
+    ran = all((rows["optimizer"] == name).any() for name in optimizers)
+    outcome = INCONCLUSIVE if verdict.verdict == NOT_RUN and ran else verdict.verdict
+    diverged = {
+        name: int((rows.loc[rows["optimizer"] == name, "status"] == "diverged").sum())
+        for name in optimizers
+    }
     return {
         "id": claim["id"],
         "source": claim["source"],
         "claim": claim["statement"],
-        "task": task,
+        "task": claim["task"],
         "effect": effect,
         "threshold": f"{rule['side']} {threshold:g}",
         "estimate": verdict.estimate,
         "lo": verdict.lo,
         "hi": verdict.hi,
         "n_seeds": verdict.n,
-        "verdict": verdict.verdict,
+        "diverged": ", ".join(f"{k} {v}" for k, v in diverged.items()) if ran else "",
+        "verdict": outcome,
     }
 
 

@@ -24,39 +24,77 @@ def lower_is_better(metric: str) -> bool:
     return not any(word in metric for word in HIGHER_IS_BETTER)
 
 
+FINAL, BEST = "final", "best"
+# Metrics whose best value over a run means something (a loss, an accuracy); the synthetic
+# problems' x and R_t/t are judged at the end only.
+BEST_WORDS = ("loss", "accuracy", "recon", "kl")
+FINALS_COLUMNS = ["task", "optimizer", "seed", "status", "statistic", "metric", "value"]
+
+
+def best_values(metrics_path: Path) -> dict[str, float]:
+    """The best logged value of each loss/accuracy column of one run's ``metrics.csv``
+    (lowest loss, highest accuracy), over its finite rows."""
+    if not metrics_path.exists():
+        return {}
+    frame = pd.read_csv(metrics_path)
+    best = {}
+    for column in frame.columns:
+        if not any(word in column for word in BEST_WORDS):
+            continue
+        values = pd.to_numeric(frame[column], errors="coerce")
+        values = values[np.isfinite(values)]
+        if len(values):
+            best[column] = float(values.min() if lower_is_better(column) else values.max())
+    return best
+
+
+def _numeric(final: dict) -> dict[str, float]:
+    return {
+        k: float(v)
+        for k, v in (final or {}).items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+
+
 def load_finals(run_files: Iterable[str | Path]) -> pd.DataFrame:
-    """One row per run and final metric: task, optimizer, seed, status, metric, value.
-    A diverged run's metrics are NaN, so it counts as diverged, not as a number."""
+    """One row per run, statistic (``final``: the last logged value, from ``run.json``;
+    ``best``: the best logged value, from the run's ``metrics.csv``) and metric.
+    A diverged run's values are NaN, so it counts as diverged, not as a number."""
     rows = []
     for path in map(Path, run_files):
         info = json.loads(path.read_text())
-        diverged = info.get("status") != "completed"
-        for metric, value in (info.get("final") or {}).items():
-            if not isinstance(value, int | float) or isinstance(value, bool):
-                continue
-            rows.append(
-                {
-                    "task": info["task"],
-                    "optimizer": info["optimizer"],
-                    "seed": int(info["seed"]),
-                    "status": info.get("status", "completed"),
-                    "metric": metric,
-                    "value": np.nan if diverged else float(value),
-                }
-            )
-    return pd.DataFrame(rows, columns=["task", "optimizer", "seed", "status", "metric", "value"])
+        status = info.get("status", "completed")
+        diverged = status != "completed"
+        base = {"task": info["task"], "optimizer": info["optimizer"], "seed": int(info["seed"])}
+        for statistic, values in (
+            (FINAL, _numeric(info.get("final"))),
+            (BEST, best_values(path.parent / "metrics.csv")),
+        ):
+            for metric, value in values.items():
+                if metric == "lr":
+                    continue
+                rows.append(
+                    {
+                        **base,
+                        "status": status,
+                        "statistic": statistic,
+                        "metric": metric,
+                        "value": np.nan if diverged else value,
+                    }
+                )
+    return pd.DataFrame(rows, columns=FINALS_COLUMNS)
 
 
 def finals_table(finals: pd.DataFrame) -> pd.DataFrame:
-    """Mean, median and 95% bootstrap interval of each final metric per task × optimizer."""
+    """Mean, median and 95% bootstrap interval of each final and best metric per
+    task × optimizer, with the number of finite and of diverged seeds."""
     rows = []
-    for (task, optimizer, metric), group in finals.groupby(["task", "optimizer", "metric"]):
+    keys = ["task", "optimizer", "statistic", "metric"]
+    for key, group in finals.groupby(keys, sort=True):
         summary = bootstrap_summary(group["value"].to_numpy()[None, :])
         rows.append(
             {
-                "task": task,
-                "optimizer": optimizer,
-                "metric": metric,
+                **dict(zip(keys, key, strict=True)),
                 "mean": summary.mean[0],
                 "median": summary.median[0],
                 "lo": summary.lo[0],
@@ -65,14 +103,21 @@ def finals_table(finals: pd.DataFrame) -> pd.DataFrame:
                 "diverged": int((group["status"] == "diverged").sum()),
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=[*keys, "mean", "median", "lo", "hi", "n", "diverged"])
 
 
 def paired_differences(
-    finals: pd.DataFrame, task: str, metric: str, candidate: str, baseline: str
+    finals: pd.DataFrame,
+    task: str,
+    metric: str,
+    candidate: str,
+    baseline: str,
+    statistic: str = FINAL,
 ) -> np.ndarray:
     """Per-seed candidate − baseline for seeds where both have a finite value."""
-    subset = finals[(finals["task"] == task) & (finals["metric"] == metric)]
+    subset = finals[
+        (finals["task"] == task) & (finals["metric"] == metric) & (finals["statistic"] == statistic)
+    ]
     wide = subset.pivot_table(index="seed", columns="optimizer", values="value", dropna=False)
     if candidate not in wide or baseline not in wide:
         return np.array([])
@@ -80,34 +125,61 @@ def paired_differences(
     return diff[np.isfinite(diff)]
 
 
+def probability_of_improvement(diff: np.ndarray, lower_better: bool) -> float:
+    """Share of seeds on which the candidate beats the baseline; a tie counts one half."""
+    better = diff < 0 if lower_better else diff > 0
+    return float(better.mean() + 0.5 * (diff == 0).mean())
+
+
+PAIRED_COLUMNS = [
+    "task",
+    "statistic",
+    "metric",
+    "candidate",
+    "baseline",
+    "mean_diff",
+    "lo",
+    "hi",
+    "n",
+    "p_improvement",
+    "lower_is_better",
+]
+
+
 def paired_table(finals: pd.DataFrame, pairs: list[list[str]]) -> pd.DataFrame:
-    """For each task, metric and (candidate, baseline) pair: mean paired difference, its
-    bootstrap interval, and the probability of improvement (share of seeds where the
-    candidate is better)."""
+    """For each task, statistic, metric and (candidate, baseline) pair: the mean paired
+    difference, its bootstrap interval, and the probability of improvement."""
     rows = []
-    for task in sorted(finals["task"].unique()):
-        for metric in sorted(finals.loc[finals["task"] == task, "metric"].unique()):
-            for candidate, baseline in pairs:
-                diff = paired_differences(finals, task, metric, candidate, baseline)
-                if diff.size == 0:
-                    continue
-                summary = bootstrap_summary(diff[None, :])
-                better = diff < 0 if lower_is_better(metric) else diff > 0
-                rows.append(
-                    {
-                        "task": task,
-                        "metric": metric,
-                        "candidate": candidate,
-                        "baseline": baseline,
-                        "mean_diff": summary.mean[0],
-                        "lo": summary.lo[0],
-                        "hi": summary.hi[0],
-                        "n": int(diff.size),
-                        "p_improvement": float(better.mean()),
-                        "lower_is_better": lower_is_better(metric),
-                    }
-                )
-    return pd.DataFrame(rows)
+    combos = (
+        finals[["task", "statistic", "metric"]]
+        .drop_duplicates()
+        .sort_values(["task", "statistic", "metric"])
+    )
+    for task, statistic, metric in combos.itertuples(index=False):
+        for candidate, baseline in pairs:
+            diff = paired_differences(finals, task, metric, candidate, baseline, statistic)
+            if diff.size == 0:
+                continue
+            summary = bootstrap_summary(diff[None, :])
+            rows.append(
+                {
+                    "task": task,
+                    "statistic": statistic,
+                    "metric": metric,
+                    "candidate": candidate,
+                    "baseline": baseline,
+                    "mean_diff": summary.mean[0],
+                    "lo": summary.lo[0],
+                    "hi": summary.hi[0],
+                    "n": int(diff.size),
+                    "p_improvement": probability_of_improvement(diff, lower_is_better(metric)),
+                    "lower_is_better": lower_is_better(metric),
+                }
+            )
+    return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+
+
+TTT_COLUMNS = ["task", "optimizer", "metric", "target", "step", "reached", "budget"]
 
 
 def time_to_target(aggregate: pd.DataFrame, task: str, targets: dict[str, float]) -> pd.DataFrame:
@@ -134,4 +206,4 @@ def time_to_target(aggregate: pd.DataFrame, task: str, targets: dict[str, float]
                     "budget": budget,
                 }
             )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=TTT_COLUMNS)

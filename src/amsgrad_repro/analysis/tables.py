@@ -1,5 +1,6 @@
-"""Write the analysis outputs: tidy CSVs, the claims table as HTML for the report, a
-provenance page, and a plain-text summary a person can read in a terminal."""
+"""Write the analysis outputs: tidy CSVs (results/tables/), the claims, statistics,
+settings and provenance pages the report embeds, and a plain-text summary a person can read
+in a terminal."""
 
 from __future__ import annotations
 
@@ -13,10 +14,22 @@ import pandas as pd
 import yaml
 
 from amsgrad_repro.analysis.claims import evaluate_claims
-from amsgrad_repro.analysis.finals import finals_table, load_finals, paired_table, time_to_target
+from amsgrad_repro.analysis.finals import (
+    FINAL,
+    FINALS_COLUMNS,
+    TTT_COLUMNS,
+    finals_table,
+    load_finals,
+    paired_table,
+    time_to_target,
+)
 from amsgrad_repro.io import atomic_open, write_csv
 
 CLAIM_FIELDS = ("id", "source", "statement", "task", "metric", "rule")
+TABLE_STYLE = (
+    "<style>table{border-collapse:collapse;font:13px sans-serif}"
+    "td,th{border:1px solid #bbb;padding:3px 6px}th{background:#eee}</style>"
+)
 
 
 def load_claims(path: str | Path) -> list[dict[str, Any]]:
@@ -35,18 +48,26 @@ def _fmt(value: Any) -> str:
     return html.escape(str(value))
 
 
-def html_table(frame: pd.DataFrame, title: str) -> str:
+def table_fragment(frame: pd.DataFrame, title: str) -> str:
+    """A heading and an HTML table of ``frame`` (values escaped, floats to 4 digits)."""
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     body = "\n".join(
         "<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in row) + "</tr>"
         for row in frame.itertuples(index=False)
     )
+    return f"<h2>{html.escape(title)}</h2><table><tr>{head}</tr>\n{body}</table>"
+
+
+def html_page(title: str, body: str) -> str:
+    """A standalone page: the report embeds each table page as it is."""
     return (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        "<style>table{border-collapse:collapse;font:13px sans-serif}"
-        "td,th{border:1px solid #bbb;padding:3px 6px}th{background:#eee}</style></head>"
-        f"<body><h2>{html.escape(title)}</h2><table><tr>{head}</tr>\n{body}</table></body></html>\n"
+        f"{TABLE_STYLE}</head><body>{body}</body></html>\n"
     )
+
+
+def html_table(frame: pd.DataFrame, title: str) -> str:
+    return html_page(title, table_fragment(frame, title))
 
 
 def write_text(path: Path, text: str) -> None:
@@ -55,50 +76,114 @@ def write_text(path: Path, text: str) -> None:
 
 
 def provenance_table(run_files: Iterable[str | Path]) -> pd.DataFrame:
-    """What produced the runs: package versions, commit, device, dataset checksums."""
-    rows = {}
+    """What produced the runs: package versions, commit, device, dataset checksums; one
+    row per distinct combination, with how many runs it covers."""
+    rows: dict[tuple, dict[str, Any]] = {}
     for path in map(Path, run_files):
         info = json.loads(path.read_text())
-        key = (info["task"], info.get("git_commit"), info.get("device", "cpu"))
-        rows[key] = {
+        row = {
             "task": info["task"],
             "git_commit": info.get("git_commit"),
             "device": info.get("device", "cpu"),
-            "dataset_md5": info.get("dataset_md5", "—"),
+            "dataset": (info.get("data") or {}).get("dataset") or "—",
+            "dataset_sha256": info.get("dataset_sha256") or "—",
             "versions": ", ".join(f"{k} {v}" for k, v in sorted(info["versions"].items())),
         }
+        key = tuple(row.values())
+        rows.setdefault(key, {**row, "runs": 0})["runs"] += 1
     return pd.DataFrame(list(rows.values()))
 
 
-def settings_page(settings: dict[str, Any]) -> str:
-    """The resolved configuration the runs used (after the scale preset)."""
+def hparams_table(run_files: Iterable[str | Path]) -> pd.DataFrame:
+    """The optimizer settings each task × optimizer actually ran with (after overrides and
+    any tuning selection), from the runs' own records."""
+    rows: dict[tuple, dict[str, Any]] = {}
+    for path in map(Path, run_files):
+        info = json.loads(path.read_text())
+        hparams = json.dumps(info.get("hparams", {}), sort_keys=True)
+        key = (info["task"], info["optimizer"], hparams)
+        rows.setdefault(key, {"task": key[0], "optimizer": key[1], "hparams": hparams, "seeds": 0})[
+            "seeds"
+        ] += 1
+    return pd.DataFrame(list(rows.values()))
+
+
+def settings_page(settings: dict[str, Any], hparams: pd.DataFrame) -> str:
+    """The resolved configuration the runs used (after the scale preset), and the optimizer
+    settings each run recorded (which include any tuning selection)."""
     text = html.escape(yaml.safe_dump(settings, sort_keys=False, allow_unicode=True))
-    return (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Settings</title></head>"
-        f"<body><h2>Settings used (scale: {html.escape(str(settings.get('scale')))})</h2>"
-        f"<pre>{text}</pre></body></html>\n"
+    used = table_fragment(hparams, "Optimizer settings used (from each run's run.json)")
+    scale = html.escape(str(settings.get("scale")))
+    return html_page(
+        "Settings", f"{used}<h2>Configuration used (scale: {scale})</h2><pre>{text}</pre>"
     )
 
 
-def summary_text(claims: pd.DataFrame, finals: pd.DataFrame) -> str:
+def _interval(mean: float, lo: float, hi: float) -> str:
+    return f"{mean:.4g} [{lo:.4g}, {hi:.4g}]"
+
+
+def summary_text(
+    claims: pd.DataFrame, finals: pd.DataFrame, paired: pd.DataFrame, ttt: pd.DataFrame
+) -> str:
+    """The claims with verdicts, then the paired comparisons, time-to-target and final
+    values, as plain text for a terminal (the same numbers as the CSVs)."""
     lines = ["Claims of Reddi, Kale & Kumar (ICLR 2018), checked", ""]
     for row in claims.itertuples(index=False):
-        interval = (
-            ""
-            if row.verdict == "not run"
-            else (
-                f" — {row.effect}: {row.estimate:.4g} [{row.lo:.4g}, {row.hi:.4g}], "
-                f"{row.n_seeds} seeds, threshold {row.threshold}"
+        detail = ""
+        if row.verdict != "not run":
+            detail = (
+                f"\n      {row.effect}: {_interval(row.estimate, row.lo, row.hi)}, "
+                f"{row.n_seeds} seeds, claimed {row.threshold}; diverged: {row.diverged or '0'}"
             )
+        lines.append(f"[{row.verdict.upper()}] {row.id}: {row.claim}{detail}")
+    lines += ["", "Paired comparisons, final values (candidate − baseline, same seeds):"]
+    for row in paired[paired["statistic"] == FINAL].itertuples(index=False):
+        lines.append(
+            f"  {row.task:20s} {row.metric:18s} {row.candidate} − {row.baseline}: "
+            f"{_interval(row.mean_diff, row.lo, row.hi)} n={row.n} "
+            f"P(improvement)={row.p_improvement:.2f}"
         )
-        lines.append(f"[{row.verdict.upper()}] {row.id}: {row.claim}{interval}")
-    lines += ["", "Final values (mean [95% bootstrap interval], seeds):"]
+    lines += ["", "Time to target (first logged step where the seed-mean curve reaches it):"]
+    for row in ttt.itertuples(index=False):
+        reached = f"step {row.step}" if row.reached else f"missed (budget {row.budget})"
+        lines.append(
+            f"  {row.task:20s} {row.optimizer:14s} {row.metric} → {row.target:g}: {reached}"
+        )
+    lines += ["", "Final and best values (mean [95% bootstrap interval]):"]
     for row in finals.itertuples(index=False):
         lines.append(
-            f"  {row.task:22s} {row.optimizer:14s} {row.metric:14s} {row.mean:.4g} "
-            f"[{row.lo:.4g}, {row.hi:.4g}] n={row.n} diverged={row.diverged}"
+            f"  {row.task:20s} {row.optimizer:14s} {row.statistic:5s} {row.metric:18s} "
+            f"{_interval(row.mean, row.lo, row.hi)} n={row.n} diverged={row.diverged}"
         )
     return "\n".join(lines) + "\n"
+
+
+def statistics_page(finals: pd.DataFrame, paired: pd.DataFrame, ttt: pd.DataFrame) -> str:
+    """The tidy tables as one HTML page for the report."""
+    sections = [
+        (paired, "Paired comparisons (candidate − baseline, per seed)"),
+        (ttt, "Time to target"),
+        (finals, "Final and best values per task × optimizer"),
+    ]
+    return html_page("Statistics", "".join(table_fragment(f, t) for f, t in sections))
+
+
+def time_to_target_table(aggregates: list[Path], targets: dict[str, Any]) -> pd.DataFrame:
+    frames = [
+        time_to_target(pd.read_csv(path), path.stem, targets[path.stem])
+        for path in aggregates
+        if path.stem in targets
+    ]
+    frames = [frame for frame in frames if not frame.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=TTT_COLUMNS)
+
+
+def load_sensitivity(paths: Iterable[Path]) -> pd.DataFrame:
+    """Per-seed robustness values of tuned tasks, as rows of the finals table."""
+    frames = [pd.read_csv(path) for path in paths]
+    frames = [frame[FINALS_COLUMNS] for frame in frames if not frame.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=FINALS_COLUMNS)
 
 
 def analyse(
@@ -107,24 +192,25 @@ def analyse(
     claims_path: Path,
     settings: dict[str, Any],
     out_dir: Path,
+    sensitivity_files: Iterable[Path] = (),
 ) -> pd.DataFrame:
+    """Every table of the analysis stage, written under ``out_dir``; returns the claims."""
     finals = load_finals(run_files)
-    finals_summary = finals_table(finals)
+    robustness = load_sensitivity(sensitivity_files)
+    if not robustness.empty:
+        finals = pd.concat([finals, robustness], ignore_index=True)
     analysis = settings.get("analysis", {})
-    pairs = analysis.get("pairs", [["amsgrad", "adam"]])
-    targets = analysis.get("targets", {})
-    ttt = [
-        time_to_target(pd.read_csv(path), path.stem, targets[path.stem])
-        for path in aggregates
-        if path.stem in targets
-    ]
+    finals_summary = finals_table(finals)
+    paired = paired_table(finals, analysis.get("pairs", [["amsgrad", "adam"]]))
+    ttt = time_to_target_table(aggregates, analysis.get("targets", {}))
     claims = evaluate_claims(load_claims(claims_path), finals)
     write_csv(out_dir / "finals.csv", finals_summary)
-    write_csv(out_dir / "paired.csv", paired_table(finals, pairs))
-    write_csv(out_dir / "time_to_target.csv", pd.concat(ttt) if ttt else pd.DataFrame())
+    write_csv(out_dir / "paired.csv", paired)
+    write_csv(out_dir / "time_to_target.csv", ttt)
     write_csv(out_dir / "claims.csv", claims)
     write_text(out_dir / "claims.html", html_table(claims, "The paper's claims, checked"))
+    write_text(out_dir / "statistics.html", statistics_page(finals_summary, paired, ttt))
     write_text(out_dir / "provenance.html", html_table(provenance_table(run_files), "Provenance"))
-    write_text(out_dir / "summary.txt", summary_text(claims, finals_summary))
-    write_text(out_dir / "settings.html", settings_page(settings))
+    write_text(out_dir / "summary.txt", summary_text(claims, finals_summary, paired, ttt))
+    write_text(out_dir / "settings.html", settings_page(settings, hparams_table(run_files)))
     return claims

@@ -22,6 +22,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dataset-cache", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument(
+        "--hparams-file",
+        type=Path,
+        default=None,
+        help="tuning selection (results/tuning/<task>/<opt>.json): its α and β2 replace the"
+        " configured ones for this optimizer",
+    )
+    parser.add_argument(
         "--checkpoint-dir",
         type=Path,
         default=None,
@@ -69,6 +76,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.optimizer not in args.settings.get("optimizers", [args.optimizer]):
         raise ConfigError(f"optimizer {args.optimizer!r} is not listed for task {args.task!r}")
+    if args.hparams_file is not None:
+        from amsgrad_repro.analysis.tuning import apply_selection
+
+        args.settings = apply_selection(args.settings, args.optimizer, args.hparams_file)
     if args.threads:
         torch.set_num_threads(args.threads)
     checkpoint_dir = args.checkpoint_dir or Path(

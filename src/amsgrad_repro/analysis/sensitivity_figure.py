@@ -1,0 +1,98 @@
+"""The learning-rate sensitivity figure of a tuned task: final validation metric vs α, one
+line per optimizer (colour) and β2 (line style), the mean over tuning seeds with a 95%
+bootstrap interval. The paper claims AMSGrad is more robust to hyper-parameter changes
+than Adam; flat, low lines are robust ones. Diverged grid points are listed in red."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from amsgrad_repro.plots import optimizer_palette, save_figure, themed
+from amsgrad_repro.stats import bootstrap_summary
+
+LINESTYLES = ("-", "--", ":", "-.")
+MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
+def point_summary(grid: pd.DataFrame) -> pd.DataFrame:
+    """Mean and interval over seeds of each optimizer × β2 × α point (finite seeds only)."""
+    rows = []
+    for (optimizer, beta2, lr), runs in grid.groupby(["optimizer", "beta2", "lr"], sort=True):
+        summary = bootstrap_summary(runs["value"].to_numpy(dtype=float))
+        rows.append(
+            {
+                "optimizer": optimizer,
+                "beta2": beta2,
+                "lr": lr,
+                "mean": summary.mean[0],
+                "lo": summary.lo[0],
+                "hi": summary.hi[0],
+                "n": int(summary.n[0]),
+                "diverged": int((runs["status"] != "completed").sum()),
+                "seeds": len(runs),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def diverged_note(points: pd.DataFrame) -> str:
+    bad = points[points["diverged"] > 0]
+    return "; ".join(
+        f"{r.optimizer} α={r.lr:g} β2={r.beta2:g}: {r.diverged}/{r.seeds} seeds diverged"
+        for r in bad.itertuples(index=False)
+    )
+
+
+def sensitivity_figure(
+    task: str,
+    grid: pd.DataFrame,
+    task_settings: Mapping[str, Any],
+    epochs: int,
+    outputs: Sequence[str | Path],
+) -> None:
+    import matplotlib.pyplot as plt
+
+    themed()
+    points = point_summary(grid)
+    palette = optimizer_palette(points["optimizer"].unique())
+    styles = {
+        b: LINESTYLES[i % len(LINESTYLES)] for i, b in enumerate(sorted(grid["beta2"].unique()))
+    }
+    markers = {o: MARKERS[i % len(MARKERS)] for i, o in enumerate(palette)}
+    fig, ax = plt.subplots(figsize=(5.6, 4.0))
+    for (optimizer, beta2), line in points.groupby(["optimizer", "beta2"], sort=False):
+        ax.errorbar(
+            line["lr"],
+            line["mean"],
+            yerr=[line["mean"] - line["lo"], line["hi"] - line["mean"]],
+            color=palette[optimizer],
+            linestyle=styles[beta2],
+            marker=markers[optimizer],
+            markersize=4,
+            fillstyle="none",
+            alpha=0.85,
+            capsize=2,
+            label=f"{optimizer}, β2={beta2:g}",
+        )
+    metric = grid["metric"].iloc[0]
+    ax.set_xscale("log")
+    ax.set_xlabel("α (step size)")
+    ax.set_ylabel(f"final {metric} (validation split)")
+    ax.legend(fontsize=7)
+    seeds = grid["seed"].nunique()
+    schedule = task_settings.get("hparams", {}).get("lr_schedule", "constant")
+    ax.set_title(
+        f"{task}: sensitivity to α and β2\n({task_settings.get('dataset')}, "
+        f"{epochs} epochs, "
+        f"schedule {schedule}, {seeds} tuning seeds; mean, 95% interval)",
+        fontsize=8,
+    )
+    note = diverged_note(points)
+    if note:
+        fig.text(0.5, -0.02, note, ha="center", color="firebrick", fontsize=7, wrap=True)
+    fig.tight_layout()
+    save_figure(fig, outputs)

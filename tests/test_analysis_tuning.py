@@ -1,0 +1,220 @@
+"""The tuning stage: grid settings, selection on the validation split, robustness, the
+sensitivity figure, and replicated runs that really train with the selection."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from amsgrad_repro.analysis import tuning
+from amsgrad_repro.cli import main
+from amsgrad_repro.config import ConfigError, load
+from tests.test_train import task_settings, write_miniature
+
+
+def grid_frame(values: dict[tuple[str, float, float], list[float]]) -> pd.DataFrame:
+    """Grid runs: {(optimizer, lr, beta2): [val_loss per seed]}; NaN = diverged seed."""
+    rows = [
+        {
+            "task": "logreg",
+            "optimizer": opt,
+            "lr": lr,
+            "beta2": beta2,
+            "seed": seed,
+            "status": "diverged" if math.isnan(v) else "completed",
+            "metric": "val_loss",
+            "value": v,
+        }
+        for (opt, lr, beta2), seeds in values.items()
+        for seed, v in enumerate(seeds)
+    ]
+    return pd.DataFrame(rows, columns=tuning.GRID_COLUMNS)
+
+
+def test_point_names_round_trip_exactly():
+    for lr, beta2 in ((0.001, 0.999), (1e-05, 0.99), (0.0012345678901, 0.9995)):
+        name = tuning.point_name(lr, beta2)
+        parsed_lr, parsed_beta2 = name.removeprefix("lr").split("_beta2")
+        assert (float(parsed_lr), float(parsed_beta2)) == (lr, beta2)
+
+
+def test_grid_settings_change_only_this_optimizer():
+    task = {
+        "optimizers": ["adam", "amsgrad"],
+        "hparams": {"lr": 0.01, "lr_schedule": "inv_sqrt", "betas": [0.9, 0.999]},
+        "overrides": {"amsgrad": {"betas": [0.8, 0.99]}},
+        "epochs": 100,
+    }
+    point = tuning.grid_settings(task, "amsgrad", 0.03, 0.9, epochs=5)
+    assert point["overrides"]["amsgrad"] == {"lr": 0.03, "betas": [0.8, 0.9]}
+    assert point["hparams"] == task["hparams"] and "adam" not in point["overrides"]
+    assert point["epochs"] == 5 and task["epochs"] == 100
+
+
+def test_selection_takes_the_best_mean_and_never_a_point_that_diverged():
+    grid = grid_frame(
+        {
+            ("adam", 0.001, 0.999): [0.50, 0.52],
+            ("adam", 0.01, 0.999): [0.30, math.nan],  # best seed, but diverged on the other
+            ("adam", 0.01, 0.99): [0.40, 0.42],
+            ("adam", 0.1, 0.99): [0.40, 0.42],  # a tie: the first point in grid order wins
+        }
+    )
+    chosen = tuning.select(grid, "adam")
+    assert (chosen["lr"], chosen["beta2"]) == (0.01, 0.99)
+    assert chosen["score"] == pytest.approx(0.41)
+    diverged = {(p["lr"], p["beta2"]): p["diverged"] for p in chosen["points"]}
+    assert diverged[(0.01, 0.999)] == 1
+
+
+def test_accuracy_metrics_are_maximised():
+    grid = grid_frame({("adam", 0.001, 0.999): [0.8], ("adam", 0.01, 0.999): [0.9]})
+    grid["metric"] = "val_accuracy"
+    assert tuning.select(grid, "adam")["lr"] == 0.01
+
+
+def test_sensitivity_is_the_mean_excess_over_the_best_point():
+    grid = grid_frame(
+        {
+            ("adam", 0.001, 0.999): [0.5, 0.5],
+            ("adam", 0.01, 0.999): [0.3, 0.3],
+            ("adam", 0.1, 0.999): [math.nan, 1.3],  # seed 0 diverged: counts as worst, 0.6
+            ("amsgrad", 0.001, 0.999): [0.4, 0.4],
+            ("amsgrad", 0.01, 0.999): [0.3, 0.3],
+            ("amsgrad", 0.1, 0.999): [0.6, 0.6],
+        }
+    )
+    table = tuning.sensitivity(grid).set_index(["optimizer", "seed"])["value"]
+    assert table[("adam", 0)] == pytest.approx((0.2 + 0.0 + 0.3) / 3)
+    assert table[("adam", 1)] == pytest.approx((0.2 + 0.0 + 1.0) / 3)
+    assert table[("amsgrad", 0)] == pytest.approx((0.1 + 0.0 + 0.3) / 3)
+
+
+@pytest.mark.parametrize(
+    ("tuning_section", "task_change", "message"),
+    [
+        ({"synthetic_online": {"lr": [0.1], "beta2": [0.9]}}, {}, "not a training task"),
+        ({"logreg": {"lr": [0.1], "beta2": [0.9]}}, {"holdout_val": False}, "holdout_val"),
+        (
+            {"logreg": {"optimizers": ["sgd"], "lr": [0.1], "beta2": [0.9]}},
+            {"optimizers": ["adam", "sgd"]},
+            "no beta2",
+        ),
+        (
+            {"logreg": {"optimizers": ["rmsprop"], "lr": [0.1], "beta2": [0.9]}},
+            {},
+            "not run by task",
+        ),
+    ],
+)
+def test_tuning_config_errors_name_the_key(repo_root, tuning_section, task_change, message):
+    settings = load(
+        repo_root / "config.yaml",
+        {"tune": True, "tuning": {"tasks": tuning_section}, "tasks": {"logreg": task_change}},
+    )
+    with pytest.raises(ConfigError, match=message):
+        tuning.check_tuning(settings)
+
+
+def test_tuning_is_off_unless_asked(repo_root):
+    assert tuning.tuned_tasks(load(repo_root / "config.yaml")) == {}
+    on = tuning.tuned_tasks(load(repo_root / "config.yaml", {"tune": True, "scale": "smoke"}))
+    assert set(on) == {"logreg", "mlp"} and on["logreg"]["epochs"] == 1
+    assert on["logreg"]["optimizers"] == ["adam", "amsgrad"]
+
+
+# --- the stage end to end on real (tiny) training runs --------------------------------
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return write_miniature(tmp_path_factory.mktemp("data") / "miniature")
+
+
+def train(cache: Path, out: Path, optimizer: str, seed: int, settings: dict, *extra: str) -> dict:
+    argv = ["train", "--task", "toy", "--optimizer", optimizer, "--seed", str(seed)]
+    argv += ["--settings", json.dumps(settings), "--dataset-cache", str(cache)]
+    argv += ["--out", str(out), "--checkpoint-dir", str(out) + ".ckpt", "--device", "cpu"]
+    argv += ["--progress", "off", *extra]
+    assert main(argv) == 0
+    return json.loads((out / "run.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def grid_runs(cache, tmp_path_factory) -> list[Path]:
+    root = tmp_path_factory.mktemp("tuning")
+    base = task_settings(epochs=1, optimizers=["adam", "amsgrad"])
+    files = []
+    for optimizer in ("adam", "amsgrad"):
+        for lr in (0.001, 0.03):
+            for seed in (0, 1):
+                settings = tuning.grid_settings(base, optimizer, lr, 0.99, epochs=1)
+                out = root / optimizer / tuning.point_name(lr, 0.99) / str(seed)
+                train(cache, out, optimizer, seed, settings)
+                files.append(out / "run.json")
+    return files
+
+
+def test_select_and_sensitivity_commands_on_real_runs(grid_runs, tmp_path):
+    base = task_settings(epochs=1, optimizers=["adam", "amsgrad"])
+    runs = [str(p) for p in grid_runs if "/adam/" in str(p)]
+    out = tmp_path / "adam.json"
+    argv = ["tune-select", "--task", "toy", "--optimizer", "adam"]
+    argv += ["--settings", json.dumps(base), "--runs", *runs, "--out", str(out)]
+    assert main(argv) == 0
+    record = json.loads(out.read_text())
+    grid = tuning.load_grid(runs, "val_loss")
+    means = grid.groupby("lr")["value"].mean()
+    assert record["selected"] == {"lr": float(means.idxmin()), "betas": [0.9, 0.99]}
+    assert record["score"] == pytest.approx(means.min()) and record["seeds"] == [0, 1]
+
+    figure = [tmp_path / "sens.png", tmp_path / "sens.pdf"]
+    argv = ["sensitivity", "--task", "toy", "--settings", json.dumps(base), "--epochs", "1"]
+    argv += ["--runs", *map(str, grid_runs), "--grid-out", str(tmp_path / "grid.csv")]
+    argv += ["--sensitivity-out", str(tmp_path / "sens.csv"), "--figure", *map(str, figure)]
+    assert main(argv) == 0
+    assert all(path.stat().st_size > 5000 for path in figure)
+    table = pd.read_csv(tmp_path / "sens.csv")
+    assert len(table) == 4 and (table["value"] >= 0).all()
+    assert set(table.columns) >= {"task", "optimizer", "seed", "statistic", "metric", "value"}
+
+
+def test_replicated_run_trains_with_the_selection(cache, tmp_path):
+    """--hparams-file gives the same run as configuring those values directly."""
+    base = task_settings(epochs=1)
+    selection = tmp_path / "amsgrad.json"
+    selection.write_text(
+        json.dumps({"optimizer": "amsgrad", "selected": {"lr": 0.003, "betas": [0.9, 0.95]}})
+    )
+    tuned = train(cache, tmp_path / "tuned", "amsgrad", 0, base, "--hparams-file", str(selection))
+    direct_settings = {**base, "overrides": {"amsgrad": {"lr": 0.003, "betas": [0.9, 0.95]}}}
+    train(cache, tmp_path / "direct", "amsgrad", 0, direct_settings)
+    assert tuned["hparams"]["lr"] == 0.003 and tuned["hparams"]["betas"] == [0.9, 0.95]
+    columns = ["step", "train_loss", "val_loss", "test_loss"]
+    np.testing.assert_array_equal(
+        pd.read_csv(tmp_path / "tuned/metrics.csv")[columns],
+        pd.read_csv(tmp_path / "direct/metrics.csv")[columns],
+    )
+    untuned = train(cache, tmp_path / "untuned", "amsgrad", 0, base)
+    assert untuned["hparams"]["lr"] == 0.01
+
+
+def test_selection_for_another_optimizer_is_refused(cache, tmp_path):
+    selection = tmp_path / "adam.json"
+    selection.write_text(json.dumps({"optimizer": "adam", "selected": {"lr": 0.003}}))
+    argv = ["train", "--task", "toy", "--optimizer", "amsgrad", "--seed", "0"]
+    argv += ["--settings", json.dumps(task_settings()), "--dataset-cache", str(cache)]
+    argv += ["--out", str(tmp_path / "run"), "--hparams-file", str(selection)]
+    assert main(argv) == 2
+
+
+def test_grid_without_a_validation_split_is_an_error(cache, tmp_path):
+    settings = task_settings(epochs=1, holdout_val=False)
+    train(cache, tmp_path / "run", "adam", 0, settings)
+    with pytest.raises(ConfigError, match="trained on its validation split"):
+        tuning.load_grid([tmp_path / "run/run.json"], "val_loss")

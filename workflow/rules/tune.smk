@@ -1,0 +1,93 @@
+# The paper's hyper-parameter protocol (off unless `tune: true`): per task x optimizer a
+# grid over alpha and beta2 (config `tuning:`), run on the tuning seeds, scored on the
+# validation split; the choice goes to results/tuning/<task>/<optimizer>.json, which the
+# replicated `train` jobs of that optimizer read (--hparams-file).
+
+
+rule tune_run:
+    input:
+        cache=lambda wc: training_cache(wc.task),
+    output:
+        metrics="results/tuning/runs/{task}/{optimizer}/lr{lr}_beta2{beta2}/{seed}/metrics.csv",
+        run="results/tuning/runs/{task}/{optimizer}/lr{lr}_beta2{beta2}/{seed}/run.json",
+        checkpoint="results/tuning/runs/{task}/{optimizer}/lr{lr}_beta2{beta2}/{seed}/checkpoint.pt",
+    log:
+        "results/logs/tune/{task}/{optimizer}/lr{lr}_beta2{beta2}/{seed}.log",
+    benchmark:
+        "results/benchmarks/tune/{task}/{optimizer}/lr{lr}_beta2{beta2}/{seed}.tsv"
+    wildcard_constraints:
+        task="|".join(TUNED) or "no_tuned_task",
+        lr=r"[0-9.e+-]+",
+        beta2=r"[0-9.e+-]+",
+        seed=r"\d+",
+    conda:
+        "../../envs/amsgrad.yaml"
+    threads: lambda wc: task_resource(wc.task, "cpus", 1)
+    resources:
+        gpu=lambda wc: task_resource(wc.task, "gpus", 0),
+        mem_mb=lambda wc: task_resource(wc.task, "mem_mb", 2000),
+        runtime=lambda wc: task_resource(wc.task, "runtime", 60),
+    params:
+        settings=lambda wc: grid_point_settings(wc.task, wc.optimizer, wc.lr, wc.beta2),
+        out=lambda wc, output: os.path.dirname(output.run),
+        checkpoints="results/checkpoints/tuning/{task}/{optimizer}/lr{lr}_beta2{beta2}/{seed}",
+        device=SETTINGS["device"],
+    shell:
+        "amsgrad-repro train --task {wildcards.task} --optimizer {wildcards.optimizer}"
+        " --seed {wildcards.seed} --settings {params.settings}"
+        " --dataset-cache {input.cache} --out {params.out}"
+        " --checkpoint-dir {params.checkpoints} --device {params.device}"
+        " --threads {threads} --progress off > {log} 2>&1"
+
+
+rule tune_select:
+    input:
+        runs=lambda wc: tuning_runs(wc.task, wc.optimizer),
+    output:
+        "results/tuning/{task}/{optimizer}.json",
+    log:
+        "results/logs/tune/{task}/{optimizer}.select.log",
+    benchmark:
+        "results/benchmarks/tune/{task}/{optimizer}.select.tsv"
+    wildcard_constraints:
+        task="|".join(TUNED) or "no_tuned_task",
+    conda:
+        "../../envs/amsgrad.yaml"
+    params:
+        settings=lambda wc: task_settings(wc.task),
+        metric=SETTINGS.get("tuning", {}).get("metric", "val_loss"),
+    shell:
+        "amsgrad-repro tune-select --task {wildcards.task} --optimizer {wildcards.optimizer}"
+        " --settings {params.settings} --metric {params.metric} --runs {input.runs}"
+        " --out {output} > {log} 2>&1"
+
+
+rule sensitivity:
+    input:
+        runs=lambda wc: tuning_runs(wc.task),
+    output:
+        grid="results/tuning/{task}/grid.csv",
+        sensitivity="results/tuning/{task}/sensitivity.csv",
+        png=report(
+            "results/figures/sensitivity_{task}.png",
+            caption="../report/sensitivity.rst",
+            category="Hyper-parameter sensitivity",
+        ),
+        pdf="results/figures/sensitivity_{task}.pdf",
+    log:
+        "results/logs/tune/{task}/sensitivity.log",
+    benchmark:
+        "results/benchmarks/tune/{task}/sensitivity.tsv"
+    wildcard_constraints:
+        task="|".join(TUNED) or "no_tuned_task",
+    conda:
+        "../../envs/amsgrad.yaml"
+    params:
+        settings=lambda wc: task_settings(wc.task),
+        metric=SETTINGS.get("tuning", {}).get("metric", "val_loss"),
+        epochs=lambda wc: TUNED[wc.task]["epochs"],
+    shell:
+        "amsgrad-repro sensitivity --task {wildcards.task} --settings {params.settings}"
+        " --metric {params.metric} --epochs {params.epochs} --runs {input.runs}"
+        " --grid-out {output.grid} --sensitivity-out {output.sensitivity}"
+        " --figure {output.png} {output.pdf} > {log} 2>&1"
