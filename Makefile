@@ -5,8 +5,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= all
 SNAKEMAKE_ARGS ?=
+# make push/pull: paths under results/ and --remote NAME (docs/sharing.md).
+SHARE_ARGS ?=
 
-.PHONY: run test lint format install report
+.PHONY: run test lint format install report push pull
 
 # The stamp re-installs when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -26,6 +28,17 @@ run: install
 report: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --report results/report.html \
 		$(SNAKEMAKE_ARGS)
+
+# Share finished runs, aggregates, figures and tables through the DVC remote
+# (docs/sharing.md). SNAKEMAKE_ARGS must be the run's, e.g. SNAKEMAKE_ARGS="--config scale=smoke".
+push: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/amsgrad-repro share push $(SHARE_ARGS) \
+		-- $(SNAKEMAKE_ARGS)
+
+# Pull them, then make Snakemake see them as up to date (nothing reruns).
+pull: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/amsgrad-repro share pull --cores $(CORES) \
+		$(SHARE_ARGS) -- $(SNAKEMAKE_ARGS)
 
 test: install lint
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q

@@ -104,3 +104,27 @@ def dataset_lock(root: Path, name: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# --- Several targets at once (results sharing, amsgrad_repro.share) ----------------------
+
+
+def add(root: Path, targets: list[str]) -> None:
+    """``dvc add`` several paths (relative to ``root``) in one call; each gets its own
+    ``.dvc`` file beside it."""
+    if targets:
+        dvc(root, "add", "--quiet", *targets)
+
+
+def push_to(root: Path, targets: list[str], remote: str | None = None) -> None:
+    """``dvc push`` the given ``.dvc`` files to ``remote`` (default: ``core.remote``)."""
+    dvc(root, "push", "--quiet", *(["--remote", remote] if remote else []), *targets)
+
+
+def pull_from(
+    root: Path, targets: list[str], remote: str | None = None, force: bool = False
+) -> None:
+    """``dvc pull`` the given ``.dvc`` files; raises :class:`DvcError` when one is missing
+    on the remote or would overwrite local changes (unless ``force``)."""
+    options = [*(["--remote", remote] if remote else []), *(["--force"] if force else [])]
+    dvc(root, "pull", "--quiet", *options, *targets)

@@ -1,0 +1,431 @@
+"""Share finished results through the DVC remote: ``amsgrad-repro share push|pull``.
+
+What is tracked (one ``.dvc`` file per unit, committed to git beside the result):
+
+* a **run**: every folder under ``results/`` holding a ``run.json`` (``runs/<task>/<opt>/
+  <seed>/``, ``tuning/runs/.../<seed>/``): the files of one job belong together;
+* every **other result file** on its own (``aggregates/<task>.csv``, each figure, each table,
+  each tuning selection), so partial results can be shared and two people who add runs
+  only ever touch the ``.dvc`` files of what they recomputed.
+
+``results/logs``, ``results/benchmarks`` and ``results/checkpoints`` (resume state, removed
+when a run completes) stay on the machine that made them.
+
+``push`` only shares what Snakemake itself calls finished and up to date for the given
+configuration (``snakemake --summary``: status ``ok``, plan ``no update``).
+
+``pull`` makes the pipeline see the pulled files as up to date. DVC writes them with the
+time of the checkout, in no particular order, and a fresh clone has no ``.snakemake``
+metadata, so Snakemake would rerun any job whose output happens to be older than an input.
+After ``dvc pull`` this module therefore (1) builds missing prerequisites that are not
+shared (the dataset caches under ``data/cache``): were one built later, every pulled run
+reading it would be recomputed; (2) drops stale Snakemake metadata of the pulled files;
+(3) sets the modification times of the files the pull wrote in the workflow's dependency
+order (``snakemake --rulegraph``), all after every local input. See docs/sharing.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+RESULTS = "results"
+# Top-level folders of results/ that are never shared.
+NOT_SHARED = frozenset({"logs", "benchmarks", "checkpoints"})
+RUN_RECORD = "run.json"
+# Spacing of the restored modification times between dependency levels.
+LEVEL_STEP_NS = 10_000_000
+
+
+class ShareError(RuntimeError):
+    """Sharing failed; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Output:
+    """One line of ``snakemake --summary``."""
+
+    rule: str
+    status: str
+    plan: str
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.status == "ok" and self.plan == "no update"
+
+
+# --- Snakemake --------------------------------------------------------------------------
+
+
+def snakemake(
+    root: Path, *args: str, check: bool = True, quiet: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run Snakemake of the running Python in ``root``, its rules finding ``amsgrad-repro``
+    of the same environment."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", *args],
+        cwd=root,
+        env=env,
+        capture_output=quiet,
+        text=True,
+    )
+    if check and result.returncode != 0:
+        detail = f"\n{result.stdout[-3000:]}{result.stderr[-5000:]}" if quiet else ""
+        raise ShareError(f"snakemake {' '.join(args)} failed ({result.returncode}){detail}")
+    return result
+
+
+def workflow_summary(root: Path, snakemake_args: Sequence[str]) -> dict[str, Output]:
+    """Every output file of the workflow's DAG (for these arguments) with its rule, status
+    and plan."""
+    result = snakemake(root, "--summary", *snakemake_args)
+    rows: dict[str, Output] = {}
+    lines = iter(result.stdout.splitlines())
+    for line in lines:
+        if line.startswith("output_file\t"):
+            break
+    for line in lines:
+        fields = line.split("\t")
+        if len(fields) >= 5:
+            rows[fields[0]] = Output(rule=fields[2], status=fields[-2], plan=fields[-1])
+    return rows
+
+
+def rule_levels(root: Path, snakemake_args: Sequence[str]) -> dict[str, int]:
+    """Each rule's depth in the rule graph: 0 for rules with no producing rule upstream,
+    else one more than the deepest rule it reads from."""
+    dot = snakemake(root, "--rulegraph", *snakemake_args).stdout
+    names = dict(re.findall(r'^\s*(\d+)\[label = "([^"]+)"', dot, flags=re.M))
+    upstream: dict[str, set[str]] = {name: set() for name in names.values()}
+    for source, target in re.findall(r"^\s*(\d+) -> (\d+)", dot, flags=re.M):
+        upstream[names[target]].add(names[source])
+    levels: dict[str, int] = {}
+
+    def level(rule: str, seen: frozenset[str] = frozenset()) -> int:
+        if rule not in levels:
+            if rule in seen:  # a cycle in the rule graph: no order to respect
+                return 0
+            inputs = upstream.get(rule, set())
+            levels[rule] = 1 + max((level(r, seen | {rule}) for r in inputs), default=-1)
+        return levels[rule]
+
+    for rule in upstream:
+        level(rule)
+    return levels
+
+
+# --- Units ------------------------------------------------------------------------------
+
+
+def _contains_run(folder: Path) -> bool:
+    return any(folder.rglob(RUN_RECORD))
+
+
+def _is_result_file(path: Path) -> bool:
+    return not path.name.startswith(".") and path.suffix != ".dvc"
+
+
+def find_units(root: Path, paths: Iterable[str] = ()) -> list[Path]:
+    """The shareable units under results/ (relative to ``root``): run folders and single
+    files, restricted to those under (or containing) one of ``paths`` when given."""
+    units: list[Path] = []
+
+    def visit(path: Path) -> None:
+        if path.is_symlink():
+            return
+        if path.is_dir():
+            if (path / RUN_RECORD).is_file():
+                units.append(path.relative_to(root))
+            else:
+                for child in sorted(path.iterdir()):
+                    if not child.name.startswith("."):
+                        visit(child)
+        elif path.is_file() and _is_result_file(path):
+            units.append(path.relative_to(root))
+
+    results = root / RESULTS
+    if results.is_dir():
+        for child in sorted(results.iterdir()):
+            if child.name not in NOT_SHARED and not child.name.startswith("."):
+                visit(child)
+    return [unit for unit in units if _selected(unit, paths)]
+
+
+def _selected(unit: Path, paths: Iterable[str]) -> bool:
+    wanted = [Path(os.path.normpath(p)) for p in paths]
+    if not wanted:
+        return True
+    return any(unit == p or p in unit.parents or unit in p.parents for p in wanted)
+
+
+def unit_files(root: Path, unit: Path) -> list[str]:
+    """The files of a unit, as paths relative to ``root`` (Snakemake's spelling)."""
+    path = root / unit
+    if path.is_dir():
+        return sorted(
+            f.relative_to(root).as_posix()
+            for f in path.rglob("*")
+            if f.is_file() and not f.is_symlink()
+        )
+    return [unit.as_posix()] if path.is_file() else []
+
+
+def dvc_file(unit: Path) -> Path:
+    return unit.with_name(unit.name + ".dvc")
+
+
+def tracked_units(root: Path, paths: Iterable[str] = ()) -> list[Path]:
+    """Units that have a ``.dvc`` file under results/ (from git), optionally selected."""
+    results = root / RESULTS
+    if not results.is_dir():
+        return []
+    units = [
+        f.relative_to(root).with_suffix("")
+        for f in sorted(results.rglob("*.dvc"))
+        if f.is_file() and not (set(f.relative_to(results).parts[:1]) & NOT_SHARED)
+    ]
+    return [unit for unit in units if _selected(unit, paths)]
+
+
+# --- push -------------------------------------------------------------------------------
+
+
+def push(
+    root: Path,
+    paths: Sequence[str] = (),
+    snakemake_args: Sequence[str] = (),
+    remote: str | None = None,
+) -> list[Path]:
+    """Track every finished, up-to-date unit with DVC and push it (and the datasets' raw
+    files tracked under data/raw) to the remote. Returns the ``.dvc`` files to commit."""
+    from amsgrad_repro.data import dvc
+
+    summary = workflow_summary(root, snakemake_args)
+    shared: list[Path] = []
+    for unit in find_units(root, paths):
+        files = unit_files(root, unit)
+        known = [f for f in files if f in summary]
+        if not known:
+            print(f"skipped {unit}: not an output of this workflow configuration")
+            continue
+        stale = [f for f in known if not summary[f].up_to_date]
+        if stale:
+            output = summary[stale[0]]
+            print(f"skipped {unit}: {stale[0]} is not finished or not up to date "
+                  f"({output.status}, {output.plan}); run the pipeline first")  # fmt: skip
+            continue
+        shared.append(unit)
+    if not shared:
+        raise ShareError(
+            "nothing to share: no finished, up-to-date results under results/ for this "
+            "configuration (pass the same --config as the run)"
+        )
+    dvc.add(root, [unit.as_posix() for unit in shared])
+    dvc_files = [dvc_file(unit).as_posix() for unit in shared]
+    datasets = [f.relative_to(root).as_posix() for f in sorted(root.glob("data/raw/*.dvc"))]
+    dvc.push_to(root, dvc_files + datasets, remote)
+    runs = sum((root / unit).is_dir() for unit in shared)
+    print(
+        f"pushed {len(shared)} units ({runs} runs, {len(shared) - runs} files)"
+        + (f" and {len(datasets)} datasets" if datasets else "")
+        + f" to the DVC remote {remote or '(default)'}."
+    )
+    print(
+        "Commit the .dvc files so that others can pull them:\n"
+        "  git add results/**/*.dvc data/raw/*.dvc && git commit -m 'Share results'"
+    )
+    return [Path(f) for f in dvc_files]
+
+
+# --- pull -------------------------------------------------------------------------------
+
+
+def _snapshot(root: Path, units: Iterable[Path]) -> dict[str, tuple[int, int, int]]:
+    state = {}
+    for unit in units:
+        for name in unit_files(root, unit):
+            info = (root / name).stat()
+            state[name] = (info.st_ino, info.st_mtime_ns, info.st_size)
+    return state
+
+
+def pull(
+    root: Path,
+    paths: Sequence[str] = (),
+    snakemake_args: Sequence[str] = (),
+    remote: str | None = None,
+    force: bool = False,
+    cores: str = "all",
+) -> list[str]:
+    """``dvc pull`` the tracked results, then make Snakemake see them as up to date.
+    Returns the files the pull wrote."""
+    from amsgrad_repro.data import dvc
+
+    units = tracked_units(root, paths)
+    if not units:
+        raise ShareError(
+            "nothing to pull: no .dvc files under results/ (has the sharer committed "
+            "them, and have you pulled that git commit?)"
+        )
+    before = _snapshot(root, units)
+    try:
+        dvc.pull_from(root, [dvc_file(unit).as_posix() for unit in units], remote, force)
+    except dvc.DvcError as error:
+        raise ShareError(
+            f"{error}\n\nA result changed here and not pushed is never overwritten: push "
+            "it first (share push), or pass --force to replace it by the shared version."
+        ) from None
+    after = _snapshot(root, units)
+    written = sorted(name for name, state in after.items() if before.get(name) != state)
+    print(f"pulled {len(units)} units; {len(written)} files written")
+    if not written:
+        return written
+
+    summary = workflow_summary(root, snakemake_args)
+    build_prerequisites(root, summary, snakemake_args, cores)
+    forget_metadata(root, [name for name in written if name in summary], snakemake_args)
+    restore_order(root, written, summary, rule_levels(root, snakemake_args))
+    report_remaining(workflow_summary(root, snakemake_args))
+    return written
+
+
+def build_prerequisites(
+    root: Path, summary: dict[str, Output], snakemake_args: Sequence[str], cores: str
+) -> None:
+    """Build the missing outputs outside results/ (the dataset caches). If one were built
+    after the pull, it would be newer than the pulled runs that read it, and Snakemake
+    would recompute them all."""
+    missing = sorted(
+        path
+        for path, output in summary.items()
+        if output.status == "missing" and not path.startswith(f"{RESULTS}/")
+    )
+    if not missing:
+        return
+    print(f"building what the pulled results were made from: {', '.join(missing)}")
+    result = snakemake(
+        root, "--cores", cores, "--keep-going", *missing, *snakemake_args, check=False
+    )
+    if result.returncode != 0:
+        print(
+            f"warning: could not build all of {', '.join(missing)} (snakemake exit "
+            f"{result.returncode}; see results/logs/). When one is built later, Snakemake "
+            "recomputes the pulled results that read it.\n" + result.stderr[-3000:],
+            file=sys.stderr,
+        )
+
+
+def forget_metadata(root: Path, files: Sequence[str], snakemake_args: Sequence[str]) -> None:
+    """Drop what Snakemake recorded here about files the pull replaced (rule code, params,
+    input set of the local version): it does not describe the pulled content."""
+    metadata = root / ".snakemake" / "metadata"
+    if not files or not metadata.is_dir() or not any(metadata.iterdir()):
+        return
+    result = snakemake(root, "--cleanup-metadata", *files, *snakemake_args, check=False)
+    if result.returncode != 0 and "metadata was not present" not in result.stderr:
+        raise ShareError(f"snakemake --cleanup-metadata failed:\n{result.stderr[-5000:]}")
+
+
+def restore_order(
+    root: Path, files: Sequence[str], summary: dict[str, Output], levels: dict[str, int]
+) -> None:
+    """Give the pulled files modification times in the workflow's dependency order, the
+    newest now: each output is newer than its inputs (pulled ones and local ones)."""
+    top = max(levels.values(), default=0)
+    now = time.time_ns()
+    for name in files:
+        rule = summary[name].rule if name in summary else None
+        level = levels.get(rule, top) if rule else top
+        stamp = now - (top - level) * LEVEL_STEP_NS
+        os.utime(root / name, ns=(stamp, stamp))
+
+
+def report_remaining(summary: dict[str, Output]) -> None:
+    pending: dict[str, int] = {}
+    for output in summary.values():
+        if output.plan != "no update":
+            pending[output.rule] = pending.get(output.rule, 0) + 1
+    if not pending:
+        print("Snakemake is up to date: nothing to run.")
+    else:
+        listed = ", ".join(f"{rule} ({count} files)" for rule, count in sorted(pending.items()))
+        print(f"left to compute by the pipeline: {listed}")
+
+
+# --- CLI --------------------------------------------------------------------------------
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    share = subparsers.add_parser(
+        "share",
+        help="push finished results to the DVC remote, or pull them (docs/sharing.md)",
+        description="amsgrad-repro share push|pull [PATHS] [options] [-- SNAKEMAKE ARGS]; "
+        "see `amsgrad-repro share push --help`.",
+    )
+    # Parsed by options_parser(): argparse would drop a '--' right after a positional.
+    share.add_argument("args", nargs=argparse.REMAINDER, metavar="push|pull ...")
+    share.set_defaults(func=_share)
+
+
+def options_parser() -> argparse.ArgumentParser:
+    """``share``'s own arguments; everything after ``--`` is for Snakemake."""
+    parser = argparse.ArgumentParser(
+        prog="amsgrad-repro share",
+        description="Share finished results through the DVC remote (docs/sharing.md).",
+        epilog="Arguments after '--' go to every Snakemake call and must match the run's, "
+        "e.g. amsgrad-repro share pull -- --config scale=smoke",
+    )
+    parser.add_argument("action", choices=("push", "pull"))
+    parser.add_argument(
+        "paths", nargs="*", help="only results under these paths (e.g. results/runs/mlp)"
+    )
+    parser.add_argument("--root", type=Path, default=Path.cwd(), help="repository root")
+    parser.add_argument("--remote", "-r", help="DVC remote (default: core.remote)")
+    parser.add_argument(
+        "--force", action="store_true", help="pull: replace local results that differ"
+    )
+    parser.add_argument(
+        "--cores", default="all", help="pull: cores for building the dataset caches"
+    )
+    return parser
+
+
+def split_snakemake_args(args: Sequence[str]) -> tuple[list[str], list[str]]:
+    args = list(args)
+    if "--" in args:
+        cut = args.index("--")
+        return args[:cut], args[cut + 1 :]
+    return args, []
+
+
+def _share(args: argparse.Namespace) -> int:
+    from amsgrad_repro.data.dvc import DvcError
+
+    own, snakemake_args = split_snakemake_args(args.args)
+    options = options_parser().parse_args(own)
+    root = options.root.resolve()
+    try:
+        if options.action == "push":
+            push(root, options.paths, snakemake_args, options.remote)
+        else:
+            pull(
+                root,
+                options.paths,
+                snakemake_args,
+                options.remote,
+                options.force,
+                options.cores,
+            )
+    except (ShareError, DvcError) as error:
+        print(f"amsgrad-repro share: {error}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,264 @@
+"""Sharing results through DVC (`amsgrad-repro share push|pull`, `make push|pull`): real
+git, real dvc with a local remote, real Snakemake on the smoke preset.
+
+Clone A runs the synthetic tasks and logistic regression (two optimizers, one seed) on a
+miniature Fashion-MNIST, pushes a partial set of results (commit tagged ``partial``), then
+everything. B clones A and pulls everything: identical files, nothing for Snakemake to do,
+the report builds. C checks out the partial commit and pulls: the pipeline computes only
+the missing runs and what is derived from them, never a pulled run. The miniature's
+source folder is deleted after A's push, so B and C get the raw data from the DVC remote.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from amsgrad_repro import share
+from amsgrad_repro.data import dvc
+from tests.miniatures import write_idx_dataset
+from tests.pipeline import REPO_ROOT, copy_workflow, run_snakemake, snakemake_env
+
+SMOKE = ("--config", "scale=smoke", "seeds=1")
+# The partial push: all synthetic runs but Theorem 1 with AMSGrad, logistic regression
+# with Adam only, and every derived file (some of which are stale for the partial set).
+PARTIAL = (
+    "results/runs/synthetic_online",
+    "results/runs/synthetic_stochastic",
+    "results/runs/synthetic_theorem1/adam",
+    "results/runs/synthetic_theorem1/adamnc",
+    "results/runs/synthetic_theorem1/torch-amsgrad",
+    "results/runs/logreg/adam",
+    "results/aggregates",
+    "results/figures",
+    "results/tables",
+)
+MISSING_IN_PARTIAL = ("results/runs/synthetic_theorem1/amsgrad/0", "results/runs/logreg/amsgrad/0")
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def share_cli(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "amsgrad_repro.cli", "share", *args],
+        cwd=cwd,
+        env=snakemake_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"share {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def digests(root: Path) -> dict[str, str]:
+    """sha256 of every shared file under results/ (not logs, benchmarks, checkpoints)."""
+    results = root / "results"
+    return {
+        path.relative_to(root).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(results.rglob("*"))
+        if path.is_file()
+        and path.relative_to(results).parts[0] not in share.NOT_SHARED
+        and path.suffix != ".dvc"
+        and not path.name.startswith(".")
+    }
+
+
+def nothing_to_do(workdir: Path) -> bool:
+    result = run_snakemake(workdir, "-n", *SMOKE)
+    return "Nothing to be done" in result.stdout + result.stderr
+
+
+def dry_run_jobs(workdir: Path) -> dict[str, int]:
+    """Jobs per rule that `snakemake -n` would run (its "Job stats" table, less `all`)."""
+    result = run_snakemake(workdir, "-n", *SMOKE)
+    lines = (result.stdout + result.stderr).splitlines()
+    if "Job stats:" not in lines:
+        return {}
+    jobs = {}
+    for line in lines[lines.index("Job stats:") + 3 :]:
+        fields = line.split()
+        if len(fields) != 2 or fields[0] == "total":
+            break
+        jobs[fields[0]] = int(fields[1])
+    jobs.pop("all", None)
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def clone_a(tmp_path_factory) -> Path:
+    """A git + DVC repository that ran the smoke pipeline and pushed its results twice."""
+    started = time.monotonic()
+    root = tmp_path_factory.mktemp("share")
+    a = copy_workflow(root / "A")
+    shutil.copy(REPO_ROOT / ".gitignore", a / ".gitignore")  # the project's real one
+    config = yaml.safe_load((a / "config.yaml").read_text())
+    config["datasets"]["fashion_mnist"] = write_idx_dataset(
+        root / "mini", num_train=1200, num_test=600
+    )
+    for name, task in config["tasks"].items():  # synthetic tasks + logreg only
+        if task["kind"] != "synthetic" and name != "logreg":
+            task["enabled"] = False
+    config["tasks"]["logreg"]["optimizers"] = ["adam", "amsgrad"]
+    (a / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    git(a, "init", "-q")
+    for key, value in (("user.email", "t@example.org"), ("user.name", "t")):
+        git(a, "config", key, value)
+    env = {**os.environ, **dvc.OFFLINE_ENV}
+    subprocess.run([dvc.dvc_executable(), "init", "-q"], cwd=a, env=env, check=True)
+    shutil.copy(REPO_ROOT / ".dvc/config", a / ".dvc/config")
+    dvc.dvc(a, "remote", "modify", "local", "url", str(root / "remote"))
+    git(a, "add", ".")
+    git(a, "commit", "-qm", "workflow")
+
+    run_snakemake(a, *SMOKE)
+    ran = time.monotonic()
+
+    partial = share_cli(a, "push", *PARTIAL, "--", *SMOKE)
+    derived = [f for f in digests(a) if not f.startswith("results/runs/")]
+    summary = f"pushed {12 + len(derived)} units (12 runs, {len(derived)} files) and 1 datasets"
+    assert summary in partial.stdout, partial.stdout
+    tracked = git(a, "status", "--porcelain", "--untracked-files=all")
+    assert "results/runs/logreg/adam/0.dvc" in tracked, tracked
+    assert "results/aggregates/logreg.csv.dvc" in tracked, tracked
+    assert "results/runs/logreg/amsgrad/0.dvc" not in tracked
+    assert "metrics.csv" not in tracked  # only .dvc files are visible to git
+    git(a, "add", "results", "data/raw")
+    git(a, "commit", "-qm", "partial results")
+    git(a, "tag", "partial")
+
+    full = share_cli(a, "push", "--", *SMOKE)
+    git(a, "add", "results", "data/raw")
+    git(a, "commit", "-qm", "all results")
+    shutil.rmtree(root / "mini")  # from now on the raw data only exists in the DVC remote
+    print(
+        f"\nclone A: pipeline {ran - started:.1f} s, partial + full push "
+        f"{time.monotonic() - ran:.1f} s\n{partial.stdout}{full.stdout}"
+    )
+    return a
+
+
+def test_push_tracks_each_run_and_file(clone_a: Path) -> None:
+    tracked = set(git(clone_a, "ls-files").split())
+    runs = {f for f in tracked if f.startswith("results/runs/")}
+    # 3 synthetic problems x 4 optimizers + 2 logreg optimizers, one seed each.
+    assert len(runs) == 14 and all(f.endswith("/0.dvc") for f in runs), runs
+    assert "results/aggregates/logreg.csv.dvc" in tracked
+    assert "results/figures/figure1.png.dvc" in tracked
+    assert "results/tables/claims.csv.dvc" in tracked
+    assert "data/raw/fashion_mnist.dvc" in tracked
+    assert not {f for f in tracked if f.startswith(("results/logs", "results/benchmarks"))}
+    assert not any(f.startswith("results/checkpoints") for f in tracked)
+
+
+def test_full_pull_is_identical_and_up_to_date(clone_a: Path, tmp_path: Path) -> None:
+    b = tmp_path / "B"
+    git(tmp_path, "clone", "-q", str(clone_a), str(b))
+    started = time.monotonic()
+    pulled = share_cli(b, "pull", "--", *SMOKE)
+    pull_seconds = time.monotonic() - started
+    assert "Snakemake is up to date: nothing to run." in pulled.stdout, pulled.stdout
+
+    assert digests(b) == digests(clone_a)
+    assert nothing_to_do(b)
+    # Nothing was computed in B except the dataset cache the pulled runs read.
+    assert not (b / "results/logs/train").exists()
+    assert not (b / "results/logs/synthetic").exists()
+    assert (b / "data/cache/fashion_mnist.pt").exists()
+    # ... whose raw files came from the DVC remote (the source folder is gone).
+    assert "pulled from the DVC remote" in (b / "results/logs/data/fashion_mnist.log").read_text()
+
+    started = time.monotonic()
+    run_snakemake(b, "--report", "results/report.html", *SMOKE)
+    report = (b / "results/report.html").read_text()
+    assert "figure1.png" in report and "logreg.png" in report and "claims.html" in report
+    print(f"\nB: pull {pull_seconds:.1f} s, report {time.monotonic() - started:.1f} s")
+    # The report is a rule-less extra, not shared, and must not disturb the pipeline.
+    assert nothing_to_do(b)
+
+
+def test_partial_pull_computes_only_what_is_missing(clone_a: Path, tmp_path: Path) -> None:
+    c = tmp_path / "C"
+    git(tmp_path, "clone", "-q", str(clone_a), str(c))
+    git(c, "checkout", "-q", "partial")
+    started = time.monotonic()
+    pulled = share_cli(c, "pull", "--", *SMOKE)
+    pull_seconds = time.monotonic() - started
+    assert "left to compute by the pipeline" in pulled.stdout, pulled.stdout
+    for run in MISSING_IN_PARTIAL:
+        assert not (c / run).exists()
+    pulled_runs = {
+        path: (c / path).stat().st_mtime_ns
+        for path in digests(c)
+        if path.startswith("results/runs/")
+    }
+    assert len(pulled_runs) == 11 * 2 + 3  # 11 synthetic runs, logreg/adam: 3 files
+
+    # Exactly the missing runs and what is derived from them.
+    assert dry_run_jobs(c) == {
+        "synthetic_run": 1,  # theorem1 x amsgrad (all seeds of a problem x optimizer)
+        "train": 1,  # logreg/amsgrad/0
+        "aggregate": 2,  # theorem1, logreg
+        "figure1": 1,
+        "train_figure": 1,
+        "analyse": 1,
+    }, dry_run_jobs(c)
+
+    # A push from C shares only what is finished and up to date here.
+    pushed = share_cli(c, "push", "--", *SMOKE)
+    assert "skipped results/aggregates/logreg.csv" in pushed.stdout, pushed.stdout
+    assert "skipped results/tables/claims.csv" in pushed.stdout
+    assert "skipped results/aggregates/synthetic_online.csv" not in pushed.stdout
+
+    started = time.monotonic()
+    run_snakemake(c, *SMOKE)
+    run_seconds = time.monotonic() - started
+    for path, mtime in pulled_runs.items():
+        assert (c / path).stat().st_mtime_ns == mtime, f"{path} was recomputed"
+    assert not (c / "results/logs/train/logreg/adam/0.log").exists()
+    assert (c / "results/logs/train/logreg/amsgrad/0.log").exists()
+    synthetic_logs = {p.name for p in (c / "results/logs/synthetic").rglob("*.log")}
+    assert synthetic_logs == {"amsgrad.log"}, synthetic_logs
+    # The runs computed here equal A's (bit-identical on CPU for a given seed; only the
+    # wall time differs), and so does everything derived from them.
+    for run in MISSING_IN_PARTIAL:
+        mine = pd.read_csv(c / run / "metrics.csv").drop(columns="wall_time", errors="ignore")
+        theirs = pd.read_csv(clone_a / run / "metrics.csv")
+        pd.testing.assert_frame_equal(mine, theirs.drop(columns="wall_time", errors="ignore"))
+    for task in ("synthetic_theorem1", "logreg"):
+        aggregate = f"results/aggregates/{task}.csv"
+        pd.testing.assert_frame_equal(pd.read_csv(c / aggregate), pd.read_csv(clone_a / aggregate))
+    assert nothing_to_do(c)
+    print(f"\nC: partial pull {pull_seconds:.1f} s, pipeline for the rest {run_seconds:.1f} s")
+
+
+def test_pull_without_tracked_results_says_so(tmp_path: Path) -> None:
+    result = share_cli(tmp_path, "pull", check=False)
+    assert result.returncode == 1
+    assert "nothing to pull: no .dvc files under results/" in result.stderr
+
+
+def test_cli_keeps_snakemake_arguments_after_double_dash() -> None:
+    from amsgrad_repro.cli import build_parser
+
+    args = build_parser().parse_args(["share", "push", "--", "--config", "scale=smoke"])
+    own, rest = share.split_snakemake_args(args.args)
+    assert own == ["push"] and rest == ["--config", "scale=smoke"]
+    args = build_parser().parse_args(["share", "pull", "results/runs", "-r", "s3", "--", "-n"])
+    own, rest = share.split_snakemake_args(args.args)
+    options = share.options_parser().parse_args(own)
+    assert options.paths == ["results/runs"] and options.remote == "s3" and rest == ["-n"]
