@@ -360,3 +360,69 @@ def test_progress_bar_and_epoch_lines(cache, tmp_path, capsys):
     lines = [line for line in captured.out.splitlines() if " epoch " in line]
     assert len(lines) == 2 and "steps/s" in lines[0] and "ETA" in lines[0]
     assert "toy/amsgrad/0" in captured.err  # the tqdm bar
+
+
+def test_figure_flags_shortened_runs_other_data_and_counts_many_diverged(tmp_path):
+    from amsgrad_repro.train.figure import samples_figure, training_figure, warnings_line
+
+    settings = task_settings(
+        kind="vae",
+        dataset="fashion_mnist",
+        epochs=2,
+        paper={"dataset": "mnist", "epochs": 100},
+        subset={"train": 10000, "eval": 2000},
+    )
+    records = [
+        {"optimizer": o, "seed": s, "status": "diverged" if s < 4 else "completed"}
+        for o in ("adam", "amsgrad")
+        for s in range(5)
+    ]
+    assert warnings_line(settings, records) == (
+        "SHORTENED: 2 of 100 epochs; DATA: fashion_mnist instead of mnist; "
+        "SUBSET: train 10000, eval 2000 examples; "
+        "diverged (stopped early): 8 of 10 runs (adam 4/5, amsgrad 4/5)"
+    )
+    full = task_settings(dataset="mnist", epochs=100, paper={"dataset": "mnist", "epochs": 100})
+    assert warnings_line(full, records[-1:]) == ""
+    # The VAE figure has rows for the negative ELBO, reconstruction and KL.
+    rows = [
+        {"optimizer": o, "step": s, "metric": f"{split}_{m}", "mean": 1.0 / s,
+         "median": 1.0 / s, "lo": 0.9 / s, "hi": 1.1 / s, "n": 2}
+        for o in ("adam", "amsgrad") for s in (10, 20) for split in ("train", "test")
+        for m in ("loss", "recon", "kl")
+    ]  # fmt: skip
+    aggregate = tmp_path / "agg.csv"
+    pd.DataFrame(rows).to_csv(aggregate, index=False)
+    training_figure("vae", aggregate, settings, [], [tmp_path / "curves.png"])
+    assert (tmp_path / "curves.png").stat().st_size > 10_000
+    # The image-grid figure reads each optimizer's first seed's samples.png.
+    from PIL import Image
+
+    runs = []
+    for optimizer in ("adam", "amsgrad"):
+        for seed in (1, 0):
+            folder = tmp_path / optimizer / str(seed)
+            folder.mkdir(parents=True)
+            Image.new("L", (60, 80), color=40 * seed).save(folder / "samples.png")
+            record = {"optimizer": optimizer, "seed": seed, "status": "completed",
+                      "final": {"test_loss": 250.0}}  # fmt: skip
+            (folder / "run.json").write_text(json.dumps(record))
+            runs.append(folder / "run.json")
+    samples_figure("vae", settings, runs, [tmp_path / "grids.png"])
+    assert (tmp_path / "grids.png").stat().st_size > 5_000
+
+
+def test_kinds_write_exactly_the_artifacts_the_workflow_declares(cache, tmp_path, repo_root):
+    from amsgrad_repro.registry import TASK_KINDS
+    from amsgrad_repro.train.api import ARTIFACT_FILES, load_kind
+
+    assert set(ARTIFACT_FILES) <= set(TASK_KINDS)
+    rules = (repo_root / "workflow/rules/train.smk").read_text()
+    for kind, names in ARTIFACT_FILES.items():
+        assert load_kind(kind).artifact_files == names
+        for name in names:
+            assert f"{{seed}}/{name}" in rules, f"{name} is not declared in train.smk"
+    record = train(request(cache, tmp_path, epochs=1, subset={"train": 64, "eval": 32}))
+    assert record["artifacts"] == []
+    written = {p.name for p in (tmp_path / "run").iterdir()}
+    assert written == {"metrics.csv", "run.json", "checkpoint.pt"}

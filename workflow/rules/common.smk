@@ -8,6 +8,7 @@ import shlex
 from snakemake.exceptions import WorkflowError
 
 from amsgrad_repro.config import ConfigError, enabled_tasks, resolve
+from amsgrad_repro.train.api import ARTIFACT_FILES
 
 try:
     SETTINGS = resolve(
@@ -98,15 +99,39 @@ def task_resource(task, name, default=None):
     return SETTINGS["tasks"][task]["resources"].get(name, default)
 
 
+def kind_tasks(kind):
+    return [t for t in TRAINING_TASKS if SETTINGS["tasks"][t]["kind"] == kind]
+
+
+# Tasks whose runs write extra files (ARTIFACT_FILES, e.g. the VAE's samples.png): their
+# jobs come from rule train_vae, which declares them; the rest from rule train.
+VAE_TASKS = kind_tasks("vae")
+PLAIN_TRAINING_TASKS = [t for t in TRAINING_TASKS if t not in VAE_TASKS]
+
+
+def task_pattern(tasks):
+    """A wildcard constraint matching exactly these task names."""
+    return "|".join(tasks) or "no_such_task"
+
+
 def training_figures(task):
-    return [f"results/figures/{task}.png", f"results/figures/{task}.pdf"]
+    figures = [f"results/figures/{task}.png", f"results/figures/{task}.pdf"]
+    if task in VAE_TASKS:
+        figures += [
+            f"results/figures/{task}_samples.png",
+            f"results/figures/{task}_samples.pdf",
+        ]
+    return figures
 
 
 def training_targets():
-    """Every seed's run (so a lost run is recomputed) and each task's figure."""
+    """Every seed's run (so a lost run is recomputed), the per-run image grids of the VAE
+    tasks, and each task's figures."""
     targets = []
     for task in TRAINING_TASKS:
         targets += runs_of(task) + training_figures(task)
+        for name in ARTIFACT_FILES.get(SETTINGS["tasks"][task]["kind"], ()):
+            targets += runs_of(task, name)
     return targets
 
 

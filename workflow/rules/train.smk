@@ -17,7 +17,8 @@ rule train:
     benchmark:
         "results/benchmarks/train/{task}/{optimizer}/{seed}.tsv"
     wildcard_constraints:
-        task="|".join(TRAINING_TASKS) or "no_training_task",
+        # The VAE tasks' jobs come from train_vae below (same job, one more output).
+        task=task_pattern(PLAIN_TRAINING_TASKS),
         seed=r"\d+",
     conda:
         "../../envs/amsgrad.yaml"
@@ -40,6 +41,26 @@ rule train:
         " --threads {threads} --progress off > {log} 2>&1"
 
 
+# The VAE tasks: the same job, which also writes the run's image grid (test images over
+# their reconstructions, then samples from the prior); declared so it is a target, and
+# shown in the report next to the run.
+use rule train as train_vae with:
+    output:
+        metrics="results/runs/{task}/{optimizer}/{seed}/metrics.csv",
+        run="results/runs/{task}/{optimizer}/{seed}/run.json",
+        checkpoint="results/runs/{task}/{optimizer}/{seed}/checkpoint.pt",
+        samples=report(
+            "results/runs/{task}/{optimizer}/{seed}/samples.png",
+            caption="../report/vae_run_samples.rst",
+            category="VAE image grids",
+            subcategory="{task}",
+            labels={"task": "{task}", "optimizer": "{optimizer}", "seed": "{seed}"},
+        ),
+    wildcard_constraints:
+        task=task_pattern(VAE_TASKS),
+        seed=r"\d+",
+
+
 rule train_figure:
     input:
         aggregate="results/aggregates/{task}.csv",
@@ -56,7 +77,7 @@ rule train_figure:
     benchmark:
         "results/benchmarks/figures/{task}.tsv"
     wildcard_constraints:
-        task="|".join(TRAINING_TASKS) or "no_training_task",
+        task=task_pattern(TRAINING_TASKS),
     conda:
         "../../envs/amsgrad.yaml"
     params:
@@ -70,3 +91,31 @@ rule train_figure:
         "amsgrad-repro train-figure --task {wildcards.task} --aggregate {input.aggregate}"
         " --runs {input.runs} --settings {params.settings} {params.log_y}"
         " --out {output.png} {output.pdf} > {log} 2>&1"
+
+
+# The VAE tasks' image grids side by side: the first seed of each optimizer (same seed,
+# same test images and prior draws), marked like the curves when the run is reduced.
+rule samples_figure:
+    input:
+        runs=lambda wc: runs_of(wc.task, "run.json"),
+        samples=lambda wc: runs_of(wc.task, "samples.png"),
+    output:
+        png=report(
+            "results/figures/{task}_samples.png",
+            caption="../report/vae_samples.rst",
+            category="Training tasks",
+        ),
+        pdf="results/figures/{task}_samples.pdf",
+    log:
+        "results/logs/figures/{task}_samples.log",
+    benchmark:
+        "results/benchmarks/figures/{task}_samples.tsv"
+    wildcard_constraints:
+        task=task_pattern(VAE_TASKS),
+    conda:
+        "../../envs/amsgrad.yaml"
+    params:
+        settings=lambda wc: task_settings(wc.task),
+    shell:
+        "amsgrad-repro samples-figure --task {wildcards.task} --runs {input.runs}"
+        " --settings {params.settings} --out {output.png} {output.pdf} > {log} 2>&1"

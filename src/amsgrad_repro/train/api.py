@@ -20,7 +20,10 @@ kind four things, all as batched tensor operations on the device:
    otherwise sync with the host: the engine accumulates on the device and syncs only at
    log points.
 4. ``artifacts(model, data, out_dir, seed)``: optional extra outputs written at the end of
-   a run (e.g. the VAE's image grid); the default writes nothing.
+   a run (e.g. the VAE's image grid); the default writes nothing. Their file names are
+   listed in :data:`ARTIFACT_FILES` under the kind's name (a torch-free table, so the
+   workflow can declare them as outputs of that kind's train jobs without importing
+   torch); a test checks that every kind writes exactly what it declares.
 
 Metric names in ``metrics.csv`` are ``<split>_loss`` and ``<split>_<extra>`` for the splits
 ``train``, ``val`` and ``test``, so ``metric_names`` must list the extras a kind reports.
@@ -48,6 +51,9 @@ Settings = Mapping[str, Any]
 InputTransform = Callable[["torch.Tensor", bool, "torch.Generator"], "torch.Tensor"]
 BatchLoss = tuple["torch.Tensor", dict[str, "torch.Tensor"]]
 
+# Files each kind's ``artifacts`` writes into the run folder, by kind name.
+ARTIFACT_FILES: dict[str, tuple[str, ...]] = {"vae": ("samples.png",)}
+
 
 class TaskKind:
     """Base class of a task kind; subclasses override the methods that differ."""
@@ -55,6 +61,11 @@ class TaskKind:
     name: str = ""
     # Extra per-batch metrics ``batch_loss`` returns besides the loss, in CSV order.
     metric_names: tuple[str, ...] = ()
+
+    @property
+    def artifact_files(self) -> tuple[str, ...]:
+        """The files ``artifacts`` writes (names inside the run folder)."""
+        return ARTIFACT_FILES.get(self.name, ())
 
     def build_model(self, settings: Settings, meta: Mapping[str, Any]) -> nn.Module:
         """The model for ``settings["model"]`` (default: look ``arch`` up in MODELS)."""
@@ -106,6 +117,7 @@ def load_kind(name: str) -> TaskKind:
 
 
 __all__ = [
+    "ARTIFACT_FILES",
     "BatchLoss",
     "InputTransform",
     "Settings",

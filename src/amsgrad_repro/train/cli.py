@@ -1,5 +1,6 @@
 """``amsgrad-repro train`` (one task × optimizer × seed, as the Snakemake rule runs it) and
-``amsgrad-repro train-figure`` (the task's loss curves from its aggregate)."""
+``amsgrad-repro train-figure`` (the task's loss curves from its aggregate) and
+``amsgrad-repro samples-figure`` (a VAE task's per-run image grids side by side)."""
 
 from __future__ import annotations
 
@@ -58,6 +59,22 @@ def _register_figure(subparsers: argparse._SubParsersAction, json_arg) -> None:
     parser.add_argument("--log-y", action="store_true")
     parser.add_argument("--out", type=Path, nargs="+", required=True, help="PNG and/or PDF")
     parser.set_defaults(func=figure)
+    parser = subparsers.add_parser(
+        "samples-figure",
+        help="a VAE task's reconstructions and samples, first seed of each optimizer",
+    )
+    parser.add_argument("--task", required=True)
+    parser.add_argument("--settings", type=json_arg, required=True, help="the task's JSON")
+    parser.add_argument("--runs", type=Path, nargs="+", required=True, help="run.json files")
+    parser.add_argument("--out", type=Path, nargs="+", required=True, help="PNG and/or PDF")
+    parser.set_defaults(func=samples)
+
+
+def samples(args: argparse.Namespace) -> int:
+    from amsgrad_repro.train.figure import samples_figure
+
+    samples_figure(args.task, args.settings, args.runs, args.out)
+    return 0
 
 
 def figure(args: argparse.Namespace) -> int:

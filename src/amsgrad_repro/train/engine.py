@@ -49,7 +49,9 @@ from amsgrad_repro.train.progress import Progress
 KILL_AFTER_EPOCH_ENV = "AMSGRAD_REPRO_TEST_KILL_AFTER_EPOCH"
 # Settings that do not change what a run computes: editing them keeps checkpoints valid
 # (the optimizer's own hyper-parameters enter the fingerprint resolved, overrides included).
-NOT_IDENTITY = frozenset({"resources", "optimizers", "overrides", "hparams", "enabled", "figure"})
+NOT_IDENTITY = frozenset(
+    {"resources", "optimizers", "overrides", "hparams", "enabled", "figure", "paper"}
+)
 EVAL_SEED_OFFSET = 7  # the kinds' evaluation randomness (VAE noise) uses its own stream
 
 

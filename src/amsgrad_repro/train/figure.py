@@ -1,9 +1,12 @@
-"""Figure 2 style panels for a training task: train and test loss vs iterations.
+"""Figure 2 style panels for a training task, and the VAE's image grids.
 
-One line per optimizer (the mean over seeds) with its 95% bootstrap band, read from the
-aggregate table (``results/aggregates/<task>.csv``). The title says what was run: dataset,
-model, α schedule, betas, epochs and seeds, and in red when the data was cut to a subset
-(smoke runs) or some seeds diverged, so a reduced run is never mistaken for the real one.
+Curves: one line per optimizer (the mean over seeds) with its 95% bootstrap band, read from
+the aggregate table (``results/aggregates/<task>.csv``); columns are the train and test
+splits, rows the kind's quantities (a classifier: loss and accuracy; a VAE: the negative
+ELBO and its reconstruction and KL terms). The title says what was run: dataset, model, α
+schedule, betas, epochs and seeds; a red note says when the run is smaller than the task's
+full setting (the ``paper`` block: fewer epochs, other data), cut to a subset, or some seeds
+diverged, so a reduced run is never mistaken for the real one.
 """
 
 from __future__ import annotations
@@ -18,17 +21,28 @@ import pandas as pd
 from amsgrad_repro.analysis.aggregate import curve
 from amsgrad_repro.plots import band_plot, optimizer_palette, save_figure, themed
 
-PANELS: tuple[tuple[str, str], ...] = (("train_loss", "train loss"), ("test_loss", "test loss"))
-VAE_LABEL = "negative ELBO (nats/image)"
+SPLITS: tuple[tuple[str, str], ...] = (("train", "train"), ("test", "test"))
+# Rows of the curve figure per task kind: (metric suffix, axis label).
+ROWS: dict[str, tuple[tuple[str, str], ...]] = {
+    "classifier": (("loss", "cross-entropy loss"), ("accuracy", "accuracy")),
+    "vae": (
+        ("loss", "negative ELBO (nats/image)"),
+        ("recon", "reconstruction −log p(x|z)"),
+        ("kl", "KL(q(z|x) ‖ N(0, I))"),
+    ),
+}
+DEFAULT_ROWS: tuple[tuple[str, str], ...] = (("loss", "loss"),)
+MAX_LISTED = 6  # diverged runs named one by one; more are counted per optimizer
 
 
 def describe(task: Mapping[str, Any], seeds: int) -> str:
     hp = task.get("hparams", {})
     schedule = "/√t" if hp.get("lr_schedule") == "inv_sqrt" else " (constant)"
     model = task.get("model", {}).get("arch", "?")
+    form = f", bias-corrected, ε={hp.get('eps', 0)}" if hp.get("bias_correction") else ""
     return (
         f"{model} on {task.get('dataset')}, batch {task.get('batch_size')}, "
-        f"α={hp.get('lr')}{schedule}, β={tuple(hp.get('betas', ()))}, "
+        f"α={hp.get('lr')}{schedule}, β={tuple(hp.get('betas', ()))}{form}, "
         f"{task.get('epochs')} epochs, {seeds} seeds"
     )
 
@@ -36,15 +50,36 @@ def describe(task: Mapping[str, Any], seeds: int) -> str:
 def warnings_line(task: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> str:
     """What makes this run smaller or less complete than the configured experiment."""
     notes = []
+    full = task.get("paper") or {}
+    if full.get("epochs") and int(task.get("epochs", 0)) < int(full["epochs"]):
+        notes.append(f"SHORTENED: {task.get('epochs')} of {full['epochs']} epochs")
+    if full.get("dataset") and task.get("dataset") != full["dataset"]:
+        notes.append(f"DATA: {task.get('dataset')} instead of {full['dataset']}")
     subset = task.get("subset") or {}
     if any(subset.values()):
         notes.append(
             "SUBSET: " + ", ".join(f"{k} {v}" for k, v in subset.items() if v) + " examples"
         )
-    diverged = [f"{r['optimizer']}/{r['seed']}" for r in records if r["status"] == "diverged"]
-    if diverged:
-        notes.append(f"diverged (stopped early): {', '.join(diverged)}")
+    diverged = [r for r in records if r["status"] == "diverged"]
+    if 0 < len(diverged) <= MAX_LISTED:
+        runs = ", ".join(f"{r['optimizer']}/{r['seed']}" for r in diverged)
+        notes.append(f"diverged (stopped early): {runs}")
+    elif diverged:
+        counts = {}
+        for r in records:
+            ran, stopped = counts.get(r["optimizer"], (0, 0))
+            counts[r["optimizer"]] = (ran + 1, stopped + (r["status"] == "diverged"))
+        per = ", ".join(f"{o} {d}/{n}" for o, (n, d) in counts.items() if d)
+        notes.append(f"diverged (stopped early): {len(diverged)} of {len(records)} runs ({per})")
     return "; ".join(notes)
+
+
+def curve_rows(kind: str | None, metrics: Sequence[str]) -> list[tuple[str, str]]:
+    """The kind's rows that the aggregate has data for (train or test)."""
+    rows = ROWS.get(kind or "", DEFAULT_ROWS)
+    present = set(metrics)
+    kept = [row for row in rows if {f"{s}_{row[0]}" for s, _ in SPLITS} & present]
+    return kept or list(DEFAULT_ROWS)
 
 
 def training_figure(
@@ -62,20 +97,74 @@ def training_figure(
     records = [json.loads(Path(p).read_text()) for p in run_files]
     seeds = len({r["seed"] for r in records}) if records else int(table["n"].max())
     palette = optimizer_palette(table["optimizer"].unique())
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(5.0 * len(PANELS), 3.8), squeeze=False)
-    ylabel_extra = f" — {VAE_LABEL}" if settings.get("kind") == "vae" else ""
-    for ax, (metric, label) in zip(axes[0], PANELS, strict=True):
-        band_plot(ax, curve(table, metric), palette)
-        ax.set_title(label, fontsize=9)
-        ax.set_xlabel("iteration")
-        ax.set_ylabel(label + ylabel_extra, fontsize=8)
-        if log_y:
-            ax.set_yscale("log")
+    rows = curve_rows(settings.get("kind"), table["metric"].unique())
+    fig, axes = plt.subplots(
+        len(rows), len(SPLITS), figsize=(5.0 * len(SPLITS), 3.3 * len(rows) + 0.5), squeeze=False
+    )
+    for r, (quantity, label) in enumerate(rows):
+        for c, (split, split_label) in enumerate(SPLITS):
+            ax = axes[r][c]
+            metric = f"{split}_{quantity}"
+            data = curve(table, metric)
+            if data.empty:
+                ax.text(0.5, 0.5, f"no {metric}", ha="center", transform=ax.transAxes)
+            band_plot(ax, data, palette)
+            ax.set_title(f"{split_label} {label}", fontsize=9)
+            ax.set_xlabel("iteration")
+            ax.set_ylabel(label, fontsize=8)
+            if log_y and quantity != "accuracy":
+                ax.set_yscale("log")
     axes[0][0].legend(title="optimizer", fontsize=7)
     title = f"{task_name}: mean over seeds with 95% bootstrap band\n{describe(settings, seeds)}"
     fig.suptitle(title, fontsize=9)
     warning = warnings_line(settings, records)
     if warning:
-        fig.text(0.5, -0.02, warning, ha="center", color="firebrick", fontsize=8)
+        fig.text(0.5, -0.01, warning, ha="center", color="firebrick", fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, outputs)
+
+
+def samples_figure(
+    task_name: str,
+    settings: Mapping[str, Any],
+    run_files: Sequence[str | Path],
+    outputs: Sequence[str | Path],
+) -> None:
+    """The per-run image grids (``samples.png``: test images over their reconstructions,
+    then samples from the prior) of the first seed of each optimizer, side by side. The
+    same seed means the same test images and the same prior draws for every optimizer."""
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from amsgrad_repro.train.api import ARTIFACT_FILES
+
+    themed()
+    (name,) = ARTIFACT_FILES["vae"]
+    records = [(Path(p), json.loads(Path(p).read_text())) for p in run_files]
+    first: dict[str, tuple[Path, dict[str, Any]]] = {}
+    for path, record in sorted(records, key=lambda item: item[1]["seed"]):
+        first.setdefault(record["optimizer"], (path, record))
+    order = [o for o in settings.get("optimizers", []) if o in first] or sorted(first)
+    if not order:
+        raise ValueError(f"{task_name}: no runs to draw image grids from")
+    fig, axes = plt.subplots(1, len(order), figsize=(3.2 * len(order), 5.0), squeeze=False)
+    for ax, optimizer in zip(axes[0], order, strict=True):
+        path, record = first[optimizer]
+        image = Image.open(path.parent / name)
+        ax.imshow(image, cmap="gray" if image.mode == "L" else None, interpolation="nearest")
+        ax.set_axis_off()
+        loss = (record.get("final") or {}).get("test_loss")
+        value = f"test −ELBO {loss:.1f}" if isinstance(loss, float) else ""
+        status = "" if record["status"] == "completed" else f" [{record['status']}]"
+        ax.set_title(f"{optimizer}, seed {record['seed']}{status}\n{value}", fontsize=8)
+    seeds = len({r["seed"] for _, r in records})
+    fig.suptitle(
+        f"{task_name}: test images over their reconstructions (row pairs), then samples "
+        f"from the prior\n{describe(settings, seeds)}",
+        fontsize=9,
+    )
+    warning = warnings_line(settings, [r for _, r in records])
+    if warning:
+        fig.text(0.5, -0.01, warning, ha="center", color="firebrick", fontsize=8)
     fig.tight_layout()
     save_figure(fig, outputs)

@@ -38,10 +38,12 @@ class Vae(TaskKind):
         return terms.loss, {"recon": terms.recon.detach(), "kl": terms.kl.detach()}
 
     def artifacts(self, model: nn.Module, data, out_dir: Path, seed: int) -> list[Path]:
-        """The reconstructions-and-samples grid of the final model (``samples.png``)."""
+        """The reconstructions-and-samples grid of the final model (``samples.png``): test
+        images over their reconstructions, then samples from the prior."""
         from amsgrad_repro.train.models.vae import save_reconstructions
 
-        path = Path(out_dir) / "samples.png"
+        (name,) = self.artifact_files
+        path = Path(out_dir) / name
         save_reconstructions(model, data.test_x[:32], path, seed)
         return [path]
 
