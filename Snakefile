@@ -23,6 +23,15 @@ include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/analysis.smk"
 
 
+# Cheap bookkeeping runs where Snakemake runs, never as a cluster job.
+localrules:
+    all,
+    prepare_dataset,
+    aggregate,
+    figure1,
+    analyse,
+
+
 rule all:
     default_target: True
     input:

@@ -108,8 +108,12 @@ def git_commit(cwd: str | os.PathLike[str] | None = None) -> str | None:
 
 def provenance() -> dict[str, Any]:
     """What a reader needs to know to trust (or redo) a run."""
+    from amsgrad_repro.gpus import scheduler_record
+
     return {
         "versions": package_versions(),
         "git_commit": git_commit(),
         "hostname": platform.node(),
+        # Under SLURM: job id, GPU allocation, restart count (empty when run locally).
+        "scheduler": scheduler_record(),
     }

@@ -15,6 +15,8 @@ rule synthetic_run:
         "results/benchmarks/synthetic/{task}/{optimizer}.tsv"
     wildcard_constraints:
         task="|".join(SYNTHETIC_TASKS) or "no_synthetic_task",
+    group:
+        "synthetic"
     conda:
         "../../envs/amsgrad.yaml"
     params:

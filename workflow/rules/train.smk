@@ -24,7 +24,9 @@ rule train:
         "../../envs/amsgrad.yaml"
     threads: lambda wc: task_resource(wc.task, "cpus", 1)
     resources:
+        # The SLURM plugin turns gpu (and gpu_model) into --gpus=[model:]N.
         gpu=lambda wc: task_resource(wc.task, "gpus", 0),
+        gpu_model=lambda wc: task_resource(wc.task, "gpu_model") or "",
         mem_mb=lambda wc: task_resource(wc.task, "mem_mb", 2000),
         runtime=lambda wc: task_resource(wc.task, "runtime", 60),
     params:

@@ -24,7 +24,9 @@ rule tune_run:
         "../../envs/amsgrad.yaml"
     threads: lambda wc: task_resource(wc.task, "cpus", 1)
     resources:
+        # The SLURM plugin turns gpu (and gpu_model) into --gpus=[model:]N.
         gpu=lambda wc: task_resource(wc.task, "gpus", 0),
+        gpu_model=lambda wc: task_resource(wc.task, "gpu_model") or "",
         mem_mb=lambda wc: task_resource(wc.task, "mem_mb", 2000),
         runtime=lambda wc: task_resource(wc.task, "runtime", 60),
     params:
@@ -40,6 +42,7 @@ rule tune_run:
         " --threads {threads} --progress off > {log} 2>&1"
 
 
+# Cheap bookkeeping: runs where Snakemake runs, never as a cluster job.
 rule tune_select:
     input:
         runs=lambda wc: tuning_runs(wc.task, wc.optimizer),
@@ -51,6 +54,7 @@ rule tune_select:
         "results/benchmarks/tune/{task}/{optimizer}.select.tsv"
     wildcard_constraints:
         task="|".join(TUNED) or "no_tuned_task",
+    localrule: True
     conda:
         "../../envs/amsgrad.yaml"
     params:
@@ -62,6 +66,7 @@ rule tune_select:
         " --out {output} > {log} 2>&1"
 
 
+# Cheap bookkeeping: runs where Snakemake runs, never as a cluster job.
 rule sensitivity:
     input:
         runs=lambda wc: tuning_runs(wc.task),
@@ -80,6 +85,7 @@ rule sensitivity:
         "results/benchmarks/tune/{task}/sensitivity.tsv"
     wildcard_constraints:
         task="|".join(TUNED) or "no_tuned_task",
+    localrule: True
     conda:
         "../../envs/amsgrad.yaml"
     params:

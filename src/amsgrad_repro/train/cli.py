@@ -85,6 +85,11 @@ def figure(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from amsgrad_repro.gpus import claim_gpu
+
+    if args.device in ("auto", "cuda"):
+        # Before CUDA starts: on a multi-GPU machine, concurrent jobs get distinct GPUs.
+        claim_gpu()
     import torch
 
     from amsgrad_repro.config import ConfigError
