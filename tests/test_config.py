@@ -32,6 +32,17 @@ def test_preset_overrides_base_and_command_line_overrides_preset(raw):
     assert resolve(raw, overrides={"seeds": 3})["seeds"] == [0, 1, 2]
 
 
+def test_nested_command_line_values_are_read_as_yaml_scalars(raw):
+    # What Snakemake hands over for --config 'tasks={logreg: {epochs: 40, ...}}'.
+    nested = {"logreg": {"epochs": "40", "enabled": "false", "hparams": {"lr": "0.003"}}}
+    nested["logreg"]["dataset"] = "fashion_mnist"
+    raw["scale"] = "smoke"
+    logreg = resolve(raw, overrides={"tasks": nested})["tasks"]["logreg"]
+    assert (logreg["epochs"], logreg["enabled"], logreg["hparams"]["lr"]) == (40, False, 0.003)
+    assert logreg["dataset"] == "fashion_mnist"
+    assert logreg["hparams"]["betas"] == [0.9, 0.999]
+
+
 @pytest.mark.parametrize(
     "mutate, expected",
     [

@@ -74,12 +74,36 @@ def resolve(
         raise ConfigError(f"scale: unknown preset {scale!r} (known presets: {known})")
     base = {k: v for k, v in config.items() if k != "presets"}
     resolved = deep_merge(base, presets[scale] or {})
-    explicit = {k: v for k, v in (overrides or {}).items() if k != "presets"}
+    explicit = {k: _typed(v) for k, v in (overrides or {}).items() if k != "presets"}
     resolved = deep_merge(resolved, explicit)
     resolved["seeds"] = normalise_seeds(resolved.get("seeds"))
     validate_schema(resolved, schema_path)
     _check_registry_names(resolved)
     return resolved
+
+
+def _typed(value: Any) -> Any:
+    """Snakemake types top-level ``--config`` values but leaves the leaves of a nested one
+    as strings (``tasks={logreg: {epochs: 40}}`` arrives as ``'40'``); read such leaves as
+    YAML scalars, as they would be in config.yaml."""
+    if isinstance(value, Mapping):
+        return {key: _typed_leaf(item) for key, item in value.items()}
+    return value
+
+
+def _typed_leaf(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _typed_leaf(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_typed_leaf(item) for item in value]
+    if isinstance(value, str):
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+        if parsed is None or isinstance(parsed, bool | int | float):
+            return parsed
+    return value
 
 
 def normalise_seeds(seeds: Any) -> list[int]:
