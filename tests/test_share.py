@@ -218,11 +218,15 @@ def test_partial_pull_computes_only_what_is_missing(clone_a: Path, tmp_path: Pat
         "analyse": 1,
     }, dry_run_jobs(c)
 
-    # A push from C shares only what is finished and up to date here.
+    # A push from C shares only what is finished and up to date here, and stops tracking
+    # the pulled results that are not (they would look up to date after a pull).
     pushed = share_cli(c, "push", "--", *SMOKE)
-    assert "skipped results/aggregates/logreg.csv" in pushed.stdout, pushed.stdout
+    assert "untracked results/aggregates/logreg.csv" in pushed.stdout, pushed.stdout
+    assert "skipped results/aggregates/logreg.csv" in pushed.stdout
     assert "skipped results/tables/claims.csv" in pushed.stdout
     assert "skipped results/aggregates/synthetic_online.csv" not in pushed.stdout
+    assert not (c / "results/aggregates/logreg.csv.dvc").exists()
+    assert (c / "results/aggregates/synthetic_online.csv.dvc").exists()
 
     started = time.monotonic()
     run_snakemake(c, *SMOKE)
@@ -244,6 +248,17 @@ def test_partial_pull_computes_only_what_is_missing(clone_a: Path, tmp_path: Pat
         pd.testing.assert_frame_equal(pd.read_csv(c / aggregate), pd.read_csv(clone_a / aggregate))
     assert nothing_to_do(c)
     print(f"\nC: partial pull {pull_seconds:.1f} s, pipeline for the rest {run_seconds:.1f} s")
+
+    # Then the sharer's full set arrives. C's own versions of the two runs differ from A's
+    # (wall time) and were never pushed, so a pull refuses to overwrite them; --force takes
+    # the shared ones and forgets the metadata Snakemake recorded here for C's versions.
+    git(c, "checkout", "-q", "-f", "-")  # A's full commit, dropping C's .dvc changes
+    assert "results/runs/logreg/amsgrad/0.dvc" in git(c, "ls-files")
+    refused = share_cli(c, "pull", "--", *SMOKE, check=False)
+    assert refused.returncode == 1 and "--force" in refused.stderr, refused.stderr
+    share_cli(c, "pull", "--force", "--", *SMOKE)
+    assert digests(c) == digests(clone_a)
+    assert nothing_to_do(c)
 
 
 def test_pull_without_tracked_results_says_so(tmp_path: Path) -> None:

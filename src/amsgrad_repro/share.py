@@ -210,6 +210,14 @@ def push(
     from amsgrad_repro.data import dvc
 
     summary = workflow_summary(root, snakemake_args)
+    # A tracked result that is no longer up to date (a run it reads was recomputed) must
+    # not stay committed beside its newer inputs: a pull would date it as up to date.
+    for unit in tracked_units(root):
+        known = [f for f in unit_files(root, unit) if f in summary]
+        if known and not all(summary[f].up_to_date for f in known):
+            (root / dvc_file(unit)).unlink()
+            print(f"untracked {unit}: it is not up to date any more (commit the removal of "
+                  f"{dvc_file(unit)}; run the pipeline and push to share it again)")  # fmt: skip
     shared: list[Path] = []
     for unit in find_units(root, paths):
         files = unit_files(root, unit)
@@ -277,24 +285,32 @@ def pull(
             "them, and have you pulled that git commit?)"
         )
     before = _snapshot(root, units)
+    failure = None
     try:
         dvc.pull_from(root, [dvc_file(unit).as_posix() for unit in units], remote, force)
     except dvc.DvcError as error:
-        raise ShareError(
+        # DVC may have checked out the other targets: date them all the same.
+        failure = ShareError(
             f"{error}\n\nA result changed here and not pushed is never overwritten: push "
             "it first (share push), or pass --force to replace it by the shared version."
-        ) from None
+        )
     after = _snapshot(root, units)
     written = sorted(name for name, state in after.items() if before.get(name) != state)
     print(f"pulled {len(units)} units; {len(written)} files written")
-    if not written:
-        return written
-
-    summary = workflow_summary(root, snakemake_args)
-    build_prerequisites(root, summary, snakemake_args, cores)
-    forget_metadata(root, [name for name in written if name in summary], snakemake_args)
-    restore_order(root, written, summary, rule_levels(root, snakemake_args))
-    report_remaining(workflow_summary(root, snakemake_args))
+    # After a complete pull every selected unit is the sharer's version, and push only
+    # commits results that were up to date together: date them all, so that one that was
+    # already here is not older than a pulled input. After a failed pull, only what DVC
+    # wrote is known to be the sharer's.
+    dated = sorted(after) if failure is None else written
+    if written:
+        summary = workflow_summary(root, snakemake_args)
+        build_prerequisites(root, summary, snakemake_args, cores)
+        forget_metadata(root, [name for name in written if name in summary], snakemake_args)
+        restore_order(root, dated, summary, rule_levels(root, snakemake_args))
+        if failure is None:
+            report_remaining(workflow_summary(root, snakemake_args))
+    if failure is not None:
+        raise failure
     return written
 
 
@@ -347,6 +363,14 @@ def restore_order(
         level = levels.get(rule, top) if rule else top
         stamp = now - (top - level) * LEVEL_STEP_NS
         os.utime(root / name, ns=(stamp, stamp))
+    # Snakemake takes a job's benchmark file as one of its outputs when it compares times
+    # (the oldest counts); a local one from an earlier run of a job whose outputs were just
+    # pulled would make that job look outdated. Benchmarks dated now never do.
+    benchmarks = root / RESULTS / "benchmarks"
+    if benchmarks.is_dir():
+        for path in benchmarks.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                os.utime(path, ns=(now, now))
 
 
 def report_remaining(summary: dict[str, Output]) -> None:
