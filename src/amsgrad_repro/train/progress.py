@@ -69,7 +69,7 @@ class Progress:
         eta = (self.total_steps - step) / max(overall, 1e-9)
         line = (
             f"{self.label} epoch {epoch}/{epochs} step {step}/{self.total_steps} "
-            f"{_format_metrics(row, self.show)} | {rate:.0f} steps/s | "
+            f"{_format_metrics(row, self.show)} | {rate:.3g} steps/s | "
             f"elapsed {_duration(now - self.run_started)} ETA {_duration(eta)}"
         )
         self.write(line)
