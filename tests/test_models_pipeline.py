@@ -199,8 +199,9 @@ def test_quick_preset_runs_vae_mnist_and_leaves_the_others_out():
     assert paper["tasks"]["vae_mnist"]["hparams"] == vae["hparams"]
 
 
-def test_documented_preset_schedules_cifarnet_in_quick(tmp_path):
-    """docs/datasets.md: quick plus CIFARNET on a local copy of the tarball."""
+def test_documented_overrides_schedule_cifarnet_in_quick(tmp_path):
+    """docs/datasets.md: quick plus CIFARNET on a local copy of the tarball, by the preset
+    or by switching the task on with a nested --config value."""
     from amsgrad_repro.config import enabled_tasks, load
 
     workdir = copy_workflow(tmp_path / "wf")
@@ -224,3 +225,9 @@ def test_documented_preset_schedules_cifarnet_in_quick(tmp_path):
     assert counts["train_vae"] == jobs("vae")
     assert counts["train_figure"] == len(enabled_tasks(config, "classifier")) + 1
     assert counts["samples_figure"] == 1
+    # The nested override does the same as the preset.
+    enable = "tasks={cifarnet: {enabled: true}}"
+    again = run_snakemake(workdir, "-n", "--quiet", "rules", "--config", enable, source)
+    assert {
+        k: int(v) for k, v in re.findall(r"^(\w+)\s+(\d+)$", again.stdout, flags=re.M)
+    } == counts
