@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "envs")
 
@@ -22,6 +24,18 @@ def copy_workflow(dest: Path) -> Path:
         elif source.exists():
             shutil.copy2(source, dest / name)
     return dest
+
+
+def make_project(workdir: Path, config: dict) -> Path:
+    """Write the scratch copy's edited config.yaml and make the copy a git + DVC repo, as
+    the data stage expects of a project checkout."""
+    from amsgrad_repro.data import dvc
+
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    subprocess.run(["git", "init", "-q"], cwd=workdir, check=True)
+    env = {**os.environ, **dvc.OFFLINE_ENV}
+    subprocess.run([dvc.dvc_executable(), "init", "-q"], cwd=workdir, env=env, check=True)
+    return workdir
 
 
 def snakemake_env() -> dict[str, str]:

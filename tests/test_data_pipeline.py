@@ -3,16 +3,14 @@ dataset is unreachable (the others and the synthetic stage still finish)."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 from pathlib import Path
 
 import yaml
 
-from amsgrad_repro.data import dvc, load_cache
+from amsgrad_repro.data import load_cache
 from tests.miniatures import write_idx_dataset
-from tests.pipeline import copy_workflow, run_snakemake
+from tests.pipeline import copy_workflow, make_project, run_snakemake
 
 SYNTHETIC_RUN = "results/runs/synthetic_theorem1/adam/0/metrics.csv"
 
@@ -23,11 +21,7 @@ def scratch_workflow(tmp_path: Path) -> Path:
     config = yaml.safe_load((workdir / "config.yaml").read_text())
     config["datasets"]["fashion_mnist"] = write_idx_dataset(tmp_path / "mini")
     config["datasets"]["mnist"]["sources"] = ["http://127.0.0.1:9/mnist/"]
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    subprocess.run(["git", "init", "-q"], cwd=workdir, check=True)
-    env = {**os.environ, **dvc.OFFLINE_ENV}
-    subprocess.run([dvc.dvc_executable(), "init", "-q"], cwd=workdir, env=env, check=True)
-    return workdir
+    return make_project(workdir, config)
 
 
 def test_one_dataset_job_serves_every_training_job(tmp_path: Path) -> None:

@@ -8,9 +8,7 @@ the shipped one: CI cannot download them)."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 import time
 from pathlib import Path
 
@@ -20,10 +18,10 @@ import pytest
 import yaml
 from PIL import Image
 
-from amsgrad_repro.data import dvc, load_cache
+from amsgrad_repro.data import load_cache
 from amsgrad_repro.train.api import ARTIFACT_FILES
 from tests.miniatures import write_celeba, write_cifar10, write_idx_dataset
-from tests.pipeline import REPO_ROOT, copy_workflow, run_snakemake
+from tests.pipeline import REPO_ROOT, copy_workflow, make_project, run_snakemake
 
 TASKS = {"cifarnet": "cifar10", "vae_celeba": "celeba", "vae_mnist": "fashion_mnist"}
 VAE_TASKS = ("vae_celeba", "vae_mnist")
@@ -46,11 +44,7 @@ def scratch_workflow(root: Path) -> Path:
     )
     for task in ("cifarnet", "vae_celeba"):
         config["presets"]["smoke"]["tasks"][task]["enabled"] = True
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    subprocess.run(["git", "init", "-q"], cwd=workdir, check=True)
-    env = {**os.environ, **dvc.OFFLINE_ENV}
-    subprocess.run([dvc.dvc_executable(), "init", "-q"], cwd=workdir, env=env, check=True)
-    return workdir
+    return make_project(workdir, config)
 
 
 def smoke_config(workdir: Path) -> dict:

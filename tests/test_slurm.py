@@ -22,9 +22,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from amsgrad_repro.data import dvc
 from tests.miniatures import write_idx_dataset
-from tests.pipeline import copy_workflow, snakemake_env
+from tests.pipeline import copy_workflow, make_project, snakemake_env
 from tests.slurm.cluster import SlurmCluster, slurm_available
 
 UNAVAILABLE = slurm_available()
@@ -49,11 +48,7 @@ def scratch_workflow(root: Path, mini: dict) -> Path:
     config["datasets"]["fashion_mnist"] = mini
     config["tasks"]["logreg"]["optimizers"] = OPTIMIZERS
     config["presets"]["smoke"]["tasks"]["logreg"]["epochs"] = EPOCHS
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    subprocess.run(["git", "init", "-q"], cwd=workdir, check=True)
-    env = {**os.environ, **dvc.OFFLINE_ENV}
-    subprocess.run([dvc.dvc_executable(), "init", "-q"], cwd=workdir, env=env, check=True)
-    return workdir
+    return make_project(workdir, config)
 
 
 def targets() -> list[str]:

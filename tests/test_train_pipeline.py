@@ -5,7 +5,6 @@ figures, and resumption of a killed job."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -13,10 +12,16 @@ import pandas as pd
 import pytest
 import yaml
 
-from amsgrad_repro.data import dvc, load_cache
+from amsgrad_repro.data import load_cache
 from amsgrad_repro.train.engine import KILL_AFTER_EPOCH_ENV
 from tests.miniatures import write_idx_dataset
-from tests.pipeline import copy_workflow, run_snakemake, snakemake_command, snakemake_env
+from tests.pipeline import (
+    copy_workflow,
+    make_project,
+    run_snakemake,
+    snakemake_command,
+    snakemake_env,
+)
 
 TASKS = ("logreg", "mlp")
 
@@ -30,11 +35,7 @@ def scratch_workflow(root: Path) -> Path:
     config["datasets"]["fashion_mnist"] = write_idx_dataset(
         root / "mini", num_train=1200, num_test=600
     )
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    subprocess.run(["git", "init", "-q"], cwd=workdir, check=True)
-    env = {**os.environ, **dvc.OFFLINE_ENV}
-    subprocess.run([dvc.dvc_executable(), "init", "-q"], cwd=workdir, env=env, check=True)
-    return workdir
+    return make_project(workdir, config)
 
 
 def targets(workdir: Path) -> list[str]:
