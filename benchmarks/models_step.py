@@ -23,7 +23,7 @@ from collections.abc import Callable
 import torch
 from torch.nn import functional as F
 
-from amsgrad_repro.registry import build_optimizer
+from amsgrad_repro.optimizers.torch_optimizer import build_named
 from amsgrad_repro.train.models.cifarnet import CifarNet, PixelStandardizer
 from amsgrad_repro.train.models.vae import ConvVAE, VaeSpec, count_parameters, negative_elbo
 
@@ -42,7 +42,7 @@ def make_step(name: str, args: argparse.Namespace) -> tuple[Callable[[], None], 
     if name == "cifarnet":
         model = CifarNet().to(device, memory_format=fmt)
         prepare = PixelStandardizer(data)
-        hparams = {"lr": 1e-3, "betas": [0.9, 0.999]}
+        hparams = {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999}
 
         def loss_of(index: torch.Tensor) -> torch.Tensor:
             x = prepare(data[index]).contiguous(memory_format=fmt)
@@ -51,7 +51,7 @@ def make_step(name: str, args: argparse.Namespace) -> tuple[Callable[[], None], 
     else:
         spec = VaeSpec.from_settings({"size": name.split("_")[1]}, shape)
         model = ConvVAE(spec).to(device, memory_format=fmt)
-        hparams = {"lr": 2e-3, "lr_schedule": "inv_sqrt", "betas": [0.5, 0.999]}
+        hparams = {"lr": 2e-3, "lr_schedule": "inv_sqrt", "beta1": 0.5, "beta2": 0.999}
 
         def loss_of(index: torch.Tensor) -> torch.Tensor:
             x = (data[index].float() / 255.0).contiguous(memory_format=fmt)
@@ -61,7 +61,7 @@ def make_step(name: str, args: argparse.Namespace) -> tuple[Callable[[], None], 
 
     forward = torch.compile(model) if args.compile else model
     model.train()
-    optimizer, scheduler = build_optimizer("amsgrad", model.parameters(), hparams)
+    optimizer, scheduler = build_named("amsgrad", model.parameters(), hparams)
 
     def step() -> None:
         index = torch.randint(0, args.pool, (args.batch,), generator=gen, device=device)

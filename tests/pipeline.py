@@ -26,6 +26,18 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
+PAPER_OPTIMIZERS = ["adam", "amsgrad", "adamnc", "torch-amsgrad"]
+
+
+def with_optimizers(config: dict, optimizers: list[str], kinds=("synthetic",)) -> dict:
+    """The config with every task of these kinds running only ``optimizers`` (tests whose
+    subject is not the optimizer set stay fast; the plug-in runs the generic path)."""
+    for task in config["tasks"].values():
+        if task["kind"] in kinds:
+            task["optimizers"] = list(optimizers)
+    return config
+
+
 def make_project(workdir: Path, config: dict) -> Path:
     """Write the scratch copy's edited config.yaml and make the copy a git + DVC repo, as
     the data stage expects of a project checkout."""

@@ -42,7 +42,7 @@ def write_run(root: Path, task: str, optimizer: str, seed: int, losses, status="
         "seed": seed,
         "status": status,
         "final": {k: float(last[k]) for k in ("train_loss", "test_loss", "test_accuracy", "lr")},
-        "hparams": {"lr": 0.01 if optimizer == "adam" else 0.003, "betas": [0.9, 0.999]},
+        "hparams": {"lr": 0.01 if optimizer == "adam" else 0.003, "beta1": 0.9, "beta2": 0.999},
         "device": "cpu",
         "dataset_sha256": SHA,
         "data": {"dataset": "fashion_mnist"},

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from amsgrad_repro.registry import build_optimizer
+from amsgrad_repro.optimizers.torch_optimizer import build_named
 from amsgrad_repro.train.models.cifarnet import (
     CifarNet,
     CifarNetSpec,
@@ -116,7 +116,7 @@ def test_augment_flip_and_crop_are_seeded_batched_ops() -> None:
 
 
 def _fit(model: torch.nn.Module, loss_fn, steps: int, optimizer: str, hparams: dict) -> list:
-    opt, _ = build_optimizer(optimizer, model.parameters(), hparams)
+    opt, _ = build_named(optimizer, model.parameters(), hparams)
     losses = []
     for _ in range(steps):
         opt.zero_grad(set_to_none=True)
@@ -133,7 +133,7 @@ def test_cifarnet_few_steps_lower_the_loss() -> None:
     model.eval()  # no dropout, so the decrease is attributable to the steps
     x = torch.randn(32, 3, 32, 32)
     y = torch.randint(0, 10, (32,))
-    hparams = {"lr": 1e-4, "betas": [0.9, 0.999]}
+    hparams = {"lr": 1e-4, "beta1": 0.9, "beta2": 0.999}
     losses = _fit(model, lambda: F.cross_entropy(model(x), y), 15, "amsgrad", hparams)
     assert losses[-1] < 0.5 * losses[0], losses
 
@@ -187,7 +187,7 @@ def test_vae_few_steps_lower_the_loss(size: str) -> None:
         return negative_elbo(logits, x, mu, logvar).loss
 
     # The report's VAE settings with the bias correction the VAE tasks switch on (config.yaml)
-    hparams = {"lr": 2e-3, "lr_schedule": "inv_sqrt", "betas": [0.5, 0.999]}
+    hparams = {"lr": 2e-3, "lr_schedule": "inv_sqrt", "beta1": 0.5, "beta2": 0.999}
     losses = _fit(model, loss, 8, "amsgrad", {**hparams, "bias_correction": True})
     assert losses[-1] < 0.9 * losses[0], losses
 

@@ -13,7 +13,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.pipeline import copy_workflow, run_snakemake, snakemake_command, snakemake_env
+from tests.pipeline import (
+    PAPER_OPTIMIZERS,
+    copy_workflow,
+    run_snakemake,
+    snakemake_command,
+    snakemake_env,
+    with_optimizers,
+)
 
 SYNTHETIC = ("synthetic_online", "synthetic_stochastic", "synthetic_theorem1")
 
@@ -30,9 +37,17 @@ def synthetic_only(workdir: Path) -> list[str]:
     return runs + ["results/figures/figure1.png", "results/figures/figure1.pdf"]
 
 
+def paper_workflow(workdir: Path) -> Path:
+    """A copy whose synthetic tasks run the paper's optimizers (compiled kernel only)."""
+    copy_workflow(workdir)
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    (workdir / "config.yaml").write_text(yaml.safe_dump(with_optimizers(config, PAPER_OPTIMIZERS)))
+    return workdir
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
-    workdir = copy_workflow(tmp_path_factory.mktemp("synthetic"))
+    workdir = paper_workflow(tmp_path_factory.mktemp("synthetic"))
     run_snakemake(workdir, *synthetic_only(workdir), "--config", "scale=smoke")
     return workdir
 
@@ -82,7 +97,7 @@ def test_rerun_completes_only_what_is_missing(smoke_run):
 
 
 def test_killed_pipeline_resumes_without_redoing_finished_jobs(tmp_path):
-    workdir = copy_workflow(tmp_path / "killed")
+    workdir = paper_workflow(tmp_path / "killed")
     config = yaml.safe_load((workdir / "config.yaml").read_text())
     # A long stochastic problem so the kill lands while its job is running.
     config["presets"]["smoke"]["tasks"]["synthetic_stochastic"] = {"steps": 40_000_000}

@@ -57,7 +57,7 @@ def test_replicated_runs_used_the_tuning_selection(smoke_pipeline):
         selected = json.loads((results / f"tuning/logreg/{optimizer}.json").read_text())
         run = json.loads((results / f"runs/logreg/{optimizer}/0/run.json").read_text())
         assert run["hparams"]["lr"] == selected["selected"]["lr"]
-        assert run["hparams"]["betas"] == selected["selected"]["betas"]
+        assert run["hparams"]["beta2"] == selected["selected"]["beta2"]
     untuned = json.loads((results / "runs/logreg/adamnc/0/run.json").read_text())
     assert untuned["hparams"]["lr"] == 0.01  # not in the tuning list: the configured value
 

@@ -26,7 +26,14 @@ import yaml
 from amsgrad_repro import share
 from amsgrad_repro.data import dvc
 from tests.miniatures import write_idx_dataset
-from tests.pipeline import REPO_ROOT, copy_workflow, run_snakemake, snakemake_env
+from tests.pipeline import (
+    PAPER_OPTIMIZERS,
+    REPO_ROOT,
+    copy_workflow,
+    run_snakemake,
+    snakemake_env,
+    with_optimizers,
+)
 
 SMOKE = ("--config", "scale=smoke", "seeds=1")
 # The partial push: all synthetic runs but Theorem 1 with AMSGrad, logistic regression
@@ -114,6 +121,7 @@ def clone_a(tmp_path_factory) -> Path:
         if task["kind"] != "synthetic" and name != "logreg":
             task["enabled"] = False
     config["tasks"]["logreg"]["optimizers"] = ["adam", "amsgrad"]
+    with_optimizers(config, PAPER_OPTIMIZERS)
     (a / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     git(a, "init", "-q")
     for key, value in (("user.email", "t@example.org"), ("user.name", "t")):

@@ -1,81 +1,143 @@
-"""The compiled synthetic kernel against the plain torch.optim loop, and the problems."""
+"""The compiled 1-D kernel against the tensor updates, the generic path, and the problems."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from amsgrad_repro.registry import OPTIMIZERS
+from amsgrad_repro.optimizers import BUILTINS, catalogue, scalar_form, task_settings
 from amsgrad_repro.synthetic.kernel import record_schedule
 from amsgrad_repro.synthetic.problems import PROBLEMS, gradient_sequence, problem_id
-from amsgrad_repro.synthetic.runner import run_one
+from amsgrad_repro.synthetic.runner import run_task
 
-KERNEL_OPTIMIZERS = sorted(n for n, s in OPTIMIZERS.items() if s.kernel_flags is not None)
+COMPILED = sorted(n for n, s in BUILTINS.items() if scalar_form(s, s.resolve()) is not None)
+LION = {
+    "lion": {
+        "class": "pytorch_optimizer:Lion",
+        "elementwise": True,
+        "hparams": {"lr": 1e-3, "betas": [0.9, 0.99], "weight_decay": 0.0},
+    }
+}
 
 
-def task(problem, steps, **extra):
+def task(problem, steps, optimizers, **extra):
     settings = {
         "kind": "synthetic",
         "problem": problem,
-        "optimizers": KERNEL_OPTIMIZERS,
-        "hparams": {"lr": 0.5, "lr_schedule": "inv_sqrt", "betas": [0.9, 0.99]},
+        "optimizers": optimizers,
+        "hparams": {"lr": 0.5, "lr_schedule": "inv_sqrt", "beta1": 0.9, "beta2": 0.99},
         "steps": steps,
         "x1": 0.0,
         "record_points": 300,
         "C": 3.0,
+        "k": 10.0,
     }
     settings.update(extra)
     return settings
 
 
-@pytest.mark.parametrize("problem", sorted(PROBLEMS))
-@pytest.mark.parametrize("optimizer", KERNEL_OPTIMIZERS)
-def test_kernel_equals_torch_optimizer_loop(problem, optimizer):
-    settings = task(problem, 12_000)
+def outcomes(settings, engine, seeds=(7,), specs=BUILTINS):
+    runs = run_task("t", settings, specs, list(seeds), engine=engine, threads=2)
+    return {(r.optimizer, r.seed): r for r in runs}
+
+
+def test_every_successor_and_paper_form_has_a_compiled_step():
+    expected = {
+        "adam",
+        "amsgrad",
+        "adamnc",
+        "optax-amsgrad",
+        "torch-adam",
+        "torch-amsgrad",
+        "adopt",
+        "adabelief",
+        "yogi",
+        "adabound",
+        "amsbound",
+        "padam",
+    }
+    assert expected <= set(COMPILED)
+
+
+@pytest.mark.parametrize("problem", PROBLEMS)
+def test_compiled_step_equals_the_tensor_update_for_every_optimizer(problem):
+    """10^4+ steps of every compiled optimizer against its tensor update (the native
+    family's functional update, or the torch.optim class of a twin) on the same draws."""
+    settings = task(problem, 12_000, COMPILED)
     if problem == "theorem1":
-        settings["hparams"] = {"lr": 0.5, "lr_schedule": "inv_sqrt", "betas": [0.0, 0.1]}
-    fast, engine, _ = run_one(settings, optimizer, seed=7, engine="kernel")
-    slow, slow_engine, _ = run_one(settings, optimizer, seed=7, engine="torch")
-    assert (engine, slow_engine) == ("kernel", "torch")
-    np.testing.assert_array_equal(fast.steps, slow.steps)
-    np.testing.assert_allclose(fast.x, slow.x, rtol=0, atol=1e-6)
-    np.testing.assert_allclose(fast.avg_regret, slow.avg_regret, rtol=1e-6, atol=1e-6)
-    assert fast.final_x == pytest.approx(slow.final_x, abs=1e-6)
+        settings["hparams"] = {"lr": 0.5, "lr_schedule": "inv_sqrt", "beta1": 0.0, "beta2": 0.1}
+    fast = outcomes(settings, "kernel")
+    slow = outcomes(settings, "generic")
+    for key, run in fast.items():
+        assert run.engine.startswith("kernel") and slow[key].engine == "generic"
+        np.testing.assert_array_equal(run.steps, slow[key].steps)
+        np.testing.assert_allclose(run.x, slow[key].x, rtol=0, atol=1e-6, err_msg=str(key))
+        np.testing.assert_allclose(run.avg_regret, slow[key].avg_regret, rtol=1e-6, atol=1e-6)
+        assert run.final_x == pytest.approx(slow[key].final_x, abs=1e-6)
 
 
 @pytest.mark.parametrize(
-    "hparams",
+    "name, hparams",
     [
-        {"lr": 0.1, "lr_schedule": "constant", "betas": [0.9, 0.99], "eps": 1e-3},
-        {"lr": 0.3, "lr_schedule": "inv_sqrt", "betas": [0.9, 0.99], "bias_correction": True},
-        {
-            "lr": 0.3,
-            "lr_schedule": "inv_sqrt",
-            "betas": [0.9, 0.99],
-            "beta1_schedule": "exp_decay",
-            "beta1_decay": 0.999,
-        },
-        {"lr": 0.3, "lr_schedule": "inv_sqrt", "betas": [0.9, 0.99], "beta1_schedule": "inv_t"},
+        ("amsgrad", {"eps": 1e-3, "lr_schedule": "constant", "lr": 0.1}),
+        ("amsgrad", {"bias_correction": True}),
+        ("adam", {"beta1_schedule": "exp_decay", "beta1_decay": 0.999}),
+        ("adamnc", {"beta1_schedule": "inv_t"}),
+        ("adam", {"lr_schedule": "inv_sqrt_affine", "lr": 0.01, "lr_decay": 0.01}),
+        ("adopt", {"clip": True}),
+        ("yogi", {"bias_correction": True}),
+        ("amsbound", {"bias_correction": True, "eps": 1e-8, "divide_by_sqrt_t": False}),
+        ("padam", {"bias_correction": True, "eps": 1e-8, "amsgrad": False}),
     ],
 )
-@pytest.mark.parametrize("optimizer", ["adam", "amsgrad", "adamnc"])
-def test_kernel_equals_torch_for_every_option(hparams, optimizer):
-    settings = task("stochastic", 10_000, hparams=hparams)
-    fast, _, _ = run_one(settings, optimizer, seed=1, engine="kernel")
-    slow, _, _ = run_one(settings, optimizer, seed=1, engine="torch")
+def test_compiled_step_equals_the_tensor_update_for_every_option(name, hparams):
+    settings = task("stochastic", 10_000, [name], overrides={name: hparams})
+    fast = outcomes(settings, "kernel")[(name, 7)]
+    slow = outcomes(settings, "generic")[(name, 7)]
     np.testing.assert_allclose(fast.x, slow.x, rtol=0, atol=1e-6)
 
 
-def test_optimizers_without_kernel_fall_back_to_torch():
-    result, engine, _ = run_one(task("online", 500, hparams={"lr": 0.01}), "sgd", seed=0)
-    assert engine == "torch"
-    assert -1.0 <= result.final_x <= 1.0
+def test_batch_of_runs_equals_each_run_alone():
+    """Seeds and optimizers computed together in parallel give what each gives alone."""
+    settings = task("stochastic", 20_000, ["adam", "amsgrad", "adopt", "padam"])
+    together = outcomes(settings, "kernel", seeds=range(6))
+    for key, run in together.items():
+        alone = run_task(
+            "t", settings, BUILTINS, [key[1]], names=[key[0]], engine="kernel", threads=1
+        )[0]
+        np.testing.assert_array_equal(run.x, alone.x)
+        assert run.final_avg_regret == alone.final_avg_regret
+
+
+def test_generic_path_runs_a_plugin_for_every_seed_at_once():
+    specs = catalogue(LION)
+    settings = task("online", 3_000, ["lion"])
+    runs = outcomes(settings, "auto", seeds=(0, 1, 2), specs=specs)
+    assert {r.engine for r in runs.values()} == {"generic"}
+    # The online problem is deterministic: every seed ends at the same point.
+    assert len({round(r.final_x, 12) for r in runs.values()}) == 1
+    # Not elementwise: one parameter per seed, same result for an elementwise optimizer.
+    apart = catalogue({"lion": {**LION["lion"], "elementwise": False}})
+    again = outcomes(settings, "auto", seeds=(0, 1, 2), specs=apart)
+    for key, run in runs.items():
+        np.testing.assert_allclose(run.x, again[key].x, rtol=0, atol=1e-12)
+
+
+def test_generic_path_of_a_torch_class_matches_its_definition():
+    """SGD on the online problem, step by step in plain numpy."""
+    settings = task("online", 500, ["sgd"], hparams={"lr": 0.01})
+    run = outcomes(settings, "auto")[("sgd", 7)]
+    x, g = 0.0, gradient_sequence(problem_id("online"), 0.0, 7, 500)
+    for t in range(500):
+        x = min(max(x - 0.01 * g[t], -1.0), 1.0)
+    assert run.engine == "generic" and run.final_x == pytest.approx(x, abs=1e-12)
 
 
 def test_same_seed_same_gradients_and_the_problems_are_as_defined():
-    g = gradient_sequence(problem_id("stochastic"), 0.0, 3, 200_000)
-    np.testing.assert_array_equal(g, gradient_sequence(problem_id("stochastic"), 0.0, 3, 200_000))
-    assert not np.array_equal(g, gradient_sequence(problem_id("stochastic"), 0.0, 4, 200_000))
+    stochastic = problem_id("stochastic")
+    g = gradient_sequence(stochastic, 0.0, 3, 200_000)
+    np.testing.assert_array_equal(g, gradient_sequence(stochastic, 0.0, 3, 200_000))
+    assert not np.array_equal(g, gradient_sequence(stochastic, 0.0, 4, 200_000))
     assert set(np.unique(g)) == {-10.0, 1010.0}
     assert (g == 1010.0).mean() == pytest.approx(0.01, abs=0.001)
     online = gradient_sequence(problem_id("online"), 0.0, 0, 303)
@@ -85,9 +147,31 @@ def test_same_seed_same_gradients_and_the_problems_are_as_defined():
     assert theorem.tolist() == [5.0, -1.0, -1.0, 5.0, -1.0, -1.0]
 
 
+@pytest.mark.parametrize("k", [10.0, 50.0])
+def test_adopt_problem_gradient_law(k):
+    """g = k² with probability 1/k, else −k: E[g] = 1 and the rare event has rate 1/k."""
+    draws = np.concatenate(
+        [gradient_sequence(problem_id("adopt"), k, seed, 400_000) for seed in range(5)]
+    )
+    assert set(np.unique(draws)) == {-k, k * k}
+    rare = (draws == k * k).mean()
+    n = draws.size
+    assert abs(rare - 1 / k) < 5 * np.sqrt((1 / k) * (1 - 1 / k) / n)
+    assert abs(draws.mean() - 1.0) < 5 * np.sqrt(k**3 / n)
+
+
+def test_draws_are_counter_based():
+    """A block of steps drawn alone equals the same steps of the whole sequence."""
+    from amsgrad_repro.synthetic.problems import gradient_block
+
+    whole = gradient_sequence(problem_id("stochastic"), 0.0, 11, 5000)
+    block = gradient_block(problem_id("stochastic"), 0.0, 11, 1234, 100)
+    np.testing.assert_array_equal(block, whole[1233:1333])
+
+
 def test_regret_is_loss_minus_best_fixed_point_in_hindsight():
-    settings = task("stochastic", 3000, record_points=6000)
-    result, _, _ = run_one(settings, "adam", seed=2)
+    settings = task("stochastic", 3000, ["adam"], record_points=6000)
+    result = outcomes(settings, "kernel", seeds=(2,))[("adam", 2)]
     g = gradient_sequence(problem_id("stochastic"), 0.0, 2, 3000)
     # x_t is the iterate *before* step t: x_1 = x1, then the recorded x after each step.
     xs = np.concatenate([[0.0], result.x[:-1]])
@@ -108,10 +192,34 @@ def test_record_schedule_spans_the_run():
 
 def test_paper_behaviour_on_the_online_problem():
     """Adam is driven to the worst point +1, AMSGrad and AdamNC to the optimum -1."""
-    settings = task("online", 2_000_000)
-    finals = {name: run_one(settings, name, seed=0)[0] for name in ("adam", "amsgrad", "adamnc")}
+    settings = task("online", 2_000_000, ["adam", "amsgrad", "adamnc"])
+    finals = {name: run for (name, _), run in outcomes(settings, "kernel", seeds=(0,)).items()}
     assert finals["adam"].final_x > 0.99
     assert finals["amsgrad"].final_x < -0.99
     assert finals["adamnc"].final_x < -0.9
     assert finals["adam"].final_avg_regret > 0.19  # tends to 20/101
     assert finals["amsgrad"].final_avg_regret < 0.1
+
+
+def test_three_amsgrad_forms_differ_on_the_synthetic_problems():
+    """The paper's, PyTorch's and optax's AMSGrad are distinct algorithms: on the online
+    problem their iterates part by far more than rounding."""
+    settings = task(
+        "online",
+        200_000,
+        ["amsgrad", "torch-amsgrad", "optax-amsgrad"],
+        overrides={"torch-amsgrad": {"beta2": 0.99}, "optax-amsgrad": {"beta2": 0.99}},
+    )
+    runs = {name: run for (name, _), run in outcomes(settings, "kernel").items()}
+    for a, b in (
+        ("amsgrad", "torch-amsgrad"),
+        ("amsgrad", "optax-amsgrad"),
+        ("torch-amsgrad", "optax-amsgrad"),
+    ):
+        assert np.abs(runs[a].x - runs[b].x).max() > 1e-2, (a, b)
+
+
+def test_task_settings_resolve_the_config_values():
+    settings = task("online", 10, ["adopt"])
+    resolved = task_settings(BUILTINS["adopt"], "t", settings)
+    assert (resolved.lr, resolved.beta2, resolved.eps) == (0.5, 0.99, 1e-6)

@@ -16,6 +16,7 @@ from typing import Any
 
 # Modules that contribute commands, in the order `--help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
+    "amsgrad_repro.optimizers.cli",
     "amsgrad_repro.synthetic.cli",
     "amsgrad_repro.data.cli",
     "amsgrad_repro.train.cli",

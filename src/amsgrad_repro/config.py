@@ -17,8 +17,14 @@ from typing import Any
 import jsonschema
 import yaml
 
+from amsgrad_repro.train.api import KIND_MODULES
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SCHEMA = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+
+
+# Every task kind: the synthetic problems, and the training kinds.
+TASK_KINDS: tuple[str, ...] = ("synthetic", *KIND_MODULES)
 
 
 class ConfigError(ValueError):
@@ -60,12 +66,14 @@ def resolve(
     config: Mapping[str, Any],
     schema_path: Path = DEFAULT_SCHEMA,
     overrides: Mapping[str, Any] | None = None,
+    plugin_cache: Path | None = None,
 ) -> dict[str, Any]:
     """Apply the selected scale preset, then validate the result.
 
     Precedence, lowest first: the config file, the preset, then ``overrides`` (what the user
     gave on the command line, e.g. ``--config seeds=3``), so a preset never silently undoes
-    an explicit request.
+    an explicit request. ``plugin_cache`` is a folder remembering which plug-in
+    declarations already passed their import-and-build check (it costs seconds).
     """
     presets = config.get("presets", {})
     scale = config.get("scale")
@@ -78,7 +86,7 @@ def resolve(
     resolved = deep_merge(resolved, explicit)
     resolved["seeds"] = normalise_seeds(resolved.get("seeds"))
     validate_schema(resolved, schema_path)
-    _check_registry_names(resolved)
+    _check_registry_names(resolved, plugin_cache)
     return resolved
 
 
@@ -125,9 +133,19 @@ def normalise_seeds(seeds: Any) -> list[int]:
     raise ConfigError(f"seeds: expected a count or a non-empty list of integers, got {seeds!r}")
 
 
-def _check_registry_names(config: Mapping[str, Any]) -> None:
-    from amsgrad_repro.registry import OPTIMIZERS, TASK_KINDS
+def _check_registry_names(config: Mapping[str, Any], plugin_cache: Path | None = None) -> None:
+    """Task kinds, optimizer names and every optimizer's hyper-parameters, checked against
+    their declarations (``amsgrad_repro.optimizers``), plus the plug-ins the tasks use."""
+    from amsgrad_repro.optimizers import HParamError, catalogue, check_shared_hparams
+    from amsgrad_repro.optimizers import task_settings as optimizer_settings
+    from amsgrad_repro.optimizers.plugins import PluginError, check_cached
 
+    try:
+        specs = catalogue(config.get("plugins"))
+    except PluginError as error:
+        raise ConfigError(str(error)) from None
+    known = ", ".join(specs)
+    used: set[str] = set()
     for task_name, task in config.get("tasks", {}).items():
         kind = task.get("kind")
         if kind not in TASK_KINDS:
@@ -136,17 +154,39 @@ def _check_registry_names(config: Mapping[str, Any]) -> None:
                 f"(known: {', '.join(sorted(TASK_KINDS))})"
             )
         for index, name in enumerate(task.get("optimizers", [])):
-            if name not in OPTIMIZERS:
+            if name not in specs:
                 raise ConfigError(
                     f"tasks.{task_name}.optimizers[{index}]: unknown optimizer {name!r} "
-                    f"(known: {', '.join(sorted(OPTIMIZERS))})"
+                    f"(known: {known})"
                 )
+        # Overrides of an optimizer the task does not run are kept (a command line may
+        # narrow the list), but a name no optimizer has is a typo.
         for name in task.get("overrides", {}) or {}:
-            if name not in OPTIMIZERS:
+            if name not in specs:
                 raise ConfigError(
                     f"tasks.{task_name}.overrides.{name}: unknown optimizer {name!r} "
-                    f"(known: {', '.join(sorted(OPTIMIZERS))})"
+                    f"(known: {known})"
                 )
+        try:
+            check_shared_hparams(specs, task_name, task)
+            for name in task.get("optimizers", []):
+                optimizer_settings(specs[name], task_name, task)
+        except HParamError as error:
+            raise ConfigError(str(error)) from None
+        if task.get("enabled", True):
+            used.update(task.get("optimizers", []))
+    for index, pair in enumerate((config.get("analysis") or {}).get("pairs") or []):
+        for name in pair:
+            if name not in specs:
+                raise ConfigError(
+                    f"analysis.pairs[{index}]: unknown optimizer {name!r} (known: {known})"
+                )
+    for name in sorted(used):
+        if specs[name].plugin is not None:
+            try:
+                check_cached(specs[name], plugin_cache)
+            except PluginError as error:
+                raise ConfigError(str(error)) from None
 
 
 def load(path: str | Path = "config.yaml", overrides: Mapping[str, Any] | None = None) -> dict:
@@ -165,10 +205,3 @@ def enabled_tasks(config: Mapping[str, Any], kind: str | None = None) -> list[st
         for name, task in config["tasks"].items()
         if task.get("enabled", True) and (kind is None or task["kind"] == kind)
     ]
-
-
-def optimizer_hparams(task: Mapping[str, Any], optimizer: str) -> dict[str, Any]:
-    """A task's shared hyper-parameters with that optimizer's overrides applied."""
-    shared = dict(task.get("hparams", {}))
-    specific = (task.get("overrides") or {}).get(optimizer, {})
-    return deep_merge(shared, specific)

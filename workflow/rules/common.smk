@@ -4,6 +4,7 @@
 import json
 import os
 import shlex
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
@@ -15,6 +16,7 @@ try:
         config,
         os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"),
         overrides=workflow.config_settings.overwrite_config,
+        plugin_cache=Path(workflow.basedir, ".snakemake", "amsgrad-repro"),
     )
 except ConfigError as error:
     raise WorkflowError(f"config.yaml: {error}") from None
@@ -26,6 +28,27 @@ RUNS = "results/runs"
 def task_settings(task):
     """The resolved settings of one task, as shell-quoted JSON for the CLI."""
     return shlex.quote(json.dumps(SETTINGS["tasks"][task], sort_keys=True))
+
+
+def compiled(task, optimizer):
+    """Whether the compiled kernel runs this task x optimizer (else the generic path)."""
+    from amsgrad_repro.optimizers import catalogue, scalar_form
+    from amsgrad_repro.optimizers import task_settings as optimizer_settings
+
+    spec = catalogue(SETTINGS.get("plugins"))[optimizer]
+    settings = optimizer_settings(spec, task, SETTINGS["tasks"][task])
+    return scalar_form(spec, settings) is not None
+
+
+def plugin_declarations(task):
+    """The plug-in declarations a task's optimizers need, as shell-quoted JSON."""
+    plugins = SETTINGS.get("plugins") or {}
+    used = {
+        name: plugins[name]
+        for name in SETTINGS["tasks"][task]["optimizers"]
+        if name in plugins
+    }
+    return shlex.quote(json.dumps(used, sort_keys=True))
 
 
 def all_settings():

@@ -34,11 +34,12 @@ rule train:
         out=lambda wc: run_dir(wc.task, wc.optimizer, wc.seed),
         checkpoints="results/checkpoints/{task}/{optimizer}/{seed}",
         device=SETTINGS["device"],
+        plugins=lambda wc: plugin_declarations(wc.task),
         hparams_file=lambda wc: hparams_file_arg(wc.task, wc.optimizer),
     shell:
         "amsgrad-repro train --task {wildcards.task} --optimizer {wildcards.optimizer}"
         " --seed {wildcards.seed} --settings {params.settings} {params.hparams_file}"
-        " --dataset-cache {input.cache} --out {params.out}"
+        " --plugins {params.plugins} --dataset-cache {input.cache} --out {params.out}"
         " --checkpoint-dir {params.checkpoints} --device {params.device}"
         " --threads {threads} --progress off > {log} 2>&1"
 

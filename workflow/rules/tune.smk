@@ -34,10 +34,11 @@ rule tune_run:
         out=lambda wc, output: os.path.dirname(output.run),
         checkpoints="results/checkpoints/tuning/{task}/{optimizer}/lr{lr}_beta2{beta2}/{seed}",
         device=SETTINGS["device"],
+        plugins=lambda wc: plugin_declarations(wc.task),
     shell:
         "amsgrad-repro train --task {wildcards.task} --optimizer {wildcards.optimizer}"
         " --seed {wildcards.seed} --settings {params.settings}"
-        " --dataset-cache {input.cache} --out {params.out}"
+        " --plugins {params.plugins} --dataset-cache {input.cache} --out {params.out}"
         " --checkpoint-dir {params.checkpoints} --device {params.device}"
         " --threads {threads} --progress off > {log} 2>&1"
 

@@ -71,7 +71,7 @@ def _tune_select(args: argparse.Namespace) -> int:
     write_json(args.out, record)
     chosen = record["selected"]
     print(
-        f"{args.task}/{args.optimizer}: α={chosen['lr']:g} β={chosen['betas']} "
+        f"{args.task}/{args.optimizer}: α={chosen['lr']:g} β2={chosen['beta2']:g} "
         f"({args.metric} {record['score']:.4g} over seeds {record['seeds']})"
     )
     return 0

@@ -71,8 +71,9 @@ def check_tuning(settings: Mapping[str, Any]) -> None:
     """Raise ConfigError for a tuning entry that cannot work: an unknown or untrainable
     task, an optimizer the task does not run or without β2, or no validation split."""
     from amsgrad_repro.config import ConfigError
-    from amsgrad_repro.registry import OPTIMIZERS
+    from amsgrad_repro.optimizers import catalogue
 
+    specs = catalogue(settings.get("plugins"))
     tuning = settings.get("tuning") or {}
     for task, grid in (tuning.get("tasks") or {}).items():
         where = f"tuning.tasks.{task}"
@@ -87,8 +88,10 @@ def check_tuning(settings: Mapping[str, Any]) -> None:
         for name in grid.get("optimizers") or task_settings["optimizers"]:
             if name not in task_settings["optimizers"]:
                 raise ConfigError(f"{where}.optimizers: {name!r} is not run by task {task!r}")
-            if "betas" not in OPTIMIZERS[name].allowed:
-                raise ConfigError(f"{where}.optimizers: {name!r} has no beta2 to tune")
+            rules = specs[name].hparam_rules
+            for axis in ("lr", "beta2"):
+                if axis not in rules or not rules[axis].tunable:
+                    raise ConfigError(f"{where}.optimizers: {name!r} has no tunable {axis}")
     tuning_seeds(tuning)
 
 
@@ -97,10 +100,9 @@ def grid_settings(
 ) -> dict[str, Any]:
     """The task's settings for one grid point: α and β2 replaced for this optimizer (β1 and
     the schedules as configured), trained for the tuning budget."""
-    from amsgrad_repro.config import deep_merge, optimizer_hparams
+    from amsgrad_repro.config import deep_merge
 
-    beta1 = optimizer_hparams(task_settings, optimizer).get("betas", [0.9, 0.999])[0]
-    point = {optimizer: {"lr": lr, "betas": [beta1, beta2]}}
+    point = {optimizer: {"lr": lr, "beta2": beta2}}
     merged = deep_merge(task_settings, {"overrides": point})
     merged["epochs"] = epochs
     return merged
@@ -150,7 +152,7 @@ def load_grid(run_files: Iterable[str | Path], metric: str) -> pd.DataFrame:
                 "task": info["task"],
                 "optimizer": info["optimizer"],
                 "lr": float(hparams["lr"]),
-                "beta2": float(hparams["betas"][1]),
+                "beta2": float(hparams["beta2"]),
                 "seed": int(info["seed"]),
                 "status": info.get("status", "completed"),
                 "metric": metric,
@@ -194,17 +196,15 @@ def selection_record(
 ) -> dict[str, Any]:
     """The file the seed-replicated runs read: the selected α and β2 (β1 as configured),
     how they were chosen, and every grid point's score."""
-    from amsgrad_repro.config import optimizer_hparams
     from amsgrad_repro.io import provenance
 
     chosen = select(grid, optimizer)
     if chosen["score"] is None:
         raise ValueError(f"{task}/{optimizer}: every grid point diverged; nothing to select")
-    beta1 = optimizer_hparams(task_settings, optimizer).get("betas", [0.9, 0.999])[0]
     return {
         "task": task,
         "optimizer": optimizer,
-        "selected": {"lr": chosen["lr"], "betas": [beta1, chosen["beta2"]]},
+        "selected": {"lr": chosen["lr"], "beta2": chosen["beta2"]},
         "metric": str(grid["metric"].iloc[0]),
         "score": chosen["score"],
         "seeds": sorted(int(s) for s in grid["seed"].unique()),

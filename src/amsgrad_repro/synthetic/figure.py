@@ -1,7 +1,16 @@
-"""Figure 1 of the paper (plus Theorem 1's problem) from the aggregated seed curves."""
+"""Figure 1 of the paper (plus Theorem 1's problem) from the aggregated seed curves.
+
+Columns are the paper's panels (online R_t/t and x_t, stochastic x_t, Theorem 1's x_t);
+the first row holds the paper's optimizers and their framework forms, a second row (when a
+task runs any) the optimizers proposed since, baselines and plug-ins, with the paper's Adam
+and AMSGrad as thin grey references, so no panel stacks a dozen lines. Titles give the
+setting the runs share and legends what is particular to an optimizer, both read from the
+runs' own records.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -9,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from amsgrad_repro.analysis.aggregate import curve
-from amsgrad_repro.plots import band_plot, optimizer_palette, save_figure, themed
+from amsgrad_repro.plots import band_plot, legend_labels, optimizer_palette, save_figure, themed
 
 # (task, metric, title, y label) per panel, in the paper's order.
 PANELS: tuple[tuple[str, str, str, str], ...] = (
@@ -18,43 +27,73 @@ PANELS: tuple[tuple[str, str, str, str], ...] = (
     ("synthetic_stochastic", "x", "Stochastic: iterate", "$x_t$"),
     ("synthetic_theorem1", "x", "Theorem 1 problem: iterate", "$x_t$"),
 )
+REFERENCES = ("adam", "amsgrad")
+ROW_TITLES = {"paper": "the paper's optimizers", "other": "successors, baselines, plug-ins"}
 
 
-def describe(task: dict[str, Any], seeds: int) -> str:
-    hp = task["hparams"]
-    schedule = "/√t" if hp.get("lr_schedule") == "inv_sqrt" else ""
-    return (
-        f"α={hp.get('lr')}{schedule}, β={tuple(hp.get('betas', ()))}, "
-        f"T={task['steps']:.0e}, x₁={task['x1']}, {seeds} seeds"
-    )
+def optimizer_groups(names: Sequence[str]) -> dict[str, list[str]]:
+    """The optimizers of each figure row, in catalogue order (plug-ins go to "other")."""
+    from amsgrad_repro.optimizers import BUILTINS
+    from amsgrad_repro.plots import optimizer_order
+
+    order = optimizer_order()
+    ranked = sorted(set(names), key=lambda n: (order.index(n) if n in order else len(order), n))
+    groups: dict[str, list[str]] = {"paper": [], "other": []}
+    for name in ranked:
+        spec = BUILTINS.get(name)
+        groups[spec.group if spec is not None else "other"].append(name)
+    return {group: members for group, members in groups.items() if members}
+
+
+def describe_task(task: dict[str, Any], seeds: int) -> str:
+    parameter = f", C={task['C']:g}" if task.get("problem") == "theorem1" else ""
+    return f"T={task['steps']:.0e}, x₁={task['x1']:g}{parameter}, {seeds} seeds"
+
+
+def _panel(ax, table: pd.DataFrame, metric: str, names: list[str], palette, labels, refs) -> None:
+    data = curve(table, metric)
+    for name in refs:
+        ref = data[data["optimizer"] == name]
+        ax.plot(ref["step"], ref["mean"], color="0.6", lw=0.9, ls=":", label=f"{name} (ref.)")
+    band_plot(ax, data[data["optimizer"].isin(names)], palette, labels)
+    ax.set_xscale("log")
+    if metric == "avg_regret":
+        ax.set_yscale("log")
+        ax.axhline(20 / 101, color="grey", lw=0.8, ls=":")  # R_t/t of x = +1 (online)
+    else:
+        ax.set_ylim(-1.08, 1.08)
+        ax.axhline(-1.0, color="grey", lw=0.8, ls="--")
 
 
 def figure1(
-    aggregates: dict[str, Path],
-    settings: dict[str, dict[str, Any]],
-    seeds: int,
-    outputs: Sequence[str | Path],
+    aggregates: dict[str, Path], run_files: Sequence[str | Path], outputs: Sequence[str | Path]
 ) -> None:
     import matplotlib.pyplot as plt
 
     themed()
-    panels = [p for p in PANELS if p[0] in aggregates]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    records = [json.loads(Path(p).read_text()) for p in run_files]
     tables = {task: pd.read_csv(path) for task, path in aggregates.items()}
+    panels = [p for p in PANELS if p[0] in aggregates]
+    groups = optimizer_groups(pd.concat(tables.values())["optimizer"].unique())
     palette = optimizer_palette(pd.concat(tables.values())["optimizer"].unique())
-    for ax, (task, metric, title, ylabel) in zip(axes[0], panels, strict=True):
-        band_plot(ax, curve(tables[task], metric), palette)
-        ax.set_xscale("log")
-        ax.set_title(f"{title}\n{describe(settings[task], seeds)}", fontsize=8)
-        ax.set_xlabel("iteration $t$")
-        ax.set_ylabel(ylabel)
-        if metric == "avg_regret":
-            ax.set_yscale("log")
-            ax.axhline(20 / 101, color="grey", lw=0.8, ls=":")  # R_t/t of x = +1
-        if metric == "x":
-            ax.set_ylim(-1.08, 1.08)
-            ax.axhline(-1.0, color="grey", lw=0.8, ls="--")
-    axes[0][0].legend(title="optimizer", fontsize=7)
+    fig, axes = plt.subplots(
+        len(groups), len(panels), figsize=(4.4 * len(panels), 3.6 * len(groups)), squeeze=False
+    )
+    for row, (group, names) in enumerate(groups.items()):
+        refs = [n for n in REFERENCES if n not in names] if group != "paper" else []
+        for col, (task, metric, title, ylabel) in enumerate(panels):
+            task_records = [r for r in records if r["task"] == task]
+            in_row = [r for r in task_records if r["optimizer"] in names]
+            common, labels = legend_labels(in_row)
+            seeds = len({r["seed"] for r in task_records})
+            ax = axes[row][col]
+            _panel(ax, tables[task], metric, names, palette, labels, refs)
+            settings = task_records[0]["settings"] if task_records else {}
+            detail = describe_task(settings, seeds) if settings else ""
+            ax.set_title(f"{title} — {ROW_TITLES[group]}\n{common}\n{detail}", fontsize=7)
+            ax.set_xlabel("iteration $t$")
+            ax.set_ylabel(ylabel)
+        axes[row][0].legend(title="optimizer", fontsize=6, title_fontsize=7)
     fig.suptitle("Figure 1 reproduction: mean over seeds with 95% bootstrap band", fontsize=10)
     fig.tight_layout()
     save_figure(fig, outputs)

@@ -1,110 +1,215 @@
-"""A compiled loop running the paper's Adam family on a 1-D linear problem.
+"""The compiled loop running every native optimizer family on the 1-D problems.
 
-It is the same update as :func:`amsgrad_repro.optim.paper_adam_update` (same flags, same
-order of operations) written for scalars, so that 10^7 steps take well under a second.
-``tests/test_synthetic.py`` runs it against the ``torch.optim`` classes for 10^4+ steps and
-requires agreement to 1e-6.
+One call runs a batch of independent runs (optimizer × settings × problem × seed), in
+parallel over the cores numba is given. Each run's optimizer is a native family's scalar
+step (``optimizers/<family>.py``), the same shared scalar code as its tensor update, so the
+two agree (``tests/test_synthetic.py``: to 1e-6 over 10^4+ steps). The families are
+dispatched by index through one cached kernel: a family's hyper-parameters arrive as a
+numpy record whose fields are the union of every family's declared fields (each family
+reads its own), and its state as a tuple of ``scalar.STATE_SLOTS`` floats.
+
+x_1 is given; each step draws g_t at x_t, adds f_t(x_t) = g_t·x_t to the loss, moves
+x ← Π(x − dx) with Π the clip onto [low, high], and at the recorded steps stores x_{t+1}
+and the average regret R_t/t = (Σ f_s(x_s) − min_{x∈F} Σ f_s(x))/t.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
-from typing import Any
 
 import numba
 import numpy as np
+from numba import literal_unroll
+from numba.core.errors import NumbaExperimentalFeatureWarning
+from numba.extending import overload, register_jitable
 
-from amsgrad_repro.schedules import BETA1_SCHEDULES, VARIANTS
-from amsgrad_repro.synthetic.problems import gradient
+from amsgrad_repro import numba_cache
+from amsgrad_repro.optimizers import NATIVE_FAMILIES, hparams, scalar
+from amsgrad_repro.optimizers.spec import NativeFamily
+from amsgrad_repro.synthetic.problems import gradient, stream
+
+numba_cache.configure()
+# literal_unroll over a tuple of compiled functions is what lets one cached kernel
+# dispatch between the families; numba labels that use of function types experimental.
+warnings.filterwarnings("ignore", category=NumbaExperimentalFeatureWarning)
+
+for _function in scalar.SCALAR_CODE:
+    register_jitable(inline="always")(_function)
 
 
-@dataclass(frozen=True)
-class KernelResult:
-    """Iterates and average regret at the recorded steps, plus exact final values."""
+@overload(scalar.sqrt)
+def _sqrt(x):  # noqa: ANN001, ANN202 - numba typing hook
+    return lambda x: math.sqrt(x)
 
-    steps: np.ndarray
-    x: np.ndarray
-    avg_regret: np.ndarray
-    final_x: float
-    final_avg_regret: float
+
+def _compiled(functions) -> tuple:
+    return tuple(numba.njit(inline="always")(f) for f in functions)
+
+
+INITS = _compiled(f.scalar_init for f in NATIVE_FAMILIES)
+STEPS = _compiled(f.scalar_step for f in NATIVE_FAMILIES)
+
+
+def _record_dtype() -> np.dtype:
+    """Every native family's packed fields, each once (same name, same type)."""
+    fields: dict[str, str] = {}
+    for family_settings in {s.settings for s in _native_specs()}:
+        for name, rule in hparams.rules(family_settings).items():
+            kind = hparams.numpy_kind(rule)
+            if fields.setdefault(name, kind) != kind:
+                raise TypeError(f"field {name!r} has two types among the native families")
+    return np.dtype(sorted(fields.items()))
+
+
+def _native_specs():
+    from amsgrad_repro.optimizers import BUILTINS
+
+    return [spec for spec in BUILTINS.values() if spec.native is not None]
+
+
+HP_DTYPE = _record_dtype()
+
+
+def family_index(family: NativeFamily) -> int:
+    return NATIVE_FAMILIES.index(family)
+
+
+def hp_record(settings) -> np.void:  # noqa: ANN001 - any native settings dataclass
+    """One run's hyper-parameters as the kernel's record."""
+    record = np.zeros((), dtype=HP_DTYPE)
+    for name, rule in hparams.rules(type(settings)).items():
+        record[name] = hparams.packed_value(rule, getattr(settings, name))
+    return record
 
 
 @numba.njit(cache=True)
-def _run(
-    problem: int,
-    big: float,
-    seed: int,
-    steps: int,
-    x1: float,
-    variant: int,
-    lr: float,
-    inv_sqrt: bool,
-    beta1: float,
-    beta2: float,
-    beta1_schedule: int,
-    beta1_decay: float,
-    bias_correction: bool,
-    eps: float,
-    low: float,
-    high: float,
-    record: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, float, float]:
-    np.random.seed(seed)
+def _init(family: int, hp) -> tuple:  # noqa: ANN001
+    state = scalar.zero_state()
+    index = 0
+    for init in literal_unroll(INITS):
+        if index == family:
+            state = init(hp)
+        index += 1  # noqa: SIM113 - numba cannot enumerate a literal_unroll
+    return state
+
+
+@numba.njit(cache=True)
+def _step(family: int, state: tuple, hp, g: float, t: int) -> tuple:  # noqa: ANN001
+    dx = 0.0
+    index = 0
+    for step in literal_unroll(STEPS):
+        if index == family:
+            state, dx = step(state, hp, g, t)
+        index += 1  # noqa: SIM113 - numba cannot enumerate a literal_unroll
+    return state, dx
+
+
+@numba.njit(cache=True)
+def _best(grad_sum: float, low: float, high: float) -> float:
+    return grad_sum * low if grad_sum > 0.0 else grad_sum * high
+
+
+@numba.njit(cache=True)
+def run_one(family, hp, problem, big, seed, steps, x1, low, high, record, xs, regrets):  # noqa: ANN001
+    """One run; fills ``xs`` and ``regrets`` at the ``record`` steps (sorted) and returns
+    the final x and R_T/T."""
+    start = stream(seed)
+    state = _init(family, hp)
     x = x1
-    m = 0.0
-    v = 0.0
-    v_max = 0.0
-    beta1_product = 1.0
-    beta2_product = 1.0
-    loss_sum = 0.0  # Σ f_t(x_t) = Σ g_t·x_t
-    grad_sum = 0.0  # G_t = Σ g_t; the best fixed x in the box has loss min(G·low, G·high)
-    xs = np.empty(record.size)
-    regrets = np.empty(record.size)
+    loss_sum = 0.0
+    grad_sum = 0.0
     next_record = 0
     for t in range(1, steps + 1):
-        g = gradient(problem, t, big)
+        g = gradient(problem, t, big, start)
         loss_sum += g * x
         grad_sum += g
-        # Step coefficients (schedules.coefficients).
-        if beta1_schedule == 1:
-            b1 = beta1 * beta1_decay ** (t - 1)
-        elif beta1_schedule == 2:
-            b1 = beta1 / t
-        else:
-            b1 = beta1
-        b2 = 1.0 - 1.0 / t if variant == 2 else beta2
-        beta1_product *= b1
-        beta2_product *= b2
-        if bias_correction:
-            m_corr = 1.0 - beta1_product
-            v_corr = 1.0 - beta2_product
-        else:
-            m_corr = 1.0
-            v_corr = 1.0
-        alpha = lr / math.sqrt(t) if inv_sqrt else lr
-        # The update (optim.paper_adam_update).
-        m = m * b1 + (1.0 - b1) * g
-        v = v * b2 + (1.0 - b2) * g * g
-        second = v
-        if variant == 1:
-            if v > v_max:
-                v_max = v
-            second = v_max
-        denom = math.sqrt(second / v_corr) + eps
-        direction = m / (m_corr * denom) if denom > 0.0 else 0.0
-        x = x - alpha * direction
-        if x < low:
-            x = low
-        elif x > high:
-            x = high
+        state, dx = _step(family, state, hp, g, t)
+        x = min(max(x - dx, low), high)
         if next_record < record.size and record[next_record] == t:
-            best = grad_sum * low if grad_sum > 0.0 else grad_sum * high
             xs[next_record] = x
-            regrets[next_record] = (loss_sum - best) / t
+            regrets[next_record] = (loss_sum - _best(grad_sum, low, high)) / t
             next_record += 1
-    best = grad_sum * low if grad_sum > 0.0 else grad_sum * high
-    return xs, regrets, x, (loss_sum - best) / steps
+    return x, (loss_sum - _best(grad_sum, low, high)) / steps
+
+
+@numba.njit(cache=True, parallel=True)
+def _run_batch(families, hps, problems, bigs, seeds, x1s, steps, low, high, record):  # noqa: ANN001
+    n = families.size
+    xs = np.empty((n, record.size))
+    regrets = np.empty((n, record.size))
+    final_x = np.empty(n)
+    final_regret = np.empty(n)
+    for r in numba.prange(n):
+        final_x[r], final_regret[r] = run_one(
+            families[r],
+            hps[r],
+            problems[r],
+            bigs[r],
+            seeds[r],
+            steps,
+            x1s[r],
+            low,
+            high,
+            record,
+            xs[r],
+            regrets[r],
+        )
+    return xs, regrets, final_x, final_regret
+
+
+@dataclass(frozen=True)
+class KernelRun:
+    """One run for the kernel: a native family with its settings, a problem and a seed."""
+
+    family: NativeFamily
+    settings: object
+    problem: int
+    big: float
+    seed: int
+    x1: float
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """Per run: x and R_t/t at the recorded steps, and exact final values."""
+
+    steps: np.ndarray
+    x: np.ndarray  # runs × recorded steps
+    avg_regret: np.ndarray
+    final_x: np.ndarray
+    final_avg_regret: np.ndarray
+
+
+def run_batch(
+    runs: list[KernelRun],
+    *,
+    steps: int,
+    bounds: tuple[float, float],
+    record: np.ndarray,
+    threads: int | None = None,
+) -> BatchResult:
+    """Run every run of the batch for ``steps`` steps, ``threads`` at a time."""
+    record = np.ascontiguousarray(record, dtype=np.int64)
+    hps = np.zeros(len(runs), dtype=HP_DTYPE)
+    for i, run in enumerate(runs):
+        hps[i] = hp_record(run.settings)
+    if threads:
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    xs, regrets, final_x, final_regret = _run_batch(
+        np.array([family_index(r.family) for r in runs], dtype=np.int64),
+        hps,
+        np.array([r.problem for r in runs], dtype=np.int64),
+        np.array([r.big for r in runs], dtype=np.float64),
+        np.array([r.seed for r in runs], dtype=np.int64),
+        np.array([r.x1 for r in runs], dtype=np.float64),
+        int(steps),
+        float(bounds[0]),
+        float(bounds[1]),
+        record,
+    )
+    return BatchResult(record, xs, regrets, final_x, final_regret)
 
 
 def record_schedule(steps: int, points: int) -> np.ndarray:
@@ -115,37 +220,3 @@ def record_schedule(steps: int, points: int) -> np.ndarray:
     late = np.linspace(1, steps, half)
     schedule = np.unique(np.concatenate([early, late, [1, steps]]).round().astype(np.int64))
     return schedule[(schedule >= 1) & (schedule <= steps)]
-
-
-def run_kernel(
-    *,
-    problem: int,
-    big: float,
-    seed: int,
-    steps: int,
-    x1: float,
-    flags: dict[str, Any],
-    bounds: tuple[float, float],
-    record: np.ndarray,
-) -> KernelResult:
-    """Run one optimizer (given by registry ``kernel_flags``) for one seed."""
-    xs, regrets, final_x, final_regret = _run(
-        problem,
-        float(big),
-        int(seed),
-        int(steps),
-        float(x1),
-        VARIANTS.index(flags["variant"]),
-        float(flags["lr"]),
-        flags["lr_schedule"] == "inv_sqrt",
-        float(flags["beta1"]),
-        float(flags["beta2"]),
-        BETA1_SCHEDULES.index(flags["beta1_schedule"]),
-        float(flags["beta1_decay"]),
-        bool(flags["bias_correction"]),
-        float(flags["eps"]),
-        float(bounds[0]),
-        float(bounds[1]),
-        np.ascontiguousarray(record, dtype=np.int64),
-    )
-    return KernelResult(record, xs, regrets, float(final_x), float(final_regret))

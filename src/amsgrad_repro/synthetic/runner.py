@@ -1,109 +1,197 @@
-"""Run one synthetic task for one optimizer over several seeds; one output folder per seed.
+"""Run one synthetic task: every optimizer × seed, one output folder per run.
 
-A job runs several seeds because each run takes a fraction of a second and process
-start-up would otherwise dominate; each seed still gets its own ``metrics.csv`` and
-``run.json``.
+The optimizers that have a compiled scalar step (the native families, and ``torch.optim``
+classes with a native twin) run together in one call of the kernel, in parallel over the
+job's threads; the others (plug-ins, AdamW, RAdam, ...) take the generic tensor path with
+all seeds in one optimizer. Each run's ``run.json`` says which path it took.
 """
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from amsgrad_repro.config import optimizer_hparams
 from amsgrad_repro.io import provenance, write_csv, write_json
-from amsgrad_repro.registry import OPTIMIZERS, resolve_hparams
+from amsgrad_repro.optimizers import OptimizerSpec, hparams, scalar_form, task_settings
 from amsgrad_repro.synthetic import BOUNDS
-from amsgrad_repro.synthetic.kernel import KernelResult, record_schedule, run_kernel
-from amsgrad_repro.synthetic.problems import problem_id
-from amsgrad_repro.synthetic.reference import run_reference
+from amsgrad_repro.synthetic.generic import run_generic
+from amsgrad_repro.synthetic.kernel import KernelRun, record_schedule, run_batch
+from amsgrad_repro.synthetic.problems import problem_id, problem_parameter
+
+ENGINES = ("auto", "kernel", "generic")
 
 
-def run_one(task: dict[str, Any], optimizer: str, seed: int, engine: str = "auto") -> tuple:
-    """Run one seed; returns (result, engine used, resolved hyper-parameters)."""
-    hparams = resolve_hparams(optimizer, optimizer_hparams(task, optimizer))
-    spec = OPTIMIZERS[optimizer]
-    use_kernel = engine == "kernel" or (engine == "auto" and spec.kernel_flags is not None)
-    if use_kernel and spec.kernel_flags is None:
-        raise ValueError(f"optimizer {optimizer!r} has no compiled kernel; use engine=torch")
-    common = dict(
-        problem=problem_id(task["problem"]),
-        big=float(task.get("C", 0.0)),
-        seed=seed,
-        steps=int(task["steps"]),
-        x1=float(task["x1"]),
-        bounds=BOUNDS,
-        record=record_schedule(int(task["steps"]), int(task["record_points"])),
-    )
-    if use_kernel:
-        result = run_kernel(flags=spec.kernel_flags(hparams), **common)
-    else:
-        result = run_reference(optimizer=optimizer, hparams=hparams, **common)
-    return result, ("kernel" if use_kernel else "torch"), hparams
+@dataclass(frozen=True)
+class RunOutcome:
+    """One optimizer × seed of a task."""
+
+    optimizer: str
+    seed: int
+    engine: str
+    settings: Any
+    steps: np.ndarray
+    x: np.ndarray
+    avg_regret: np.ndarray
+    final_x: float
+    final_avg_regret: float
+    elapsed: float
+
+
+def _plan(spec: OptimizerSpec, settings: Any, engine: str):
+    """The native (family, settings) that runs ``spec`` in the kernel, or None."""
+    form = scalar_form(spec, settings) if engine != "generic" else None
+    if engine == "kernel" and form is None:
+        raise ValueError(
+            f"{spec.name} has no compiled step for these settings; use the generic path"
+        )
+    return form
+
+
+def run_task(
+    task_name: str,
+    task: Mapping[str, Any],
+    specs: Mapping[str, OptimizerSpec],
+    seeds: list[int],
+    *,
+    names: list[str] | None = None,
+    engine: str = "auto",
+    threads: int | None = None,
+) -> list[RunOutcome]:
+    """Every optimizer of ``task`` (or those in ``names``) for every seed."""
+    steps, x1 = int(task["steps"]), float(task["x1"])
+    problem, big = problem_id(task["problem"]), problem_parameter(task)
+    record = record_schedule(steps, int(task["record_points"]))
+    kernel_runs: list[tuple[str, Any, KernelRun]] = []
+    generic: list[tuple[OptimizerSpec, Any]] = []
+    for name in names or task["optimizers"]:
+        spec = specs[name]
+        settings = task_settings(spec, task_name, task)
+        form = _plan(spec, settings, engine)
+        if form is None:
+            generic.append((spec, settings))
+            continue
+        kernel_runs += [
+            (name, settings, KernelRun(form[0], form[1], problem, big, seed, x1)) for seed in seeds
+        ]
+    outcomes: list[RunOutcome] = []
+    if kernel_runs:
+        started = time.perf_counter()
+        batch = run_batch(
+            [r for _, _, r in kernel_runs],
+            steps=steps,
+            bounds=BOUNDS,
+            record=record,
+            threads=threads,
+        )
+        elapsed = time.perf_counter() - started
+        for i, (name, settings, run) in enumerate(kernel_runs):
+            outcomes.append(
+                RunOutcome(
+                    name,
+                    run.seed,
+                    _kernel_label(specs[name]),
+                    settings,
+                    batch.steps,
+                    batch.x[i],
+                    batch.avg_regret[i],
+                    float(batch.final_x[i]),
+                    float(batch.final_avg_regret[i]),
+                    elapsed / len(kernel_runs),
+                )
+            )
+    for spec, settings in generic:
+        started = time.perf_counter()
+        result = run_generic(
+            spec,
+            settings,
+            problem=problem,
+            big=big,
+            seeds=seeds,
+            steps=steps,
+            x1=x1,
+            bounds=BOUNDS,
+            record=record,
+        )
+        elapsed = (time.perf_counter() - started) / len(seeds)
+        for i, seed in enumerate(seeds):
+            outcomes.append(
+                RunOutcome(
+                    spec.name,
+                    seed,
+                    "generic",
+                    settings,
+                    result.steps,
+                    result.x[i],
+                    result.avg_regret[i],
+                    float(result.final_x[i]),
+                    float(result.final_avg_regret[i]),
+                    elapsed,
+                )
+            )
+    return outcomes
+
+
+def _kernel_label(spec: OptimizerSpec) -> str:
+    if spec.native is not None:
+        return "kernel"
+    return f"kernel (native twin: {spec.impl.twin.spec})"  # type: ignore[union-attr]
 
 
 def write_run(
     out_dir: Path,
-    *,
     task_name: str,
-    task: dict[str, Any],
-    optimizer: str,
-    seed: int,
-    result: KernelResult,
-    engine: str,
-    hparams: dict[str, Any],
-    elapsed: float,
-    meta: dict[str, Any],
+    task: Mapping[str, Any],
+    spec: OptimizerSpec,
+    outcome: RunOutcome,
+    meta: Mapping[str, Any],
 ) -> None:
-    frame = pd.DataFrame({"step": result.steps, "x": result.x, "avg_regret": result.avg_regret})
+    frame = pd.DataFrame({"step": outcome.steps, "x": outcome.x, "avg_regret": outcome.avg_regret})
     write_csv(out_dir / "metrics.csv", frame)
+    finite = math.isfinite(outcome.final_x) and math.isfinite(outcome.final_avg_regret)
     write_json(
         out_dir / "run.json",
         {
             "task": task_name,
-            "optimizer": optimizer,
-            "seed": seed,
-            "status": "completed",
-            "settings": task,
-            "hparams": hparams,
-            "engine": engine,
-            "final": {"x": result.final_x, "avg_regret": result.final_avg_regret},
-            "elapsed_s": elapsed,
+            "optimizer": outcome.optimizer,
+            "seed": outcome.seed,
+            "status": "completed" if finite else "diverged",
+            "settings": dict(task),
+            "hparams": hparams.as_record(outcome.settings),
+            "optimizer_info": {"summary": spec.summary, "source": spec.source},
+            "engine": outcome.engine,
+            "final": {"x": outcome.final_x, "avg_regret": outcome.final_avg_regret},
+            "elapsed_s": outcome.elapsed,
             **meta,
         },
     )
 
 
-def run_seeds(
+def run_and_write(
     task_name: str,
-    task: dict[str, Any],
-    optimizer: str,
+    task: Mapping[str, Any],
+    specs: Mapping[str, OptimizerSpec],
     seeds: list[int],
     out_root: Path,
+    *,
+    names: list[str] | None = None,
     engine: str = "auto",
-) -> None:
+    threads: int | None = None,
+) -> list[RunOutcome]:
     meta = provenance()
-    for seed in seeds:
-        started = time.perf_counter()
-        result, used, hparams = run_one(task, optimizer, seed, engine)
-        elapsed = time.perf_counter() - started
-        write_run(
-            out_root / task_name / optimizer / str(seed),
-            task_name=task_name,
-            task=task,
-            optimizer=optimizer,
-            seed=seed,
-            result=result,
-            engine=used,
-            hparams=hparams,
-            elapsed=elapsed,
-            meta=meta,
-        )
+    outcomes = run_task(task_name, task, specs, seeds, names=names, engine=engine, threads=threads)
+    for outcome in outcomes:
+        out_dir = out_root / task_name / outcome.optimizer / str(outcome.seed)
+        write_run(out_dir, task_name, task, specs[outcome.optimizer], outcome, meta)
         print(
-            f"{task_name} {optimizer} seed {seed}: x_T+1 = {result.final_x:+.4f}, "
-            f"R_T/T = {result.final_avg_regret:.4f} ({used}, {elapsed:.2f} s)",
+            f"{task_name} {outcome.optimizer} seed {outcome.seed}: x_T+1 = "
+            f"{outcome.final_x:+.4f}, R_T/T = {outcome.final_avg_regret:.4f} ({outcome.engine})",
             flush=True,
         )
+    return outcomes

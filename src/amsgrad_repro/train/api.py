@@ -28,7 +28,7 @@ kind four things, all as batched tensor operations on the device:
 Metric names in ``metrics.csv`` are ``<split>_loss`` and ``<split>_<extra>`` for the splits
 ``train``, ``val`` and ``test``, so ``metric_names`` must list the extras a kind reports.
 
-A kind lives in a module named in ``registry.TASK_KINDS`` that exposes ``KIND``, an
+A kind lives in a module named in :data:`KIND_MODULES` that exposes ``KIND``, an
 instance of a :class:`TaskKind` subclass. Architectures are looked up by the task's
 ``model.arch`` in :data:`amsgrad_repro.train.models.MODELS`, so adding a task is adding a
 model there plus a config entry.
@@ -51,6 +51,11 @@ Settings = Mapping[str, Any]
 InputTransform = Callable[["torch.Tensor", bool, "torch.Generator"], "torch.Tensor"]
 BatchLoss = tuple["torch.Tensor", dict[str, "torch.Tensor"]]
 
+# The module of each training kind (imported when a job runs: they import torch).
+KIND_MODULES: dict[str, str] = {
+    "classifier": "amsgrad_repro.train.kinds.classifier",
+    "vae": "amsgrad_repro.train.kinds.vae",
+}
 # Files each kind's ``artifacts`` writes into the run folder, by kind name.
 ARTIFACT_FILES: dict[str, tuple[str, ...]] = {"vae": ("samples.png",)}
 
@@ -103,21 +108,20 @@ def metric_columns(kind: TaskKind, split: str) -> list[str]:
 
 
 def load_kind(name: str) -> TaskKind:
-    """The ``KIND`` object of the module ``registry.TASK_KINDS[name]`` names."""
+    """The ``KIND`` object of the module ``KIND_MODULES[name]`` names."""
     import importlib
 
-    from amsgrad_repro.registry import TASK_KINDS
-
-    if name not in TASK_KINDS:
-        raise KeyError(f"unknown task kind {name!r} (known: {', '.join(sorted(TASK_KINDS))})")
-    kind = importlib.import_module(TASK_KINDS[name]).KIND
+    if name not in KIND_MODULES:
+        raise KeyError(f"unknown task kind {name!r} (known: {', '.join(sorted(KIND_MODULES))})")
+    kind = importlib.import_module(KIND_MODULES[name]).KIND
     if not isinstance(kind, TaskKind):
-        raise TypeError(f"{TASK_KINDS[name]}.KIND is not a TaskKind")
+        raise TypeError(f"{KIND_MODULES[name]}.KIND is not a TaskKind")
     return kind
 
 
 __all__ = [
     "ARTIFACT_FILES",
+    "KIND_MODULES",
     "BatchLoss",
     "InputTransform",
     "Settings",

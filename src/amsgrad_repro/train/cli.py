@@ -20,6 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--optimizer", required=True)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--settings", type=json_arg, required=True, help="the task's JSON")
+    parser.add_argument("--plugins", type=json_arg, default={}, help="plug-in declarations")
     parser.add_argument("--dataset-cache", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument(
@@ -117,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
         checkpoint_dir=checkpoint_dir,
         device=args.device,
         progress_bar=args.progress == "on" or (args.progress == "auto" and interactive()),
+        plugins=args.plugins,
     )
     record = train(request)
     final = " ".join(f"{k} {v:.4g}" for k, v in record["final"].items())

@@ -30,9 +30,9 @@ from typing import Any
 
 import torch
 
-from amsgrad_repro.config import optimizer_hparams
-from amsgrad_repro.registry import build_optimizer, resolve_hparams
-from amsgrad_repro.schedules import step_size
+from amsgrad_repro.optimizers import catalogue, hparams, task_settings
+from amsgrad_repro.optimizers.schedules import lr_factor
+from amsgrad_repro.optimizers.torch_optimizer import build
 from amsgrad_repro.train import checkpoint
 from amsgrad_repro.train.api import TaskKind, load_kind, metric_columns
 from amsgrad_repro.train.device import (
@@ -68,6 +68,7 @@ class RunRequest:
     checkpoint_dir: Path
     device: str = "auto"
     progress_bar: bool = False
+    plugins: Mapping[str, Any] = field(default_factory=dict)  # plug-in declarations
 
 
 @dataclass
@@ -125,9 +126,9 @@ class Trainer:
         self.log_every = int(self.settings.get("log_every") or 0)
         self.eval_batch_size = int(self.settings.get("eval_batch_size") or 1000)
         self.steps_per_epoch = math.ceil(self.splits.sizes["train"] / self.batch_size)
-        self.hparams = resolve_hparams(
-            request.optimizer, optimizer_hparams(self.settings, request.optimizer)
-        )
+        self.spec = catalogue(request.plugins)[request.optimizer]
+        self.optimizer_settings = task_settings(self.spec, request.task, self.settings)
+        self.hparams = hparams.as_record(self.optimizer_settings)
         self._build()
         self.columns = self._columns()
         self.rows: list[dict[str, float]] = []
@@ -148,8 +149,8 @@ class Trainer:
             model = model.to(memory_format=torch.channels_last)
         self.model = model.to(self.device)
         self.forward_model = torch.compile(self.model) if self.performance["compile"] else model
-        self.optimizer, self.scheduler = build_optimizer(
-            request.optimizer, self.model.parameters(), self.hparams
+        self.optimizer, self.scheduler = build(
+            self.spec, self.model.parameters(), self.optimizer_settings
         )
         self.transform = self.kind.input_transform(self.data.train_x, self.settings)
         self.order_gen = torch.Generator().manual_seed(_derived_seed(request.seed, 1))
@@ -170,6 +171,7 @@ class Trainer:
             "seed": self.request.seed,
             "settings": {k: v for k, v in self.settings.items() if k not in NOT_IDENTITY},
             "hparams": self.hparams,
+            "optimizer_source": self.spec.source,
             "dataset": self.data.meta,
             "device_type": self.device.type,
         }
@@ -247,7 +249,7 @@ class Trainer:
         row: dict[str, float] = {"step": self.step}
         row["epoch"] = round(self.step / self.steps_per_epoch, 6)
         row.update(zip(names, numbers, strict=True))
-        row["lr"] = step_size(self.hparams["lr"], self.hparams["lr_schedule"], self.step)
+        row["lr"] = self.optimizer_settings.lr * lr_factor(self.optimizer_settings, self.step)
         synchronize(self.device)
         row["wall_time"] = self.elapsed + (time.perf_counter() - self._started)
         self.rows.append({c: row.get(c, math.nan) for c in self.columns})
@@ -360,6 +362,7 @@ class Trainer:
             "resumed_from_epoch": self.resumed_from_epoch,
             "settings": dict(self.settings),
             "hparams": self.hparams,
+            "optimizer_info": {"summary": self.spec.summary, "source": self.spec.source},
             "device": _device_label(self.device),
             "device_info": device_description(self.device),
             "performance": self.performance,

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from amsgrad_repro.analysis.aggregate import curve
-from amsgrad_repro.plots import band_plot, optimizer_palette, save_figure, themed
+from amsgrad_repro.plots import band_plot, legend_labels, optimizer_palette, save_figure, themed
 
 SPLITS: tuple[tuple[str, str], ...] = (("train", "train"), ("test", "test"))
 # Rows of the curve figure per task kind: (metric suffix, axis label).
@@ -35,14 +35,13 @@ DEFAULT_ROWS: tuple[tuple[str, str], ...] = (("loss", "loss"),)
 MAX_LISTED = 6  # diverged runs named one by one; more are counted per optimizer
 
 
-def describe(task: Mapping[str, Any], seeds: int) -> str:
-    hp = task.get("hparams", {})
-    schedule = "/√t" if hp.get("lr_schedule") == "inv_sqrt" else " (constant)"
+def describe(task: Mapping[str, Any], seeds: int, common: str) -> str:
+    """The run's setting; ``common`` is what every optimizer's recorded hyper-parameters
+    share (plots.legend_labels), the rest is in each legend entry."""
     model = task.get("model", {}).get("arch", "?")
-    form = f", bias-corrected, ε={hp.get('eps', 0)}" if hp.get("bias_correction") else ""
+    shared = f", {common}" if common else ""
     return (
-        f"{model} on {task.get('dataset')}, batch {task.get('batch_size')}, "
-        f"α={hp.get('lr')}{schedule}, β={tuple(hp.get('betas', ()))}{form}, "
+        f"{model} on {task.get('dataset')}, batch {task.get('batch_size')}{shared}, "
         f"{task.get('epochs')} epochs, {seeds} seeds"
     )
 
@@ -97,6 +96,7 @@ def training_figure(
     records = [json.loads(Path(p).read_text()) for p in run_files]
     seeds = len({r["seed"] for r in records}) if records else int(table["n"].max())
     palette = optimizer_palette(table["optimizer"].unique())
+    common, labels = legend_labels(records)
     rows = curve_rows(settings.get("kind"), table["metric"].unique())
     fig, axes = plt.subplots(
         len(rows), len(SPLITS), figsize=(5.0 * len(SPLITS), 3.3 * len(rows) + 0.5), squeeze=False
@@ -108,14 +108,16 @@ def training_figure(
             data = curve(table, metric)
             if data.empty:
                 ax.text(0.5, 0.5, f"no {metric}", ha="center", transform=ax.transAxes)
-            band_plot(ax, data, palette)
+            band_plot(ax, data, palette, labels)
             ax.set_title(f"{split_label} {label}", fontsize=9)
             ax.set_xlabel("iteration")
             ax.set_ylabel(label, fontsize=8)
             if log_y and quantity != "accuracy":
                 ax.set_yscale("log")
     axes[0][0].legend(title="optimizer", fontsize=7)
-    title = f"{task_name}: mean over seeds with 95% bootstrap band\n{describe(settings, seeds)}"
+    title = (
+        f"{task_name}: mean over seeds with 95% bootstrap band\n{describe(settings, seeds, common)}"
+    )
     fig.suptitle(title, fontsize=9)
     warning = warnings_line(settings, records)
     if warning:
@@ -160,7 +162,7 @@ def samples_figure(
     seeds = len({r["seed"] for _, r in records})
     fig.suptitle(
         f"{task_name}: test images over their reconstructions (row pairs), then samples "
-        f"from the prior\n{describe(settings, seeds)}",
+        f"from the prior\n{describe(settings, seeds, legend_labels([r for _, r in records])[0])}",
         fontsize=9,
     )
     warning = warnings_line(settings, [r for _, r in records])

@@ -1,0 +1,123 @@
+"""ADOPT (Taniguchi et al., NeurIPS 2024): the gradient is normalised by the *previous*
+second moment before it enters the momentum.
+
+* t = 1: v_1 = g_1², no move (m stays 0);
+* t ≥ 2: m_t = β1·m_{t−1} + (1 − β1)·g_t / max(√v_{t−1}, ε);  x_{t+1} = x_t − α_t·m_t;
+  then v_t = β2·v_{t−1} + (1 − β2)·g_t².
+
+``clip: true`` is the clipped variant the authors' code runs by default since November
+2024: the normalised gradient is clipped to ±t^(1/4) (t counting the first step too, as
+there). Defaults are the official ones: α 1e-3, β = (0.9, 0.9999), ε 1e-6.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from amsgrad_repro.optimizers.hparams import flag, real
+from amsgrad_repro.optimizers.lazy_torch import torch
+from amsgrad_repro.optimizers.moments import move_
+from amsgrad_repro.optimizers.scalar import scalar_code, sqrt
+from amsgrad_repro.optimizers.schedules import StepSize, step_size
+from amsgrad_repro.optimizers.spec import NativeFamily, OptimizerSpec
+from amsgrad_repro.optimizers.tensor_ops import ema_square_, per_param, uses_tensors
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+
+@dataclass(frozen=True)
+class AdoptSettings(StepSize):
+    beta1: float = real(0.9, "β1", 0.0, 1.0, high_open=True, tunable=True, symbol="β1")
+    beta2: float = real(0.9999, "β2", 0.0, 1.0, high_open=True, tunable=True, symbol="β2")
+    eps: float = real(1e-6, "ε: the normaliser is max(√v, ε)", 0.0, low_open=True, symbol="ε")
+    clip: bool = flag(False, "clip the normalised gradient to ±t^(1/4)", symbol="clipped")
+
+
+@scalar_code
+def adopt_coefficients(hp: Any, t: int, carry: tuple) -> tuple[tuple, tuple]:
+    """(first step?, β1, β2, α_t, clip bound t^(1/4))."""
+    alpha = step_size(hp.lr, hp.lr_schedule, hp.lr_decay, t)
+    return (t == 1, hp.beta1, hp.beta2, alpha, sqrt(sqrt(float(t)))), carry
+
+
+def adopt_state_names(hp: Any) -> tuple[str, ...]:
+    return ("exp_avg", "exp_avg_sq")
+
+
+def adopt_update(
+    params: list[Tensor],
+    grads: list[Tensor],
+    state: dict[str, list[Tensor]],
+    hp: Any,
+    coeffs: tuple,
+    foreach: bool,
+) -> None:
+    first, beta1, beta2, alpha, bound = coeffs
+    exp_avgs, exp_avg_sqs = state["exp_avg"], state["exp_avg_sq"]
+    if foreach and not uses_tensors(*coeffs[1:]):
+        if first:
+            torch._foreach_addcmul_(exp_avg_sqs, grads, grads)
+            return
+        denoms = torch._foreach_sqrt(exp_avg_sqs)
+        torch._foreach_clamp_min_(denoms, hp.eps)
+        normed = torch._foreach_div(grads, denoms)
+        if hp.clip:
+            torch._foreach_clamp_min_(normed, -bound)
+            torch._foreach_clamp_max_(normed, bound)
+        torch._foreach_lerp_(exp_avgs, normed, 1.0 - beta1)
+        torch._foreach_add_(params, exp_avgs, alpha=-alpha)
+        torch._foreach_mul_(exp_avg_sqs, beta2)
+        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1.0 - beta2)
+        return
+    for i, param in enumerate(params):
+        grad, m, v = grads[i], exp_avgs[i], exp_avg_sqs[i]
+        if first:
+            v.addcmul_(grad, grad)
+            continue
+        denom = v.sqrt().clamp_min_(hp.eps)
+        normed = torch.div(grad, denom, out=denom)
+        if hp.clip:
+            normed.clamp_(-bound, bound)
+        m.lerp_(normed, 1.0 - per_param(beta1, param))
+        move_(param, m, per_param(alpha, param))
+        ema_square_(v, grad, per_param(beta2, param))
+
+
+@scalar_code
+def adopt_scalar_init(hp: Any) -> tuple:
+    """(m, v, unused...)."""
+    return (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+@scalar_code
+def adopt_scalar_step(state: tuple, hp: Any, g: float, t: int) -> tuple[tuple, float]:
+    coeffs, _ = adopt_coefficients(hp, t, ())
+    first, beta1, beta2, alpha, bound = coeffs
+    m, v = state[0], state[1]
+    if first:
+        return (m, g * g, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0), 0.0
+    normed = g / max(sqrt(v), hp.eps)
+    if hp.clip:
+        normed = min(max(normed, -bound), bound)
+    m = beta1 * m + (1.0 - beta1) * normed
+    v = beta2 * v + (1.0 - beta2) * g * g
+    return (m, v, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0), alpha * m
+
+
+SPEC = OptimizerSpec(
+    name="adopt",
+    summary="ADOPT: gradient normalised by the previous v before the momentum",
+    source="Taniguchi et al., NeurIPS 2024 (github.com/iShohei220/adopt)",
+    settings=AdoptSettings,
+    impl=NativeFamily(
+        name="adopt",
+        state_names=adopt_state_names,
+        carry=(),
+        coefficients=adopt_coefficients,
+        update=adopt_update,
+        scalar_init=adopt_scalar_init,
+        scalar_step=adopt_scalar_step,
+    ),
+)

@@ -1,0 +1,164 @@
+"""Plug-ins: any ``torch.optim.Optimizer`` subclass, declared in config.yaml by import path.
+
+::
+
+    plugins:
+      lion:                                  # the name tasks use
+        class: pytorch_optimizer:Lion        # module:attribute, importable where jobs run
+        summary: Lion (Chen et al., 2023), from pytorch-optimizer
+        hparams: {lr: 1.0e-4, betas: [0.9, 0.99], weight_decay: 0.0}
+        elementwise: true                    # optional, default false
+
+``hparams`` are the class's keyword arguments with their defaults; their types follow the
+defaults (a float stays a float, a list a list), ``lr`` is required (tasks set it and the
+schedules scale it), and ``lr_schedule``/``lr_decay`` are added as for every optimizer
+(the schedule runs as a LambdaLR). ``elementwise: true`` promises that the update acts
+coordinate by coordinate, which lets the 1-D problems run every seed in one tensor and
+stacked jobs stack seeds; otherwise each seed gets its own parameter tensor.
+
+:func:`check` imports the class and builds it on a dummy parameter, so that a wrong path
+or keyword fails when the configuration is read, naming the config key and the error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import make_dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from amsgrad_repro.optimizers import hparams
+from amsgrad_repro.optimizers.schedules import StepSize
+from amsgrad_repro.optimizers.spec import SCHEDULE_FIELDS, OptimizerSpec, TorchClass
+
+
+class PluginError(ValueError):
+    """A plug-in declaration that cannot work; the message names its config key."""
+
+
+def _field_for(name: str, default: Any) -> Any:
+    doc = f"keyword argument {name} of the plug-in"
+    if isinstance(default, bool):
+        return hparams.flag(default, doc)
+    if isinstance(default, int):
+        return hparams.integer(default, doc)
+    if isinstance(default, float):
+        return hparams.real(default, doc)
+    return hparams.value(default, doc)
+
+
+def _settings_type(name: str, declared: Mapping[str, Any]) -> type:
+    fields = []
+    for key, default in declared.items():
+        if key in SCHEDULE_FIELDS or key == "lr":
+            continue
+        fields.append((key, type(default), _field_for(key, default)))
+    class_name = "Plugin_" + "".join(
+        part.capitalize() for part in name.replace("-", "_").split("_")
+    )
+    return make_dataclass(class_name, fields, bases=(StepSize,), frozen=True)
+
+
+def split_path(path: str, where: str) -> tuple[str, str]:
+    module, _, attribute = path.partition(":")
+    if not module or not attribute:
+        raise PluginError(f"{where}: expected 'module:Class', got {path!r}")
+    return module, attribute
+
+
+def loader(path: str, where: str):
+    """A function importing the class at ``path`` (deferred: jobs import it when they run)."""
+    module, attribute = split_path(path, where)
+
+    def load() -> type:
+        try:
+            found = getattr(importlib.import_module(module), attribute)
+        except (ImportError, AttributeError) as error:
+            raise PluginError(f"{where}: cannot import {path!r}: {error}") from error
+        return found
+
+    return load
+
+
+def plugin_kwargs(settings: Any) -> dict[str, Any]:
+    """The declared keyword arguments, under their own names (lists become tuples)."""
+    values = {k: v for k, v in hparams.as_record(settings).items() if k not in SCHEDULE_FIELDS}
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+
+
+def plugin_spec(name: str, declaration: Mapping[str, Any]) -> OptimizerSpec:
+    """The spec of one plug-in declaration (``plugins.<name>`` in config.yaml)."""
+    where = f"plugins.{name}"
+    declared = dict(declaration.get("hparams") or {})
+    if "lr" not in declared:
+        raise PluginError(f"{where}.hparams: declare lr (tasks set it and schedules scale it)")
+    path = declaration["class"]
+    settings = _settings_type(name, declared)
+    return OptimizerSpec(
+        name=name,
+        summary=declaration.get("summary") or f"plug-in {path}",
+        source=path,
+        settings=settings,
+        impl=TorchClass(load=loader(path, f"{where}.class"), kwargs=plugin_kwargs),
+        defaults={k: v for k, v in declared.items() if k in hparams.rules(settings)},
+        elementwise=bool(declaration.get("elementwise", False)),
+        plugin=dict(declaration),
+    )
+
+
+def check(spec: OptimizerSpec) -> None:
+    """Import the plug-in's class and build it on a dummy parameter with its defaults."""
+    import torch
+
+    where = f"plugins.{spec.name}.class"
+    cls = spec.impl.load()  # type: ignore[union-attr]
+    if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
+        raise PluginError(f"{where}: {spec.source!r} is not a torch.optim.Optimizer subclass")
+    settings = spec.resolve()
+    try:
+        cls([torch.zeros(2, requires_grad=True)], **spec.impl.kwargs(settings))  # type: ignore[union-attr]
+    except Exception as error:  # any constructor failure is the user's to see, named
+        raise PluginError(f"plugins.{spec.name}: cannot build {spec.source}: {error}") from error
+
+
+def check_cached(spec: OptimizerSpec, cache: Path | None) -> None:
+    """:func:`check`, skipped when ``cache`` records that this declaration already passed
+    with the same module file and package version (the check imports torch and the plug-in,
+    seconds that every Snakemake start would otherwise pay)."""
+    key = _check_key(spec)
+    marker = cache / f"plugin-{key}.ok" if cache is not None and key else None
+    if marker is not None and marker.exists():
+        return
+    check(spec)
+    if marker is not None:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps(spec.plugin, sort_keys=True, default=str) + "\n")
+
+
+def _check_key(spec: OptimizerSpec) -> str | None:
+    """What the check's outcome depends on: the declaration, where the module's file is and
+    when it changed, and the installed version of its distribution; None if not found."""
+    module, _ = split_path(spec.source, f"plugins.{spec.name}.class")
+    try:
+        found = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    if found is None or not found.origin or not os.path.exists(found.origin):
+        return None
+    top = module.split(".")[0]
+    try:
+        version = metadata.version(top.replace("_", "-"))
+    except metadata.PackageNotFoundError:
+        version = ""
+    text = json.dumps(
+        [spec.plugin, found.origin, os.stat(found.origin).st_mtime_ns, version],
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:20]

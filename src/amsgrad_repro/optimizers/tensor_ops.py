@@ -1,0 +1,79 @@
+"""In-place tensor steps shared by the native updates.
+
+A coefficient is a Python float, or (in a stacked job whose members differ in a tunable
+hyper-parameter) a tensor with one value per member; :func:`per_param` shapes such a
+tensor to broadcast against a stacked parameter ``[members, ...]``. The helpers take the
+fast scalar overloads (``value=``) for floats, as ``torch/optim/adam.py`` does.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from amsgrad_repro.optimizers.lazy_torch import torch
+from amsgrad_repro.optimizers.scalar import denominator_floor
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+Coefficient = Any  # float | Tensor
+
+
+def is_number(value: Coefficient) -> bool:
+    return isinstance(value, int | float)
+
+
+def is_one(value: Coefficient) -> bool:
+    return is_number(value) and value == 1.0
+
+
+def per_param(value: Coefficient, param: Tensor) -> Coefficient:
+    """A per-member coefficient viewed as ``[members, 1, ...]`` to broadcast over ``param``."""
+    if is_number(value):
+        return value
+    return value.view(-1, *([1] * (param.dim() - 1)))
+
+
+def floor_eps(eps: float, tensor: Tensor) -> float:
+    """ε with the zero-denominator rule in the tensor's precision (``scalar.TINY64``)."""
+    return denominator_floor(eps, torch.finfo(tensor.dtype).tiny)
+
+
+def ema_square_(average: Tensor, grad: Tensor, decay: Coefficient) -> None:
+    """average ← decay·average + (1 − decay)·grad²."""
+    average.mul_(decay)
+    if is_number(decay):
+        average.addcmul_(grad, grad, value=1.0 - decay)
+    else:
+        average.addcmul_(grad, grad * (1.0 - decay))
+
+
+def descend_(param: Tensor, numerator: Tensor, denominator: Tensor, step: Coefficient) -> None:
+    """param ← param − step·numerator/denominator, one fused op for a float step."""
+    if is_number(step):
+        param.addcdiv_(numerator, denominator, value=-step)
+    else:
+        param.addcdiv_(numerator * step, denominator, value=-1.0)
+
+
+def uses_tensors(*values: Coefficient) -> bool:
+    """Whether any coefficient holds per-member values (then the single-tensor path runs:
+    the multi-tensor kernels take one scalar for a whole list)."""
+    return not all(is_number(v) for v in values)
+
+
+def corrected_sqrt(second: Tensor, v_scale: Coefficient, eps: float, param: Tensor) -> Tensor:
+    """√second / √(1 − Πβ2) + ε, a new tensor: the denominator of the Adam-like updates."""
+    denom = second.sqrt()
+    if not is_one(v_scale):
+        denom.div_(per_param(v_scale, param))
+    return denom.add_(eps)
+
+
+def foreach_corrected_sqrt(seconds: list[Tensor], v_scale: float, eps: float) -> list[Tensor]:
+    """:func:`corrected_sqrt` of a list, on the multi-tensor kernels."""
+    denoms = torch._foreach_sqrt(seconds)
+    if not is_one(v_scale):
+        torch._foreach_div_(denoms, v_scale)
+    torch._foreach_add_(denoms, eps)
+    return denoms
