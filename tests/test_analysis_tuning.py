@@ -218,3 +218,14 @@ def test_grid_without_a_validation_split_is_an_error(cache, tmp_path):
     train(cache, tmp_path / "run", "adam", 0, settings)
     with pytest.raises(ConfigError, match="trained on its validation split"):
         tuning.load_grid([tmp_path / "run/run.json"], "val_loss")
+
+
+def test_untuned_task_may_train_on_its_validation_split(repo_root):
+    """holdout_val: false is refused only where the task is tuned in this run."""
+    untuned = load(repo_root / "config.yaml", {"tasks": {"logreg": {"holdout_val": False}}})
+    tuning.check_tuning(untuned)
+    tuned = load(
+        repo_root / "config.yaml", {"tune": True, "tasks": {"logreg": {"holdout_val": False}}}
+    )
+    with pytest.raises(ConfigError, match="holdout_val"):
+        tuning.check_tuning(tuned)

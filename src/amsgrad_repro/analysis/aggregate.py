@@ -59,7 +59,9 @@ def aggregate(long: pd.DataFrame, *, resamples: int = 2000) -> pd.DataFrame:
                 }
             )
         )
-    return pd.concat(pieces, ignore_index=True)
+    table = pd.concat(pieces, ignore_index=True)
+    # Steps where no seed has a value (held-out metrics between evaluations) carry nothing.
+    return table[table["n"] > 0].reset_index(drop=True)
 
 
 def aggregate_files(paths: Iterable[str | Path], out: str | Path) -> pd.DataFrame:

@@ -69,7 +69,8 @@ def tuned_tasks(settings: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 def check_tuning(settings: Mapping[str, Any]) -> None:
     """Raise ConfigError for a tuning entry that cannot work: an unknown or untrainable
-    task, an optimizer the task does not run or without β2, or no validation split."""
+    task, and, for the tasks tuned in this run (``tune: true``, task enabled), an optimizer
+    the task does not run or without a tunable α or β2, or no validation split."""
     from amsgrad_repro.config import ConfigError
     from amsgrad_repro.optimizers import catalogue
 
@@ -80,6 +81,8 @@ def check_tuning(settings: Mapping[str, Any]) -> None:
         task_settings = settings["tasks"].get(task)
         if task_settings is None or task_settings["kind"] not in ("classifier", "vae"):
             raise ConfigError(f"{where}: {task!r} is not a training task under tasks:")
+        if not settings.get("tune") or not task_settings.get("enabled", True):
+            continue  # checked when this task is actually tuned
         if not task_settings.get("holdout_val", True):
             raise ConfigError(
                 f"{where}: tuning scores on the validation split; set "

@@ -31,7 +31,7 @@ def per_param(value: Coefficient, param: Tensor) -> Coefficient:
     """A per-member coefficient viewed as ``[members, 1, ...]`` to broadcast over ``param``."""
     if is_number(value):
         return value
-    return value.view(-1, *([1] * (param.dim() - 1)))
+    return value.to(param.dtype).view(-1, *([1] * (param.dim() - 1)))
 
 
 def floor_eps(eps: float, tensor: Tensor) -> float:

@@ -66,6 +66,9 @@ class TaskKind:
     name: str = ""
     # Extra per-batch metrics ``batch_loss`` returns besides the loss, in CSV order.
     metric_names: tuple[str, ...] = ()
+    # Whether ``member_losses`` exists: seeds of a stackable model can then train as one
+    # stacked model (``train.stacked``), given a loss without randomness.
+    stackable: bool = False
 
     @property
     def artifact_files(self) -> tuple[str, ...]:

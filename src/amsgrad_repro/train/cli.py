@@ -45,7 +45,77 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="progress bar: auto shows it when stderr is a terminal",
     )
     parser.set_defaults(func=run)
+    _register_stacked(subparsers, json_arg)
     _register_figure(subparsers, json_arg)
+
+
+def _register_stacked(subparsers: argparse._SubParsersAction, json_arg) -> None:
+    parser = subparsers.add_parser(
+        "train-stacked",
+        help="train several seeds (or tuning points) of one task x optimizer as one model",
+        description="Train the members of one stacked job; resumes from its checkpoint.",
+    )
+    parser.add_argument("--task", required=True)
+    parser.add_argument("--optimizer", required=True)
+    parser.add_argument(
+        "--members",
+        type=json_arg,
+        required=True,
+        help='[{"seed": 0, "out": "results/runs/...", "hparams": {...}}, ...]',
+    )
+    parser.add_argument("--settings", type=json_arg, required=True, help="the task's JSON")
+    parser.add_argument("--plugins", type=json_arg, default={}, help="plug-in declarations")
+    parser.add_argument("--hparams-file", type=Path, default=None, help="tuning selection")
+    parser.add_argument("--dataset-cache", type=Path, required=True)
+    parser.add_argument("--checkpoint-dir", type=Path, required=True)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
+    parser.add_argument("--progress", choices=("auto", "on", "off"), default="auto")
+    parser.set_defaults(func=run_stacked)
+
+
+def run_stacked(args: argparse.Namespace) -> int:
+    from amsgrad_repro.gpus import claim_gpu
+
+    if args.device in ("auto", "cuda"):
+        claim_gpu()
+    import torch
+
+    from amsgrad_repro.train.progress import interactive
+    from amsgrad_repro.train.stacked import Member, StackedRequest, train_stacked
+
+    settings = _job_settings(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    members = [Member(int(m["seed"]), Path(m["out"]), m.get("hparams") or {}) for m in args.members]
+    request = StackedRequest(
+        task=args.task,
+        optimizer=args.optimizer,
+        members=members,
+        settings=settings,
+        dataset_cache=args.dataset_cache,
+        checkpoint_dir=args.checkpoint_dir,
+        device=args.device,
+        progress_bar=args.progress == "on" or (args.progress == "auto" and interactive()),
+        plugins=args.plugins,
+    )
+    for record in train_stacked(request):
+        final = " ".join(f"{k} {v:.4g}" for k, v in record["final"].items())
+        print(f"{args.task}/{args.optimizer}/{record['seed']}: {record['status']} | {final}")
+    return 0
+
+
+def _job_settings(args: argparse.Namespace) -> dict:
+    """The task's settings for this optimizer, with a tuning selection applied."""
+    from amsgrad_repro.config import ConfigError
+
+    if args.optimizer not in args.settings.get("optimizers", [args.optimizer]):
+        raise ConfigError(f"optimizer {args.optimizer!r} is not listed for task {args.task!r}")
+    if args.hparams_file is None:
+        return args.settings
+    from amsgrad_repro.analysis.tuning import apply_selection
+
+    return apply_selection(args.settings, args.optimizer, args.hparams_file)
 
 
 def _register_figure(subparsers: argparse._SubParsersAction, json_arg) -> None:
@@ -93,16 +163,10 @@ def run(args: argparse.Namespace) -> int:
         claim_gpu()
     import torch
 
-    from amsgrad_repro.config import ConfigError
     from amsgrad_repro.train.engine import RunRequest, train
     from amsgrad_repro.train.progress import interactive
 
-    if args.optimizer not in args.settings.get("optimizers", [args.optimizer]):
-        raise ConfigError(f"optimizer {args.optimizer!r} is not listed for task {args.task!r}")
-    if args.hparams_file is not None:
-        from amsgrad_repro.analysis.tuning import apply_selection
-
-        args.settings = apply_selection(args.settings, args.optimizer, args.hparams_file)
+    args.settings = _job_settings(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     checkpoint_dir = args.checkpoint_dir or Path(

@@ -43,6 +43,7 @@ from amsgrad_repro.train.device import (
     synchronize,
 )
 from amsgrad_repro.train.progress import Progress
+from amsgrad_repro.train.schedule import LogSchedule
 
 # Test hook: SIGKILL the process right after the checkpoint of this (1-based) epoch, to
 # test resumption with a real kill rather than a simulated one.
@@ -123,7 +124,7 @@ class Trainer:
         self.splits = make_splits(self.data, self.settings, self.device)
         self.batch_size = int(self.settings["batch_size"])
         self.epochs = int(self.settings["epochs"])
-        self.log_every = int(self.settings.get("log_every") or 0)
+        self.schedule = LogSchedule.from_settings(self.settings)
         self.eval_batch_size = int(self.settings.get("eval_batch_size") or 1000)
         self.steps_per_epoch = math.ceil(self.splits.sizes["train"] / self.batch_size)
         self.spec = catalogue(request.plugins)[request.optimizer]
@@ -239,11 +240,15 @@ class Trainer:
         self.model.train()
         return {f"{split}_{name}": total / x_all.shape[0] for name, total in sums.items()}
 
-    def log_point(self, running: dict[str, torch.Tensor], count: int) -> dict[str, float]:
-        """Read the running sums back (the one host sync of an interval) and evaluate."""
+    def log_point(
+        self, running: dict[str, torch.Tensor], count: int, evaluate: bool
+    ) -> dict[str, float]:
+        """Read the running sums back (the one host sync of an interval) and, at an
+        evaluation point, evaluate the held-out sets (else their columns stay NaN)."""
         values = {f"train_{name}": total / count for name, total in running.items()}
-        for split in self.splits.evals:
-            values.update(self.evaluate(split))
+        if evaluate:
+            for split in self.splits.evals:
+                values.update(self.evaluate(split))
         names = list(values)
         numbers = torch.stack([values[n].float() for n in names]).cpu().tolist()
         row: dict[str, float] = {"step": self.step}
@@ -255,9 +260,11 @@ class Trainer:
         self.rows.append({c: row.get(c, math.nan) for c in self.columns})
         return self.rows[-1]
 
-    @staticmethod
-    def finite(row: Mapping[str, float]) -> bool:
-        return all(math.isfinite(v) for k, v in row.items() if k.endswith("_loss"))
+    def finite(self, row: Mapping[str, float], evaluated: bool) -> bool:
+        """Whether every loss computed at this row is finite (held-out losses only count
+        where they were evaluated)."""
+        splits = ("train", *self.splits.evals) if evaluated else ("train",)
+        return all(math.isfinite(row[f"{split}_loss"]) for split in splits)
 
     # --- the loop -----------------------------------------------------------------------
 
@@ -285,11 +292,12 @@ class Trainer:
             self.step += 1
             progress.step()
             last = b == self.steps_per_epoch - 1
-            if last or (self.log_every and self.step % self.log_every == 0):
-                row = self.log_point(running, count)
+            if self.schedule.logs(self.step, last):
+                evaluate = self.schedule.evaluates(self.step, last)
+                row = self.log_point(running, count, evaluate)
                 progress.log_point(row)
                 running, count = {}, 0
-                if not self.finite(row):
+                if not self.finite(row, evaluate):
                     self.status, self.diverged_at = "diverged", self.step
                     return False
         return True
@@ -345,39 +353,61 @@ class Trainer:
         return record
 
     def record(self, artifacts: list[str]) -> dict[str, Any]:
-        last = self.rows[-1] if self.rows else {}
-        final = {k: v for k, v in last.items() if k not in ("step", "epoch", "wall_time")}
-        meta = self.data.meta
-        return {
-            "task": self.request.task,
-            "optimizer": self.request.optimizer,
-            "seed": self.request.seed,
-            "status": self.status,
-            "diverged_at_step": self.diverged_at,
-            "final": final,
-            "steps": self.step,
-            "epochs_completed": self.epoch,
-            "steps_per_epoch": self.steps_per_epoch,
-            "elapsed_s": self.elapsed,
-            "resumed_from_epoch": self.resumed_from_epoch,
-            "settings": dict(self.settings),
-            "hparams": self.hparams,
-            "optimizer_info": {"summary": self.spec.summary, "source": self.spec.source},
-            "device": _device_label(self.device),
-            "device_info": device_description(self.device),
-            "performance": self.performance,
-            "dataset_md5": meta.get("md5"),
-            "dataset_sha256": meta.get("sha256"),
-            "data": {
-                "dataset": meta.get("name"),
-                "checksum": meta.get("sha256") or meta.get("md5"),
-                "sizes": self.splits.sizes,
-                "subset": self.settings.get("subset") or None,
-                "holdout_val": bool(self.settings.get("holdout_val", True)),
-                "meta": meta,
-            },
-            "artifacts": artifacts,
-        }
+        member = MemberState(
+            self.request.seed, self.hparams, self.rows, self.status, self.diverged_at
+        )
+        return run_record(self, member, artifacts)
+
+
+@dataclass
+class MemberState:
+    """What is a run's own in a job: its seed, settings, metrics and outcome (a stacked
+    job has several; a member frozen early keeps its own step and epoch counts)."""
+
+    seed: int
+    hparams: dict[str, Any]
+    rows: list[dict[str, float]]
+    status: str = "completed"
+    diverged_at: int | None = None
+    steps: int | None = None
+    epochs: int | None = None
+
+
+def run_record(run: Any, member: MemberState, artifacts: list[str]) -> dict[str, Any]:
+    """The run.json record of ``member`` of ``run`` (a Trainer or a StackedTrainer)."""
+    last = member.rows[-1] if member.rows else {}
+    final = {k: v for k, v in last.items() if k not in ("step", "epoch", "wall_time")}
+    meta = run.data.meta
+    return {
+        "task": run.request.task,
+        "optimizer": run.request.optimizer,
+        "seed": member.seed,
+        "status": member.status,
+        "diverged_at_step": member.diverged_at,
+        "final": final,
+        "steps": run.step if member.steps is None else member.steps,
+        "epochs_completed": run.epoch if member.epochs is None else member.epochs,
+        "steps_per_epoch": run.steps_per_epoch,
+        "elapsed_s": run.elapsed,
+        "resumed_from_epoch": run.resumed_from_epoch,
+        "settings": dict(run.settings),
+        "hparams": member.hparams,
+        "optimizer_info": {"summary": run.spec.summary, "source": run.spec.source},
+        "device": _device_label(run.device),
+        "device_info": device_description(run.device),
+        "performance": run.performance,
+        "dataset_md5": meta.get("md5"),
+        "dataset_sha256": meta.get("sha256"),
+        "data": {
+            "dataset": meta.get("name"),
+            "checksum": meta.get("sha256") or meta.get("md5"),
+            "sizes": run.splits.sizes,
+            "subset": run.settings.get("subset") or None,
+            "holdout_val": bool(run.settings.get("holdout_val", True)),
+            "meta": meta,
+        },
+        "artifacts": artifacts,
+    }
 
 
 def _device_label(device: torch.device) -> str:

@@ -29,6 +29,7 @@ def _input_options(settings: Settings) -> tuple[str, str]:
 class Classifier(TaskKind):
     name = "classifier"
     metric_names = ("accuracy",)
+    stackable = True
 
     def input_transform(self, train_x: torch.Tensor, settings: Settings) -> InputTransform:
         from amsgrad_repro.train.models.cifarnet import PixelStandardizer, augment
@@ -55,6 +56,15 @@ class Classifier(TaskKind):
         loss = F.cross_entropy(logits, targets)
         accuracy = (logits.detach().argmax(1) == targets).float().mean()
         return loss, {"accuracy": accuracy}
+
+    def member_losses(self, logits: torch.Tensor, targets: torch.Tensor) -> BatchLoss:
+        """Per-member batch means of a stacked model's logits ``[M, B, classes]`` against
+        ``[M, B]`` (or shared ``[B]``) targets: losses ``[M]`` and accuracies ``[M]``."""
+        members, batch = logits.shape[:2]
+        targets = targets.expand(members, batch)
+        losses = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none")
+        hits = (logits.detach().argmax(2) == targets).float()
+        return losses.view(members, batch).mean(1), {"accuracy": hits.mean(1)}
 
 
 KIND = Classifier()

@@ -1,21 +1,32 @@
 """Architectures by name: a task's ``model.arch`` picks one.
 
-Each entry is ``"module:function"`` with ``function(model_settings, meta) -> nn.Module``;
-modules are imported only when used. Adding a task is adding an entry here (plus its
-config), never touching the engine.
+Each entry names its builder as ``"module:function"`` with ``function(model_settings,
+meta) -> nn.Module`` (imported only when a job builds it: the Snakemake process that
+validates configurations must not import torch), and whether several seeds of it can be
+trained as one stacked model (``train.stacked``: the model's class then lists its layers in
+``stack_layers()``). Adding a task is adding an entry here (plus its config), never
+touching the engine.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-MODELS: dict[str, str] = {
-    "logreg": "amsgrad_repro.train.models.linear:build_logreg",
-    "mlp": "amsgrad_repro.train.models.linear:build_mlp",
-    "cifarnet": "amsgrad_repro.train.models.builders:build_cifarnet",
-    "vae": "amsgrad_repro.train.models.builders:build_vae",
+
+@dataclass(frozen=True)
+class Architecture:
+    builder: str
+    stackable: bool = False
+
+
+MODELS: dict[str, Architecture] = {
+    "logreg": Architecture("amsgrad_repro.train.models.linear:build_logreg", stackable=True),
+    "mlp": Architecture("amsgrad_repro.train.models.linear:build_mlp", stackable=True),
+    "cifarnet": Architecture("amsgrad_repro.train.models.builders:build_cifarnet"),
+    "vae": Architecture("amsgrad_repro.train.models.builders:build_vae"),
 }
 
 
@@ -24,5 +35,5 @@ def build_model(model: Mapping[str, Any], meta: Mapping[str, Any]) -> Any:
     arch = model.get("arch")
     if arch not in MODELS:
         raise ValueError(f"unknown model arch {arch!r} (known: {', '.join(sorted(MODELS))})")
-    module_name, function = MODELS[arch].split(":")
+    module_name, function = MODELS[arch].builder.split(":")
     return getattr(importlib.import_module(module_name), function)(model, meta)

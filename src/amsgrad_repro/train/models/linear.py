@@ -34,6 +34,10 @@ class LogisticRegression(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(x.flatten(1))
 
+    def stack_layers(self) -> list[nn.Module]:
+        """The layers after flattening, in order (``train.stacked`` stacks them)."""
+        return [self.linear]
+
 
 class MLP(nn.Module):
     """Flattened image → hidden ReLU layer → class logits."""
@@ -45,6 +49,9 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(torch.relu(self.hidden(x.flatten(1))))
+
+    def stack_layers(self) -> list[nn.Module]:
+        return [self.hidden, nn.ReLU(), self.out]
 
 
 def _sizes(meta: Mapping[str, Any]) -> tuple[int, int]:
