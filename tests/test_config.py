@@ -68,6 +68,10 @@ def test_nested_command_line_values_are_read_as_yaml_scalars(raw):
             "tasks.synthetic_online.optimizers[1]: unknown optimizer 'adamw2'",
         ),
         (
+            lambda c: c["tasks"]["cifarnet"].update(stack="seeds"),
+            "tasks.cifarnet.stack: model 'cifarnet' cannot be stacked (stackable: logreg, mlp)",
+        ),
+        (
             lambda c: c["tasks"]["synthetic_online"].update(kind="quantum"),
             "tasks.synthetic_online.kind: unknown task kind 'quantum'",
         ),

@@ -77,8 +77,10 @@ def test_every_run_has_its_outputs(smoke_run):
                 assert info["settings"]["dataset"] == "fashion_mnist"
                 assert info["dataset_sha256"] == cache_meta["sha256"]
                 assert (run / "checkpoint.pt").stat().st_size > 1000
-                log = smoke_run / "results/logs/train" / task / optimizer / f"{seed}.log"
-                assert "epoch 1/1" in log.read_text()
+                # Seeds of an optimizer train as one stacked job (config stack: seeds).
+                assert info["stacked"]["members"] == [0, 1]
+            log = smoke_run / "results/logs/train" / task / optimizer / "stacked.log"
+            assert "epoch 1/1" in log.read_text()
     assert not list((smoke_run / "results/checkpoints").rglob("last.pt"))
 
 
@@ -92,8 +94,8 @@ def test_figures_and_aggregates(smoke_run):
 
 
 def test_killed_job_resumes_under_snakemake(tmp_path):
-    """A job killed after its epoch checkpoint fails; Snakemake deletes its declared
-    outputs, and the rerun resumes from the checkpoint instead of starting over."""
+    """A (stacked) job killed after its epoch checkpoint fails; Snakemake deletes its
+    declared outputs, and the rerun resumes from the checkpoint instead of starting over."""
     workdir = scratch_workflow(tmp_path)
     target = "results/runs/mlp/amsgrad/0/run.json"
     env = {**snakemake_env(), KILL_AFTER_EPOCH_ENV: "1"}
@@ -106,9 +108,9 @@ def test_killed_job_resumes_under_snakemake(tmp_path):
         timeout=600,
     )
     assert killed.returncode != 0
-    assert (workdir / "results/checkpoints/mlp/amsgrad/0/last.pt").exists()
+    assert (workdir / "results/checkpoints/mlp/amsgrad/stacked/last.pt").exists()
     assert not (workdir / target).exists()
     run_snakemake(workdir, target, "--config", "scale=smoke")
-    log = (workdir / "results/logs/train/mlp/amsgrad/0.log").read_text()
+    log = (workdir / "results/logs/train/mlp/amsgrad/stacked.log").read_text()
     assert "resuming after epoch 1" in log
     assert json.loads((workdir / target).read_text())["resumed_from_epoch"] == 1

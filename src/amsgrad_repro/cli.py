@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "amsgrad_repro.synthetic.cli",
     "amsgrad_repro.data.cli",
     "amsgrad_repro.train.cli",
+    "amsgrad_repro.tuning.cli",
     "amsgrad_repro.analysis.cli",
     "amsgrad_repro.share",
 )

@@ -87,6 +87,7 @@ def resolve(
     resolved["seeds"] = normalise_seeds(resolved.get("seeds"))
     validate_schema(resolved, schema_path)
     _check_registry_names(resolved, plugin_cache)
+    _check_stacking(resolved)
     return resolved
 
 
@@ -187,6 +188,25 @@ def _check_registry_names(config: Mapping[str, Any], plugin_cache: Path | None =
                 check_cached(specs[name], plugin_cache)
             except PluginError as error:
                 raise ConfigError(str(error)) from None
+
+
+def _check_stacking(config: Mapping[str, Any]) -> None:
+    """``stack: seeds`` needs a model the stacked engine can stack and no random input
+    augmentation (each member would need its own random stream inside one batch)."""
+    from amsgrad_repro.train.models import MODELS
+
+    stackable = ", ".join(name for name, arch in MODELS.items() if arch.stackable)
+    for name, task in config.get("tasks", {}).items():
+        if task.get("stack") != "seeds":
+            continue
+        arch = MODELS.get((task.get("model") or {}).get("arch"))
+        if arch is None or not arch.stackable:
+            raise ConfigError(
+                f"tasks.{name}.stack: model {task['model'].get('arch')!r} cannot be stacked "
+                f"(stackable: {stackable}); use stack: none"
+            )
+        if (task.get("input") or {}).get("augment", "none") != "none":
+            raise ConfigError(f"tasks.{name}.stack: random augmentation cannot be stacked")
 
 
 def load(path: str | Path = "config.yaml", overrides: Mapping[str, Any] | None = None) -> dict:

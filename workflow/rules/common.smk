@@ -182,7 +182,7 @@ def all_aggregates():
 
 # --- Tuning (workflow/rules/tune.smk) --------------------------------------------------
 
-from amsgrad_repro.analysis import tuning as _tuning
+from amsgrad_repro.tuning import grid as _tuning
 
 try:
     _tuning.check_tuning(SETTINGS)
@@ -244,6 +244,22 @@ def tuning_targets():
             f"results/figures/sensitivity_{task}.{ext}" for ext in ("png", "pdf")
         ]
     return targets
+
+
+# --- Stacked jobs (workflow/rules/stacked.smk) -----------------------------------------
+
+from amsgrad_repro.optimizers import catalogue as _catalogue
+from amsgrad_repro.train import jobs as _jobs
+
+_SPECS = _catalogue(SETTINGS.get("plugins"))
+STACKED_JOBS = _jobs.training_jobs(
+    SETTINGS["tasks"], PLAIN_TRAINING_TASKS, _SPECS, SEEDS, RUNS
+) + _jobs.tuning_jobs(SETTINGS["tasks"], TUNED, _SPECS, TUNING_SEEDS)
+
+
+def stacked_members(job):
+    """A stacked job's members (seed, output folder, own hyper-parameters), as JSON."""
+    return shlex.quote(json.dumps([m.as_json() for m in job.members], sort_keys=True))
 
 
 def all_targets():

@@ -4,7 +4,9 @@
 # replicated `train` jobs of that optimizer read (--hparams-file).
 
 
-rule tune_run:
+# One grid point x tuning seed: the training job with the point's settings. A stacked
+# task's grid runs as stacked jobs instead (stacked.smk), which Snakemake prefers.
+use rule train as tune_run with:
     input:
         cache=lambda wc: training_cache(wc.task),
     output:
@@ -20,27 +22,13 @@ rule tune_run:
         lr=r"[0-9.e+-]+",
         beta2=r"[0-9.e+-]+",
         seed=r"\d+",
-    conda:
-        "../../envs/amsgrad.yaml"
-    threads: lambda wc: task_resource(wc.task, "cpus", 1)
-    resources:
-        # The SLURM plugin turns gpu (and gpu_model) into --gpus=[model:]N.
-        gpu=lambda wc: task_resource(wc.task, "gpus", 0),
-        gpu_model=lambda wc: task_resource(wc.task, "gpu_model") or "",
-        mem_mb=lambda wc: task_resource(wc.task, "mem_mb", 2000),
-        runtime=lambda wc: task_resource(wc.task, "runtime", 60),
     params:
         settings=lambda wc: grid_point_settings(wc.task, wc.optimizer, wc.lr, wc.beta2),
         out=lambda wc, output: os.path.dirname(output.run),
         checkpoints="results/checkpoints/tuning/{task}/{optimizer}/lr{lr}_beta2{beta2}/{seed}",
         device=SETTINGS["device"],
         plugins=lambda wc: plugin_declarations(wc.task),
-    shell:
-        "amsgrad-repro train --task {wildcards.task} --optimizer {wildcards.optimizer}"
-        " --seed {wildcards.seed} --settings {params.settings}"
-        " --plugins {params.plugins} --dataset-cache {input.cache} --out {params.out}"
-        " --checkpoint-dir {params.checkpoints} --device {params.device}"
-        " --threads {threads} --progress off > {log} 2>&1"
+        hparams_file="",
 
 
 # Cheap bookkeeping: runs where Snakemake runs, never as a cluster job.

@@ -113,7 +113,7 @@ def _job_settings(args: argparse.Namespace) -> dict:
         raise ConfigError(f"optimizer {args.optimizer!r} is not listed for task {args.task!r}")
     if args.hparams_file is None:
         return args.settings
-    from amsgrad_repro.analysis.tuning import apply_selection
+    from amsgrad_repro.tuning.grid import apply_selection
 
     return apply_selection(args.settings, args.optimizer, args.hparams_file)
 

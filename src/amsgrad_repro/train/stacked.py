@@ -93,7 +93,9 @@ def member_values(spec: Any, task: str, settings: Mapping[str, Any], members: Se
     ]
     rules = hparams.rules(type(resolved[0]))
     differing = {
-        f.name for f in fields(resolved[0]) if len({getattr(r, f.name) for r in resolved}) > 1
+        f.name
+        for f in fields(resolved[0])
+        if any(getattr(r, f.name) != getattr(resolved[0], f.name) for r in resolved)
     }
     for name in differing:
         if not rules[name].tunable:

@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from amsgrad_repro.analysis import tuning
 from amsgrad_repro.cli import main
 from amsgrad_repro.config import ConfigError, load
+from amsgrad_repro.tuning import grid as tuning_grid
+from amsgrad_repro.tuning import select
 from tests.test_train import task_settings, write_miniature
 
 
@@ -33,12 +34,12 @@ def grid_frame(values: dict[tuple[str, float, float], list[float]]) -> pd.DataFr
         for (opt, lr, beta2), seeds in values.items()
         for seed, v in enumerate(seeds)
     ]
-    return pd.DataFrame(rows, columns=tuning.GRID_COLUMNS)
+    return pd.DataFrame(rows, columns=select.GRID_COLUMNS)
 
 
 def test_point_names_round_trip_exactly():
     for lr, beta2 in ((0.001, 0.999), (1e-05, 0.99), (0.0012345678901, 0.9995)):
-        name = tuning.point_name(lr, beta2)
+        name = tuning_grid.point_name(lr, beta2)
         parsed_lr, parsed_beta2 = name.removeprefix("lr").split("_beta2")
         assert (float(parsed_lr), float(parsed_beta2)) == (lr, beta2)
 
@@ -50,7 +51,7 @@ def test_grid_settings_change_only_this_optimizer():
         "overrides": {"amsgrad": {"beta1": 0.8, "beta2": 0.99}},
         "epochs": 100,
     }
-    point = tuning.grid_settings(task, "amsgrad", 0.03, 0.9, epochs=5)
+    point = tuning_grid.grid_settings(task, "amsgrad", 0.03, 0.9, epochs=5)
     assert point["overrides"]["amsgrad"] == {"lr": 0.03, "beta1": 0.8, "beta2": 0.9}
     assert point["hparams"] == task["hparams"] and "adam" not in point["overrides"]
     assert point["epochs"] == 5 and task["epochs"] == 100
@@ -65,7 +66,7 @@ def test_selection_takes_the_best_mean_and_never_a_point_that_diverged():
             ("adam", 0.1, 0.99): [0.40, 0.42],  # a tie: the first point in grid order wins
         }
     )
-    chosen = tuning.select(grid, "adam")
+    chosen = select.select(grid, "adam")
     assert (chosen["lr"], chosen["beta2"]) == (0.01, 0.99)
     assert chosen["score"] == pytest.approx(0.41)
     diverged = {(p["lr"], p["beta2"]): p["diverged"] for p in chosen["points"]}
@@ -75,7 +76,7 @@ def test_selection_takes_the_best_mean_and_never_a_point_that_diverged():
 def test_accuracy_metrics_are_maximised():
     grid = grid_frame({("adam", 0.001, 0.999): [0.8], ("adam", 0.01, 0.999): [0.9]})
     grid["metric"] = "val_accuracy"
-    assert tuning.select(grid, "adam")["lr"] == 0.01
+    assert select.select(grid, "adam")["lr"] == 0.01
 
 
 def test_sensitivity_is_the_mean_excess_over_the_best_point():
@@ -89,7 +90,7 @@ def test_sensitivity_is_the_mean_excess_over_the_best_point():
             ("amsgrad", 0.1, 0.999): [0.6, 0.6],
         }
     )
-    table = tuning.sensitivity(grid).set_index(["optimizer", "seed"])["value"]
+    table = select.sensitivity(grid).set_index(["optimizer", "seed"])["value"]
     assert table[("adam", 0)] == pytest.approx((0.2 + 0.0 + 0.3) / 3)
     assert table[("adam", 1)] == pytest.approx((0.2 + 0.0 + 1.0) / 3)
     assert table[("amsgrad", 0)] == pytest.approx((0.1 + 0.0 + 0.3) / 3)
@@ -118,12 +119,12 @@ def test_tuning_config_errors_name_the_key(repo_root, tuning_section, task_chang
         {"tune": True, "tuning": {"tasks": tuning_section}, "tasks": {"logreg": task_change}},
     )
     with pytest.raises(ConfigError, match=message):
-        tuning.check_tuning(settings)
+        tuning_grid.check_tuning(settings)
 
 
 def test_tuning_is_off_unless_asked(repo_root):
-    assert tuning.tuned_tasks(load(repo_root / "config.yaml")) == {}
-    on = tuning.tuned_tasks(load(repo_root / "config.yaml", {"tune": True, "scale": "smoke"}))
+    assert tuning_grid.tuned_tasks(load(repo_root / "config.yaml")) == {}
+    on = tuning_grid.tuned_tasks(load(repo_root / "config.yaml", {"tune": True, "scale": "smoke"}))
     assert set(on) == {"logreg", "mlp"} and on["logreg"]["epochs"] == 1
     assert on["logreg"]["optimizers"] == ["adam", "amsgrad"]
 
@@ -153,8 +154,8 @@ def grid_runs(cache, tmp_path_factory) -> list[Path]:
     for optimizer in ("adam", "amsgrad"):
         for lr in (0.001, 0.03):
             for seed in (0, 1):
-                settings = tuning.grid_settings(base, optimizer, lr, 0.99, epochs=1)
-                out = root / optimizer / tuning.point_name(lr, 0.99) / str(seed)
+                settings = tuning_grid.grid_settings(base, optimizer, lr, 0.99, epochs=1)
+                out = root / optimizer / tuning_grid.point_name(lr, 0.99) / str(seed)
                 train(cache, out, optimizer, seed, settings)
                 files.append(out / "run.json")
     return files
@@ -168,7 +169,7 @@ def test_select_and_sensitivity_commands_on_real_runs(grid_runs, tmp_path):
     argv += ["--settings", json.dumps(base), "--runs", *runs, "--out", str(out)]
     assert main(argv) == 0
     record = json.loads(out.read_text())
-    grid = tuning.load_grid(runs, "val_loss")
+    grid = select.load_grid(runs, "val_loss")
     means = grid.groupby("lr")["value"].mean()
     assert record["selected"] == {"lr": float(means.idxmin()), "beta2": 0.99}
     assert record["score"] == pytest.approx(means.min()) and record["seeds"] == [0, 1]
@@ -217,15 +218,15 @@ def test_grid_without_a_validation_split_is_an_error(cache, tmp_path):
     settings = task_settings(epochs=1, holdout_val=False)
     train(cache, tmp_path / "run", "adam", 0, settings)
     with pytest.raises(ConfigError, match="trained on its validation split"):
-        tuning.load_grid([tmp_path / "run/run.json"], "val_loss")
+        select.load_grid([tmp_path / "run/run.json"], "val_loss")
 
 
 def test_untuned_task_may_train_on_its_validation_split(repo_root):
     """holdout_val: false is refused only where the task is tuned in this run."""
     untuned = load(repo_root / "config.yaml", {"tasks": {"logreg": {"holdout_val": False}}})
-    tuning.check_tuning(untuned)
+    tuning_grid.check_tuning(untuned)
     tuned = load(
         repo_root / "config.yaml", {"tune": True, "tasks": {"logreg": {"holdout_val": False}}}
     )
     with pytest.raises(ConfigError, match="holdout_val"):
-        tuning.check_tuning(tuned)
+        tuning_grid.check_tuning(tuned)

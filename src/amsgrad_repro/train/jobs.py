@@ -1,0 +1,137 @@
+"""Which training jobs a configuration asks for, as data the workflow turns into rules.
+
+A training task with ``stack: seeds`` runs each optimizer's seeds as one stacked job (one
+process, one model: ``train.stacked``) when the optimizer is elementwise (every built-in;
+a plug-in if it says so); otherwise, and for ``stack: none`` (or ``off``), one job per seed (rule
+``train``). Under tuning, a native optimizer's whole grid (points × tuning seeds) is one
+stacked job, its members differing in α and β2; a ``torch.optim`` class, which takes one
+α for all its parameters, gets one stacked job per grid point.
+
+Kept free of torch: the Snakemake process plans the jobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from amsgrad_repro.optimizers import OptimizerSpec
+
+RUN_FILES = ("metrics.csv", "run.json", "checkpoint.pt")
+
+
+@dataclass(frozen=True)
+class StackedMember:
+    seed: int
+    out: str
+    hparams: Mapping[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"seed": self.seed, "out": self.out, "hparams": dict(self.hparams)}
+
+
+@dataclass(frozen=True)
+class StackedJob:
+    """One stacked job: its rule name, task × optimizer, members and settings."""
+
+    name: str
+    task: str
+    optimizer: str
+    members: tuple[StackedMember, ...]
+    settings: Mapping[str, Any]
+    checkpoint_dir: str
+    log: str
+    benchmark: str
+    tuning: bool = False
+
+    def outputs(self, filename: str) -> list[str]:
+        return [f"{m.out}/{filename}" for m in self.members]
+
+
+def stacks(task: Mapping[str, Any], spec: OptimizerSpec) -> bool:
+    """Whether this task × optimizer trains its seeds as one stacked job."""
+    return task.get("stack") == "seeds" and spec.elementwise
+
+
+def rule_name(*parts: str) -> str:
+    return "_".join(p.replace("-", "_").replace(".", "_") for p in parts)
+
+
+def training_jobs(
+    tasks: Mapping[str, Mapping[str, Any]],
+    names: Sequence[str],
+    specs: Mapping[str, OptimizerSpec],
+    seeds: Sequence[int],
+    runs: str = "results/runs",
+) -> list[StackedJob]:
+    """The stacked jobs of the seed-replicated runs of the tasks ``names``."""
+    jobs = []
+    for task_name in names:
+        task = tasks[task_name]
+        for optimizer in task["optimizers"]:
+            if not stacks(task, specs[optimizer]):
+                continue
+            members = tuple(
+                StackedMember(seed, f"{runs}/{task_name}/{optimizer}/{seed}", {}) for seed in seeds
+            )
+            jobs.append(
+                StackedJob(
+                    name=rule_name("train_stacked", task_name, optimizer),
+                    task=task_name,
+                    optimizer=optimizer,
+                    members=members,
+                    settings=task,
+                    checkpoint_dir=f"results/checkpoints/{task_name}/{optimizer}/stacked",
+                    log=f"results/logs/train/{task_name}/{optimizer}/stacked.log",
+                    benchmark=f"results/benchmarks/train/{task_name}/{optimizer}/stacked.tsv",
+                )
+            )
+    return jobs
+
+
+def tuning_jobs(
+    tasks: Mapping[str, Mapping[str, Any]],
+    grids: Mapping[str, Mapping[str, Any]],
+    specs: Mapping[str, OptimizerSpec],
+    seeds: Sequence[int],
+) -> list[StackedJob]:
+    """The stacked jobs of the tuning grids (``tuning.tuned_tasks``) of stacked tasks."""
+    from amsgrad_repro.tuning.grid import grid_points, point_name
+
+    jobs = []
+    for task_name, grid in grids.items():
+        task = tasks[task_name]
+        settings = {**task, "epochs": grid["epochs"]}
+        for optimizer in grid["optimizers"]:
+            spec = specs[optimizer]
+            if not stacks(task, spec):
+                continue
+            points = grid_points(grid)
+            groups = [points] if spec.native is not None else [[p] for p in points]
+            for group in groups:
+                label = "grid" if len(group) > 1 else point_name(**group[0])
+                members = tuple(
+                    StackedMember(
+                        seed,
+                        f"results/tuning/runs/{task_name}/{optimizer}/{point_name(**p)}/{seed}",
+                        p,
+                    )
+                    for p in group
+                    for seed in seeds
+                )
+                where = f"{task_name}/{optimizer}/{label}"
+                jobs.append(
+                    StackedJob(
+                        name=rule_name("tune_stacked", task_name, optimizer, label),
+                        task=task_name,
+                        optimizer=optimizer,
+                        members=members,
+                        settings=settings,
+                        checkpoint_dir=f"results/checkpoints/tuning/{where}",
+                        log=f"results/logs/tune/{where}.log",
+                        benchmark=f"results/benchmarks/tune/{where}.tsv",
+                        tuning=True,
+                    )
+                )
+    return jobs
