@@ -277,8 +277,9 @@ class Trainer:
         count = 0
         for b in range(self.steps_per_epoch):
             index = order[b * self.batch_size : (b + 1) * self.batch_size]
-            x = self._inputs(self.data.train_x[index], True, self.kind_gen)
-            y = self.data.train_y[index]
+            # index_select: a plain gather, several times faster than advanced indexing.
+            x = self._inputs(self.data.train_x.index_select(0, index), True, self.kind_gen)
+            y = self.data.train_y.index_select(0, index)
             loss, extras = self.kind.batch_loss(self.forward_model, x, y, self.kind_gen)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()

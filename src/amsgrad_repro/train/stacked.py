@@ -329,8 +329,11 @@ class StackedTrainer:
         count = 0
         for b in range(self.steps_per_epoch):
             index = orders[:, b * self.batch_size : (b + 1) * self.batch_size]
-            x = self.transform(self.data.train_x[index], True, None)
-            y = self.data.train_y[index]
+            flat = index.flatten()
+            # index_select: a plain gather, several times faster than advanced indexing.
+            images = self.data.train_x.index_select(0, flat)
+            x = self.transform(images.view(*index.shape, *images.shape[1:]), True, None)
+            y = self.data.train_y.index_select(0, flat).view(index.shape)
             loss, extras = self.kind.member_losses(self.model(x), y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.sum().backward()
