@@ -6,7 +6,10 @@ Prints, in one invocation:
    Fashion-MNIST: ten separate engine runs in one process (``train.engine.Trainer``) vs one
    stacked job (``train.stacked``), their ratio, and each variant's peak memory (each runs in
    its own process, so its peak RSS is its own); on CUDA too when a GPU is present;
-2. the wall time of the quick preset's logistic-regression + MLP training stage through
+2. for members sharing a batch (a tuning grid's points on one seed): the MLP's layers as one
+   batched product per member (what the stacked job does) vs one wider matrix product for
+   all members (concatenated weights), forward + backward;
+3. the wall time of the quick preset's logistic-regression + MLP training stage through
    Snakemake, one job per seed (``stack: none``) vs stacked jobs, in scratch copies of the
    workflow on this machine (``--optimizers`` and ``--epochs`` say which part of it).
 
@@ -115,6 +118,33 @@ def engine_table(members: int, steps: int) -> None:
             )
     if len(devices) == 1:
         print("   (no CUDA device here: GPU figures not measured)")
+
+
+def shared_batch_table(members: int, repeats: int = 200) -> None:
+    """Members fed the same batch: bmm over members vs one product of width M·out."""
+    import torch
+
+    torch.set_num_threads(1)
+    x = torch.rand(128, 784)
+    sizes = [(784, 100), (100, 10)]
+    stacked = [torch.randn(members, i, o, requires_grad=True) for i, o in sizes]
+    wide = [torch.randn(i, members * o, requires_grad=True) for i, o in sizes[:1]]
+    second = torch.randn(members, 100, 10, requires_grad=True)
+
+    def batched() -> None:
+        h = torch.relu(torch.matmul(x, stacked[0]))  # [M, B, 100]
+        torch.bmm(h, stacked[1]).sum().backward()
+
+    def widened() -> None:
+        h = torch.relu(x @ wide[0]).view(128, members, 100).transpose(0, 1)
+        torch.bmm(h, second).sum().backward()
+
+    for name, step in (("batched per member", batched), ("one wide product", widened)):
+        step()
+        started = time.perf_counter()
+        for _ in range(repeats):
+            step()
+        print(f"   {name:20s} {(time.perf_counter() - started) / repeats * 1e3:7.2f} ms/step")
 
 
 def pipeline_time(stack: str, optimizers: list[str], epochs: int) -> tuple[float, int]:

@@ -105,3 +105,26 @@ def test_snakemake_reports_bad_config_at_start_up(repo_root, tmp_path):
     assert "tasks.synthetic_online.optimizers[1]: unknown optimizer 'adamm'" in (
         result.stdout + result.stderr
     )
+
+
+def test_paper_and_full_fashion_presets_run_the_papers_protocol(raw):
+    """Both tune α and β2 ∈ {0.99, 0.999} on the validation split, then train 10 seeds for
+    100 epochs; full_fashion does it on Fashion-MNIST for the paper's optimizers alone."""
+    from amsgrad_repro.tuning.grid import tuned_tasks
+
+    for scale in ("paper", "full_fashion"):
+        raw["scale"] = scale
+        config = resolve(copy.deepcopy(raw))
+        grids = tuned_tasks(config)
+        assert config["tune"] and config["seeds"] == list(range(10))
+        assert {"logreg", "mlp"} <= set(grids)
+        for task in ("logreg", "mlp"):
+            assert grids[task]["beta2"] == [0.99, 0.999]
+            assert config["tasks"][task]["epochs"] == 100
+            assert config["tasks"][task]["holdout_val"] is True
+    assert config["tasks"]["logreg"]["dataset"] == "fashion_mnist"
+    assert grids["logreg"]["epochs"] == 10
+    paper_forms = ["adam", "amsgrad", "adamnc", "torch-adam", "torch-amsgrad"]
+    assert config["tasks"]["mlp"]["optimizers"] == paper_forms == grids["mlp"]["optimizers"]
+    enabled = [t for t, s in config["tasks"].items() if s.get("enabled", True)]
+    assert enabled == ["logreg", "mlp"]

@@ -115,7 +115,33 @@ def settings_page(settings: dict[str, Any], hparams: pd.DataFrame) -> str:
     used = table_fragment(hparams, "Optimizer settings used (from each run's run.json)")
     scale = html.escape(str(settings.get("scale")))
     return html_page(
-        "Settings", f"{used}<h2>Configuration used (scale: {scale})</h2><pre>{text}</pre>"
+        "Settings",
+        f"{used}{tuning_section(settings)}<h2>Configuration used (scale: {scale})</h2>"
+        f"<pre>{text}</pre>",
+    )
+
+
+def tuning_section(settings: dict[str, Any]) -> str:
+    """The tuning protocol of the run in words: grids, seeds, budget, selection rule."""
+    from amsgrad_repro.tuning.grid import tuned_tasks, tuning_seeds
+
+    grids = tuned_tasks(settings)
+    if not grids:
+        return "<h2>Tuning</h2><p>Off: every run used the configured hyper-parameters.</p>"
+    tuning = settings.get("tuning") or {}
+    metric = html.escape(str(tuning.get("metric", "val_loss")))
+    items = "".join(
+        f"<li>{html.escape(task)}: α ∈ {grid['lr']} × β2 ∈ {grid['beta2']} for "
+        f"{html.escape(', '.join(grid['optimizers']))}, {grid['epochs']} epochs per point</li>"
+        for task, grid in grids.items()
+    )
+    return (
+        f"<h2>Tuning (the paper's protocol)</h2><ul>{items}</ul><p>Each point trains on the "
+        f"tuning seeds {tuning_seeds(tuning)} and is scored by the mean of {metric} over them "
+        "at its last log point, on the validation split (never the test set); a diverged "
+        "seed scores +inf; the lowest score is selected (ties: the first point in grid "
+        "order), and the seed-replicated runs of that optimizer train with its α and β2 "
+        "(the table above shows what each run used).</p>"
     )
 
 
