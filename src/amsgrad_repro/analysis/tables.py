@@ -87,6 +87,7 @@ def provenance_table(run_files: Iterable[str | Path]) -> pd.DataFrame:
             "device": info.get("device", "cpu"),
             "dataset": (info.get("data") or {}).get("dataset") or "—",
             "dataset_sha256": info.get("dataset_sha256") or "—",
+            "cache_sha256": info.get("cache_sha256") or "—",
             "versions": ", ".join(f"{k} {v}" for k, v in sorted(info["versions"].items())),
         }
         key = tuple(row.values())

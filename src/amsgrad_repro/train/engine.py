@@ -365,9 +365,13 @@ class Trainer:
             "performance": self.performance,
             "dataset_md5": meta.get("md5"),
             "dataset_sha256": meta.get("sha256"),
+            # The hash of the tensors trained on, verified when the cache was loaded.
+            "cache_sha256": self.data.content_sha256,
             "data": {
                 "dataset": meta.get("name"),
                 "checksum": meta.get("sha256") or meta.get("md5"),
+                "cache_sha256": self.data.content_sha256,
+                "cache_check": self.data.check,
                 "sizes": self.splits.sizes,
                 "subset": self.settings.get("subset") or None,
                 "holdout_val": bool(self.settings.get("holdout_val", True)),
