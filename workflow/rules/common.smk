@@ -7,17 +7,25 @@ import shlex
 
 from snakemake.exceptions import WorkflowError
 
-from amsgrad_repro.config import ConfigError, enabled_tasks, resolve
+from amsgrad_repro.config import ConfigError, enabled_tasks, error_source, resolve
 from amsgrad_repro.train.api import ARTIFACT_FILES
+
+COMMAND_LINE_CONFIG = workflow.config_settings.overwrite_config
+
+
+def config_error(error):
+    """A configuration error for the user, prefixed by where the value came from."""
+    return WorkflowError(f"{error_source(str(error), COMMAND_LINE_CONFIG)}: {error}")
+
 
 try:
     SETTINGS = resolve(
         config,
         os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"),
-        overrides=workflow.config_settings.overwrite_config,
+        overrides=COMMAND_LINE_CONFIG,
     )
 except ConfigError as error:
-    raise WorkflowError(f"config.yaml: {error}") from None
+    raise config_error(error) from None
 
 SEEDS = SETTINGS["seeds"]
 RUNS = "results/runs"
@@ -164,7 +172,7 @@ from amsgrad_repro.analysis import tuning as _tuning
 try:
     _tuning.check_tuning(SETTINGS)
 except ConfigError as error:
-    raise WorkflowError(f"config.yaml: {error}") from None
+    raise config_error(error) from None
 
 # {task: grid} of the tasks tuned in this run (empty unless tune: true).
 TUNED = _tuning.tuned_tasks(SETTINGS)
