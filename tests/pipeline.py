@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "envs")
+WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "envs", "profiles")
 
 
 def copy_workflow(dest: Path) -> Path:

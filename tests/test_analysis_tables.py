@@ -156,3 +156,23 @@ def test_bad_claims_file_names_the_missing_field(tmp_path):
     path.write_text("- {id: x, source: s, statement: t, task: logreg, metric: m}\n")
     with pytest.raises(ValueError, match="claim #0 lacks rule"):
         load_claims(path)
+
+
+def test_a_run_stopped_by_the_divergence_rule_counts_like_a_nan_run(tmp_path):
+    """Its last row holds a finite 3.5e16; neither it nor a NaN run's NaN enters the means,
+    and both are diverged seeds (NaN) in the finals."""
+    ok = write_run(tmp_path, "mlp", "adam", 0, [1.0, 0.8, 0.6])
+    huge = write_run(tmp_path, "mlp", "adam", 1, [1.0, 0.9, 3.5e16], status="diverged")
+    nan = write_run(tmp_path, "mlp", "adam", 2, [1.0, 0.7, float("nan")], status="diverged")
+    for path in (huge, nan):
+        record = json.loads(path.read_text())
+        record["diverged_at_step"] = 30
+        path.write_text(json.dumps(record))
+    table = aggregate_files([p.parent / "metrics.csv" for p in (ok, huge, nan)], tmp_path / "a.csv")
+    last = table[(table["metric"] == "train_loss") & (table["step"] == 30)].iloc[0]
+    assert last["n"] == 1 and last["mean"] == pytest.approx(0.6)
+    before = table[(table["metric"] == "train_loss") & (table["step"] == 20)].iloc[0]
+    assert before["n"] == 3 and before["mean"] == pytest.approx(0.8)
+    finals = load_finals([ok, huge, nan])
+    assert finals.loc[finals["seed"] > 0, "value"].isna().all()
+    assert set(finals.loc[finals["seed"] > 0, "status"]) == {"diverged"}

@@ -47,3 +47,7 @@ def test_keep_going_past_an_unreachable_dataset(tmp_path: Path) -> None:
     assert not (workdir / "data/cache/mnist.pt").exists()
     log = (workdir / "results/logs/data/mnist.log").read_text()
     assert "http://127.0.0.1:9/mnist/" in log and "datasets.mnist.sources" in log
+    # The default workflow profile (profiles/default) shows the failed job's log in the
+    # terminal, so the cause is not hidden behind "At least one job did not complete".
+    terminal = result.stdout + result.stderr
+    assert "no source could provide" in terminal and "datasets.mnist.sources" in terminal

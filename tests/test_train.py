@@ -426,3 +426,30 @@ def test_kinds_write_exactly_the_artifacts_the_workflow_declares(cache, tmp_path
     assert record["artifacts"] == []
     written = {p.name for p in (tmp_path / "run").iterdir()}
     assert written == {"metrics.csv", "run.json", "checkpoint.pt"}
+
+
+def test_finite_divergence_is_caught_by_the_loss_factor_rule(cache, tmp_path):
+    """α = 10^6 sends the MLP's loss to huge but finite values: only NaN/inf used to count,
+    so the run was "completed". The rule (loss above 100 × the initial loss) stops it."""
+    huge = {"hparams": {"lr": 1e6, "lr_schedule": "constant", "betas": [0.9, 0.999]}}
+    without = train(request(cache, tmp_path / "off", optimizer="adam", epochs=1,
+                            divergence={"loss_factor": None}, **huge))  # fmt: skip
+    logged = pd.read_csv(tmp_path / "off" / "run" / "metrics.csv")
+    assert without["status"] == "completed" and np.isfinite(logged["train_loss"]).all()
+    initial = without["divergence"]["initial_loss"]
+    assert logged["train_loss"].max() > 100 * initial  # the run the old rule let through
+    record = train(request(cache, tmp_path, optimizer="adam", epochs=1, **huge))
+    table = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    assert record["status"] == "diverged" and record["diverged_at_step"] == table["step"].iloc[-1]
+    assert record["divergence"]["loss_factor"] == 100 and record["divergence"]["initial_loss"]
+    assert record["divergence"]["limit"] == pytest.approx(
+        100 * record["divergence"]["initial_loss"]
+    )
+    assert "above 100 × the initial loss" in record["diverged_reason"]
+    assert table.filter(like="_loss").iloc[-1].max() > record["divergence"]["limit"]
+
+
+def test_non_finite_values_are_written_as_nan_not_empty_cells(cache, tmp_path):
+    train(request(cache, tmp_path, optimizer="sgd", hparams={"lr": 1e38}, epochs=3, log_every=2))
+    last = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[-1].split(",")
+    assert "" not in last and {"nan", "inf"} & set(last), last

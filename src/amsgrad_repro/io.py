@@ -81,9 +81,11 @@ def read_json(path: str | os.PathLike[str]) -> Any:
 
 
 def write_csv(path: str | os.PathLike[str], frame: Any) -> None:
-    """Write a pandas DataFrame as CSV, atomically."""
+    """Write a pandas DataFrame as CSV, atomically. Missing and non-finite values are
+    written as ``nan``/``inf``, never as empty cells, so a diverged run's last row shows
+    the values that stopped it (pandas reads both back as floats)."""
     with atomic_open(path) as handle:
-        frame.to_csv(handle, index=False)
+        frame.to_csv(handle, index=False, na_rep="nan")
 
 
 def _json_default(value: Any) -> Any:

@@ -13,8 +13,9 @@ Why it looks the way it does:
   batches. On CPU, the same seed gives bit-identical metrics.
 - Robustness: a checkpoint with model, optimizer, RNG states and the metrics so far is
   written after every epoch outside the declared outputs; a rerun resumes from it and ends
-  with the same results as an uninterrupted run. A non-finite loss stops the run, which is
-  recorded as ``diverged`` (exit status 0, so the pipeline carries on).
+  with the same results as an uninterrupted run. A non-finite loss, or one far above the
+  initial loss (``train.divergence``), stops the run, which is recorded as ``diverged``
+  (exit status 0, so the pipeline carries on).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from amsgrad_repro.train.device import (
     resolve_device,
     synchronize,
 )
+from amsgrad_repro.train.divergence import DivergenceRule
 from amsgrad_repro.train.progress import Progress
 
 # Test hook: SIGKILL the process right after the checkpoint of this (1-based) epoch, to
@@ -137,6 +139,9 @@ class Trainer:
         self.resumed_from_epoch: int | None = None
         self.status = "completed"
         self.diverged_at: int | None = None
+        self.divergence = DivergenceRule.from_settings(self.settings)
+        self.initial_loss: float | None = None  # the first batch's, before any update
+        self.diverged_reason: str | None = None
 
     # --- set-up -------------------------------------------------------------------------
 
@@ -192,6 +197,7 @@ class Trainer:
             "step": self.step,
             "epoch": self.epoch,
             "elapsed": self.elapsed,
+            "initial_loss": self.initial_loss,
         }
         checkpoint.save(self.checkpoint_path, state, checkpoint.fingerprint(self.identity()))
 
@@ -208,6 +214,7 @@ class Trainer:
         checkpoint.restore_rng_states(state["rng"], self.device)
         self.rows, self.step, self.epoch = state["rows"], state["step"], state["epoch"]
         self.elapsed = state["elapsed"]
+        self.initial_loss = state.get("initial_loss")
         self.resumed_from_epoch = self.epoch
         return True
 
@@ -253,10 +260,6 @@ class Trainer:
         self.rows.append({c: row.get(c, math.nan) for c in self.columns})
         return self.rows[-1]
 
-    @staticmethod
-    def finite(row: Mapping[str, float]) -> bool:
-        return all(math.isfinite(v) for k, v in row.items() if k.endswith("_loss"))
-
     # --- the loop -----------------------------------------------------------------------
 
     def train_epoch(self, progress: Progress) -> bool:
@@ -271,6 +274,8 @@ class Trainer:
             x = self._inputs(self.data.train_x[index], True, self.kind_gen)
             y = self.data.train_y[index]
             loss, extras = self.kind.batch_loss(self.forward_model, x, y, self.kind_gen)
+            if self.initial_loss is None:  # one host sync, at the first step only
+                self.initial_loss = float(loss.detach())
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -287,7 +292,8 @@ class Trainer:
                 row = self.log_point(running, count)
                 progress.log_point(row)
                 running, count = {}, 0
-                if not self.finite(row):
+                self.diverged_reason = self.divergence.reason(row, self.initial_loss)
+                if self.diverged_reason:
                     self.status, self.diverged_at = "diverged", self.step
                     return False
         return True
@@ -304,7 +310,9 @@ class Trainer:
         try:
             while self.epoch < self.epochs:
                 if not self.train_epoch(progress):
-                    progress.write(f"{label}: diverged (non-finite loss) at step {self.step}")
+                    progress.write(
+                        f"{label}: diverged at step {self.step} ({self.diverged_reason})"
+                    )
                     break
                 self.epoch += 1
                 progress.epoch_end(self.epoch, self.epochs, self.step, self.rows[-1])
@@ -352,6 +360,8 @@ class Trainer:
             "seed": self.request.seed,
             "status": self.status,
             "diverged_at_step": self.diverged_at,
+            "diverged_reason": self.diverged_reason,
+            "divergence": self.divergence.record(self.initial_loss),
             "final": final,
             "steps": self.step,
             "epochs_completed": self.epoch,
