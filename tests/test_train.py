@@ -186,14 +186,21 @@ def test_inverse_sqrt_learning_rate_is_logged(cache, tmp_path):
     np.testing.assert_allclose(table["lr"], 0.01 / np.sqrt(table["step"]))
 
 
-def _cli(cache: Path, root: Path, settings: dict, env_extra: dict | None = None, seed=1):
+def _cli(
+    cache: Path,
+    root: Path,
+    settings: dict,
+    env_extra: dict | None = None,
+    seed=1,
+    ckpt: Path | None = None,
+):
     env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
     env.pop(KILL_AFTER_EPOCH_ENV, None) if not env_extra else None
     command = [
         sys.executable, "-m", "amsgrad_repro.cli", "train", "--task", "toy",
         "--optimizer", "amsgrad", "--seed", str(seed), "--settings", json.dumps(settings),
         "--dataset-cache", str(cache), "--out", str(root / "run"),
-        "--checkpoint-dir", str(root / "ckpt"), "--device", "cpu", "--threads", "1",
+        "--checkpoint-dir", str(ckpt or root / "ckpt"), "--device", "cpu", "--threads", "1",
     ]  # fmt: skip
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
 
@@ -453,3 +460,43 @@ def test_non_finite_values_are_written_as_nan_not_empty_cells(cache, tmp_path):
     train(request(cache, tmp_path, optimizer="sgd", hparams={"lr": 1e38}, epochs=3, log_every=2))
     last = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[-1].split(",")
     assert "" not in last and {"nan", "inf"} & set(last), last
+
+
+HOLD_LOCK = """
+import sys
+from pathlib import Path
+from amsgrad_repro.train.runlock import run_lock
+with run_lock(Path(sys.argv[1])):
+    print("holding", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_a_second_trainer_of_the_same_run_stops_with_the_holders_pid(cache, tmp_path):
+    """What an orphan of a SIGKILLed snakemake does to a rerun: it still holds the run. The
+    second trainer must not train alongside; once the holder is gone (even by SIGKILL) the
+    run trains, and its emptied checkpoint folders are removed."""
+    root = tmp_path / "results"
+    checkpoints = root / "checkpoints" / "toy" / "amsgrad" / "1"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(checkpoints)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        second = _cli(cache, root, task_settings(epochs=1), ckpt=checkpoints)
+        assert second.returncode == 1, second.stderr
+        assert (
+            f"pid {holder.pid} on host" in second.stderr and f"kill {holder.pid}" in second.stderr
+        )
+        assert "Traceback" not in second.stderr and not (root / "run").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    third = _cli(cache, root, task_settings(epochs=1), ckpt=checkpoints)
+    assert third.returncode == 0, third.stderr
+    assert (root / "run" / "run.json").exists()
+    assert not (root / "checkpoints" / "toy").exists()  # no empty folders left behind
+    assert (root / "checkpoints").is_dir()

@@ -35,6 +35,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="resumable checkpoint folder (default results/checkpoints/<task>/<opt>/<seed>)",
     )
+    parser.add_argument(
+        "--lock-wait",
+        type=float,
+        default=0.0,
+        help="seconds to wait for another trainer of the same run (default: stop at once)",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
     parser.add_argument(
@@ -117,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         checkpoint_dir=checkpoint_dir,
         device=args.device,
         progress_bar=args.progress == "on" or (args.progress == "auto" and interactive()),
+        lock_wait_s=args.lock_wait,
     )
     record = train(request)
     final = " ".join(f"{k} {v:.4g}" for k, v in record["final"].items())

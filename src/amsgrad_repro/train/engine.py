@@ -70,6 +70,7 @@ class RunRequest:
     checkpoint_dir: Path
     device: str = "auto"
     progress_bar: bool = False
+    lock_wait_s: float = 0.0  # how long to wait for another trainer of the same run
 
 
 @dataclass
@@ -411,5 +412,10 @@ def _maybe_kill_for_test(epoch: int) -> None:
 
 
 def train(request: RunRequest) -> dict[str, Any]:
-    """Run (or resume) one training job and write its outputs; returns the run record."""
-    return Trainer(request).run()
+    """Run (or resume) one training job and write its outputs; returns the run record.
+    The run's lock is taken before anything is read, so a second trainer of the same run
+    (an orphan left by a killed snakemake) is never run alongside (``train.runlock``)."""
+    from amsgrad_repro.train.runlock import run_lock
+
+    with run_lock(request.checkpoint_dir, request.lock_wait_s):
+        return Trainer(request).run()
