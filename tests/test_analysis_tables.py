@@ -98,6 +98,9 @@ def test_analyse_writes_every_table(runs, tmp_path, repo_root):
     ).to_csv(sensitivity, index=False)  # fmt: skip
     settings = yaml.safe_load((repo_root / "config.yaml").read_text())
     settings["analysis"]["targets"] = {"logreg": {"train_loss": 0.4}}
+    settings["analysis"]["min_seeds"] = 2  # three seeds here, two finite for the pairs
+    settings["scale"] = "smoke"
+    settings["tasks"]["logreg"].update(epochs=1, dataset="fashion_mnist")
     out = tmp_path / "tables"
     argv = ["analyse", "--runs", *map(str, runs), "--aggregates", str(agg)]
     argv += ["--sensitivity", str(sensitivity), "--claims", str(repo_root / "workflow/claims.yaml")]
@@ -117,8 +120,8 @@ def test_analyse_writes_every_table(runs, tmp_path, repo_root):
     assert row["mean_diff"] == pytest.approx(-0.205) and row["p_improvement"] == 1.0
 
     ttt = pd.read_csv(out / "time_to_target.csv").set_index("optimizer")
-    assert ttt.loc["amsgrad", "step"] == 20 and ttt.loc["amsgrad", "reached"]
-    assert ttt.loc["adam", "step"] == 30 and not ttt.loc["adam", "reached"]
+    assert ttt.loc["amsgrad", "stays_from_step"] == 20 and ttt.loc["amsgrad", "reached"]
+    assert ttt.loc["adam", "stays_from_step"] == 30 and not ttt.loc["adam", "reached"]
 
     finals = pd.read_csv(out / "finals.csv")
     assert set(finals["statistic"]) == {"final", "best"}
@@ -127,9 +130,20 @@ def test_analyse_writes_every_table(runs, tmp_path, repo_root):
 
     assert SHA in (out / "provenance.html").read_text()
     settings_page = (out / "settings.html").read_text()
-    assert "0.003" in settings_page and "scale: quick" in settings_page
+    assert "0.003" in settings_page and "scale: smoke" in settings_page
     summary = (out / "summary.txt").read_text()
-    assert "[REPRODUCED] logreg_train_loss" in summary and "[NOT RUN] cifarnet" in summary
+    # Every verdict line says which scale and length produced it (the CSV too).
+    assert "checked at scale smoke" in summary and "A REDUCED run" in summary
+    assert (
+        "[REPRODUCED] logreg_train_loss (smoke: 1 of 100 epochs; SHORTENED: 1 of 100 epochs; "
+        "DATA: fashion_mnist instead of mnist)" in summary
+    ), summary
+    assert "[NOT RUN] cifarnet_train_loss (smoke: 100 of 100 epochs)" in summary
+    row = claims.loc["logreg_train_loss"]
+    assert (row["scale"], row["run_length"], bool(row["shortened"])) == (
+        "smoke", "1 of 100 epochs", True
+    )
+    assert "stays at or past the target until the end" in summary
     assert "P(improvement)" in summary and "missed (budget 30)" in summary
     statistics = (out / "statistics.html").read_text()
     assert "Paired comparisons" in statistics and "Time to target" in statistics

@@ -1,4 +1,4 @@
-"""Shared seaborn plotting: mean curves with bootstrap bands, saved as PNG and PDF."""
+"""Shared seaborn plotting: mean curves with 95% Student-t bands, saved as PNG and PDF."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def optimizer_palette(optimizers: Sequence[str]) -> dict[str, tuple]:
 
 
 def band_plot(ax: plt.Axes, curves: pd.DataFrame, palette: dict[str, tuple]) -> None:
-    """One line per optimizer (the mean over seeds) with its 95% bootstrap band."""
+    """One line per optimizer (the mean over seeds) with its 95% Student-t band."""
     for optimizer, group in curves.groupby("optimizer", sort=False):
         colour = palette[optimizer]
         ax.plot(group["step"], group["mean"], label=optimizer, color=colour, lw=1.4)

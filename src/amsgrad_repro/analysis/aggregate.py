@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from amsgrad_repro.stats import bootstrap_summary
+from amsgrad_repro.stats import interval_summary
 
 NON_METRIC_COLUMNS = ("step", "epoch", "wall_time", "lr")
 
@@ -60,12 +60,12 @@ def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def aggregate(long: pd.DataFrame, *, resamples: int = 2000) -> pd.DataFrame:
-    """Mean, median and bootstrap interval over seeds for every optimizer, metric and step."""
+def aggregate(long: pd.DataFrame) -> pd.DataFrame:
+    """Mean, median and Student-t interval over seeds for every optimizer, metric and step."""
     pieces = []
     for (optimizer, metric), group in long.groupby(["optimizer", "metric"], sort=True):
         table = group.pivot_table(index="step", columns="seed", values="value", dropna=False)
-        summary = bootstrap_summary(table.to_numpy(dtype=float), resamples=resamples)
+        summary = interval_summary(table.to_numpy(dtype=float))
         pieces.append(
             pd.DataFrame(
                 {

@@ -1,6 +1,6 @@
 """The learning-rate sensitivity figure of a tuned task: final validation metric vs α, one
 line per optimizer (colour) and β2 (line style), the mean over tuning seeds with a 95%
-bootstrap interval. The paper claims AMSGrad is more robust to hyper-parameter changes
+Student-t interval. The paper claims AMSGrad is more robust to hyper-parameter changes
 than Adam; flat, low lines are robust ones. Diverged grid points are listed in red."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from amsgrad_repro.plots import optimizer_palette, save_figure, themed
-from amsgrad_repro.stats import bootstrap_summary
+from amsgrad_repro.stats import interval_summary
 
 LINESTYLES = ("-", "--", ":", "-.")
 MARKERS = ("o", "s", "^", "D", "v", "P")
@@ -22,7 +22,7 @@ def point_summary(grid: pd.DataFrame) -> pd.DataFrame:
     """Mean and interval over seeds of each optimizer × β2 × α point (finite seeds only)."""
     rows = []
     for (optimizer, beta2, lr), runs in grid.groupby(["optimizer", "beta2", "lr"], sort=True):
-        summary = bootstrap_summary(runs["value"].to_numpy(dtype=float))
+        summary = interval_summary(runs["value"].to_numpy(dtype=float))
         rows.append(
             {
                 "optimizer": optimizer,

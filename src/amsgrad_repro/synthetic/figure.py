@@ -55,6 +55,6 @@ def figure1(
             ax.set_ylim(-1.08, 1.08)
             ax.axhline(-1.0, color="grey", lw=0.8, ls="--")
     axes[0][0].legend(title="optimizer", fontsize=7)
-    fig.suptitle("Figure 1 reproduction: mean over seeds with 95% bootstrap band", fontsize=10)
+    fig.suptitle("Figure 1 reproduction: mean over seeds with 95% Student-t band", fontsize=10)
     fig.tight_layout()
     save_figure(fig, outputs)

@@ -1,6 +1,6 @@
 """Figure 2 style panels for a training task, and the VAE's image grids.
 
-Curves: one line per optimizer (the mean over seeds) with its 95% bootstrap band, read from
+Curves: one line per optimizer (the mean over seeds) with its 95% Student-t band, read from
 the aggregate table (``results/aggregates/<task>.csv``); columns are the train and test
 splits, rows the kind's quantities (a classifier: loss and accuracy; a VAE: the negative
 ELBO and its reconstruction and KL terms). The title says what was run: dataset, model, α
@@ -20,6 +20,7 @@ import pandas as pd
 
 from amsgrad_repro.analysis.aggregate import curve
 from amsgrad_repro.plots import band_plot, optimizer_palette, save_figure, themed
+from amsgrad_repro.reduction import reduction
 
 SPLITS: tuple[tuple[str, str], ...] = (("train", "train"), ("test", "test"))
 # Rows of the curve figure per task kind: (metric suffix, axis label).
@@ -49,17 +50,7 @@ def describe(task: Mapping[str, Any], seeds: int) -> str:
 
 def warnings_line(task: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> str:
     """What makes this run smaller or less complete than the configured experiment."""
-    notes = []
-    full = task.get("paper") or {}
-    if full.get("epochs") and int(task.get("epochs", 0)) < int(full["epochs"]):
-        notes.append(f"SHORTENED: {task.get('epochs')} of {full['epochs']} epochs")
-    if full.get("dataset") and task.get("dataset") != full["dataset"]:
-        notes.append(f"DATA: {task.get('dataset')} instead of {full['dataset']}")
-    subset = task.get("subset") or {}
-    if any(subset.values()):
-        notes.append(
-            "SUBSET: " + ", ".join(f"{k} {v}" for k, v in subset.items() if v) + " examples"
-        )
+    notes = list(reduction(task).notes)
     diverged = [r for r in records if r["status"] == "diverged"]
     if 0 < len(diverged) <= MAX_LISTED:
         runs = ", ".join(f"{r['optimizer']}/{r['seed']}" for r in diverged)
@@ -115,7 +106,7 @@ def training_figure(
             if log_y and quantity != "accuracy":
                 ax.set_yscale("log")
     axes[0][0].legend(title="optimizer", fontsize=7)
-    title = f"{task_name}: mean over seeds with 95% bootstrap band\n{describe(settings, seeds)}"
+    title = f"{task_name}: mean over seeds with 95% Student-t band\n{describe(settings, seeds)}"
     fig.suptitle(title, fontsize=9)
     warning = warnings_line(settings, records)
     if warning:
