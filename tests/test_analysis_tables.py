@@ -141,7 +141,9 @@ def test_analyse_writes_every_table(runs, tmp_path, repo_root):
     assert "[NOT RUN] cifarnet_train_loss (smoke: 100 of 100 epochs)" in summary
     row = claims.loc["logreg_train_loss"]
     assert (row["scale"], row["run_length"], bool(row["shortened"])) == (
-        "smoke", "1 of 100 epochs", True
+        "smoke",
+        "1 of 100 epochs",
+        True,
     )
     assert "stays at or past the target until the end" in summary
     assert "P(improvement)" in summary and "missed (budget 30)" in summary

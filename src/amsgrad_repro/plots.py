@@ -1,8 +1,15 @@
-"""Shared seaborn plotting: mean curves with 95% Student-t bands, saved as PNG and PDF."""
+"""Shared seaborn plotting: mean curves with 95% Student-t bands, saved as PNG and PDF.
+
+Every optimizer gets a colour, a line style and a marker (:func:`optimizer_styles`), so
+that curves which coincide (the paper-form ``adam`` and ``amsgrad`` in the first epochs,
+``torch-adam`` and ``torch-amsgrad``) stay visible and tell apart in the legend; iteration
+axes get integer ticks; a panel whose runs all diverged says so instead of staying empty.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -12,26 +19,102 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from amsgrad_repro.io import atomic_open  # noqa: E402
 
+LINESTYLES = ("-", "--", "-.", ":")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+COLOURS = 10  # seaborn's colour-blind palette
+MARKS_PER_LINE = 8
 
-def optimizer_palette(optimizers: Sequence[str]) -> dict[str, tuple]:
-    """Stable colours: the same optimizer has the same colour in every figure."""
-    order = ["adam", "amsgrad", "adamnc", "torch-adam", "torch-amsgrad", "sgd", "adagrad"]
-    names = sorted(set(optimizers), key=lambda n: (order.index(n) if n in order else 99, n))
-    colours = sns.color_palette("colorblind", n_colors=max(len(order) + 1, len(names)))
+
+@dataclass(frozen=True)
+class Style:
+    """How one optimizer is drawn in every figure; ``index`` is its place in the list the
+    styles were derived from (it staggers the markers of coinciding curves)."""
+
+    colour: tuple[float, float, float]
+    linestyle: str
+    marker: str
+    index: int
+
+
+def optimizer_styles(names: Sequence[str]) -> dict[str, Style]:
+    """A stable style per name from the ordered list ``names``: the i-th name gets colour
+    i mod 10, line style i mod 4 and marker i mod 7, so neighbours differ in all three and
+    the first 140 names in at least one (15+ optimizers are no problem). Pass the same list
+    everywhere (:func:`style_order`) and a name looks the same in every figure."""
+    palette = sns.color_palette("colorblind", n_colors=COLOURS)
     return {
-        name: colours[order.index(name) if name in order else i] for i, name in enumerate(names)
+        name: Style(
+            colour=tuple(palette[i % COLOURS]),
+            linestyle=LINESTYLES[i % len(LINESTYLES)],
+            marker=MARKERS[i % len(MARKERS)],
+            index=i,
+        )
+        for i, name in enumerate(dict.fromkeys(names))
     }
 
 
-def band_plot(ax: plt.Axes, curves: pd.DataFrame, palette: dict[str, tuple]) -> None:
-    """One line per optimizer (the mean over seeds) with its 95% Student-t band."""
+def style_order(present: Sequence[str]) -> list[str]:
+    """Every optimizer the registry knows, in its order, then any other name present
+    (sorted): the list to derive styles from, the same for every figure."""
+    from amsgrad_repro.registry import OPTIMIZERS
+
+    known = list(OPTIMIZERS)
+    return known + sorted(set(present) - set(known))
+
+
+def styles_for(present: Sequence[str]) -> dict[str, Style]:
+    """The styles of the optimizers in one figure, consistent with every other figure."""
+    return optimizer_styles(style_order(present))
+
+
+def band_plot(ax: plt.Axes, curves: pd.DataFrame, styles: dict[str, Style]) -> None:
+    """One line per optimizer (the mean over seeds) with its 95% Student-t band; markers
+    are staggered per optimizer so that identical curves still show each one."""
     for optimizer, group in curves.groupby("optimizer", sort=False):
-        colour = palette[optimizer]
-        ax.plot(group["step"], group["mean"], label=optimizer, color=colour, lw=1.4)
-        ax.fill_between(group["step"], group["lo"], group["hi"], color=colour, alpha=0.25, lw=0)
+        style = styles[optimizer]
+        spacing = 1.0 / MARKS_PER_LINE
+        offset = (style.index * 0.37 * spacing) % spacing
+        ax.plot(
+            group["step"],
+            group["mean"],
+            label=optimizer,
+            color=style.colour,
+            linestyle=style.linestyle,
+            marker=style.marker,
+            markevery=(offset, spacing),
+            markersize=4,
+            markerfacecolor="none",
+            lw=1.4,
+        )
+        ax.fill_between(
+            group["step"], group["lo"], group["hi"], color=style.colour, alpha=0.2, lw=0
+        )
+
+
+def integer_iterations(ax: plt.Axes) -> None:
+    """Iteration counts are integers: no 2.5-th step on a short run's axis."""
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def message_panel(ax: plt.Axes, text: str, alarming: bool = True) -> None:
+    """A panel with nothing to draw says why, in the middle of the axes."""
+    ax.text(
+        0.5,
+        0.5,
+        text,
+        ha="center",
+        va="center",
+        transform=ax.transAxes,
+        color="firebrick" if alarming else "dimgray",
+        fontsize=9,
+        wrap=True,
+    )
+    ax.set_xticks([])
+    ax.set_yticks([])
 
 
 def save_figure(fig: plt.Figure, outputs: Sequence[str | Path]) -> None:
