@@ -50,14 +50,24 @@ def snakemake_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "snakemake", "--cores", "2", *args]
 
 
-def run_snakemake(workdir: Path, *args: str, timeout: int = 900, check: bool = True):
+def run_snakemake(
+    workdir: Path,
+    *args: str,
+    timeout: int = 900,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    umask: int | None = None,
+):
+    """Snakemake in ``workdir`` (``env`` replaces the activated-venv environment; ``umask``
+    is set for it and the jobs it starts)."""
     result = subprocess.run(
         snakemake_command(*args),
         cwd=workdir,
-        env=snakemake_env(),
+        env=env or snakemake_env(),
         capture_output=True,
         text=True,
         timeout=timeout,
+        preexec_fn=None if umask is None else (lambda: os.umask(umask)),
     )
     if check and result.returncode != 0:
         raise AssertionError(

@@ -4,11 +4,28 @@
 import json
 import os
 import shlex
+import sys
 
 from snakemake.exceptions import WorkflowError
 
+try:
+    from amsgrad_repro import startup
+except ModuleNotFoundError:
+    raise WorkflowError(
+        f"the Python running Snakemake ({sys.executable}) does not have the amsgrad-repro "
+        "package: run `make install` and start .venv/bin/snakemake"
+    ) from None
+
 from amsgrad_repro.config import ConfigError, enabled_tasks, error_source, resolve
 from amsgrad_repro.train.api import ARTIFACT_FILES
+
+# Jobs run `amsgrad-repro`: the one beside this interpreter, even when PATH lacks it.
+try:
+    startup.own_cli_on_path(
+        deployed_per_rule="CONDA" in str(workflow.deployment_settings.deployment_method)
+    )
+except startup.StartupError as error:
+    raise WorkflowError(str(error)) from None
 
 COMMAND_LINE_CONFIG = workflow.config_settings.overwrite_config
 
