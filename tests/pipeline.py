@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -75,3 +76,11 @@ def run_snakemake(
             f"{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
         )
     return result
+
+
+def prepare_data_command(spec: dict, root: Path, out: Path, dataset: str = "mnist") -> list[str]:
+    """The data stage's command line for one dataset entry, as the rule runs it."""
+    return [
+        sys.executable, "-m", "amsgrad_repro.cli", "prepare-data", "--dataset", dataset,
+        "--settings", json.dumps(spec), "--out", str(out), "--root", str(root),
+    ]  # fmt: skip

@@ -3,17 +3,16 @@ umask 002 writes) results, caches and raw data. ``tempfile.mkstemp`` alone gives
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from amsgrad_repro.io import atomic_open, current_umask
 from tests.miniatures import write_idx_dataset
+from tests.pipeline import prepare_data_command
 
 
 def mode(path: Path) -> int:
@@ -37,9 +36,7 @@ def test_atomic_writes_get_the_mode_the_umask_allows(tmp_path: Path, umask, expe
 def test_data_stage_outputs_are_group_writable_under_umask_002(tmp_path: Path) -> None:
     spec = write_idx_dataset(tmp_path / "src")
     result = subprocess.run(
-        [sys.executable, "-m", "amsgrad_repro.cli", "prepare-data", "--dataset", "mnist"]
-        + ["--settings", json.dumps(spec), "--out", str(tmp_path / "data/cache/mnist.pt")]
-        + ["--root", str(tmp_path)],
+        prepare_data_command(spec, tmp_path, tmp_path / "data/cache/mnist.pt"),
         capture_output=True,
         text=True,
         preexec_fn=lambda: os.umask(0o002),

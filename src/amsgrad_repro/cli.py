@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "amsgrad_repro.train.cli",
     "amsgrad_repro.analysis.cli",
     "amsgrad_repro.share",
+    "amsgrad_repro.report",
 )
 
 

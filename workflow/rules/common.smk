@@ -5,6 +5,7 @@ import json
 import os
 import shlex
 import sys
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
@@ -246,6 +247,33 @@ def tuning_targets():
             f"results/figures/sensitivity_{task}.{ext}" for ext in ("png", "pdf")
         ]
     return targets
+
+
+# --- Pulled runs made with other settings (amsgrad_repro.staleness) --------------------
+# Snakemake's params trigger cannot see them (no metadata): stop before any stage reads
+# them, unless this call recomputes them or the user turned the params trigger off.
+
+
+def _check_pulled_runs():
+    command = startup.forcing()
+    if (
+        not workflow.is_main_process
+        or os.environ.get(startup.SKIP_STALE_CHECK_ENV)
+        or not command.params_trigger
+    ):
+        return
+    try:
+        startup.check_pulled_runs(
+            Path(workflow.basedir),
+            SETTINGS,
+            command.recomputes,
+            startup.snakemake_command_line(),
+        )
+    except startup.ReportedError as error:
+        raise WorkflowError(str(error)) from None
+
+
+_check_pulled_runs()
 
 
 def all_targets():

@@ -72,6 +72,13 @@ def track(root: Path, target: Path) -> Path:
     return target.with_name(target.name + ".dvc")
 
 
+def checkout(root: Path, dvc_file: Path) -> bool:
+    """Restore a tracked target from the local DVC cache (no remote, no network); False
+    when the cache does not hold all of it."""
+    target = str(dvc_file.relative_to(root))
+    return dvc(root, "checkout", "--quiet", "--force", target, check=False).returncode == 0
+
+
 def pull(root: Path, dvc_file: Path) -> bool:
     """Try ``dvc pull`` of one tracked target; False when no remote holds it. ``--force``:
     a workspace copy that no longer matches the ``.dvc`` file is replaced, not kept."""

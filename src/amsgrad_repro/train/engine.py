@@ -34,6 +34,7 @@ import torch
 from amsgrad_repro.config import optimizer_hparams
 from amsgrad_repro.registry import build_optimizer, resolve_hparams
 from amsgrad_repro.schedules import step_size
+from amsgrad_repro.staleness import NOT_IDENTITY  # what does not change a run's numbers
 from amsgrad_repro.train import checkpoint
 from amsgrad_repro.train.api import TaskKind, load_kind, metric_columns
 from amsgrad_repro.train.device import (
@@ -49,11 +50,6 @@ from amsgrad_repro.train.progress import Progress
 # Test hook: SIGKILL the process right after the checkpoint of this (1-based) epoch, to
 # test resumption with a real kill rather than a simulated one.
 KILL_AFTER_EPOCH_ENV = "AMSGRAD_REPRO_TEST_KILL_AFTER_EPOCH"
-# Settings that do not change what a run computes: editing them keeps checkpoints valid
-# (the optimizer's own hyper-parameters enter the fingerprint resolved, overrides included).
-NOT_IDENTITY = frozenset(
-    {"resources", "optimizers", "overrides", "hparams", "enabled", "figure", "paper"}
-)
 EVAL_SEED_OFFSET = 7  # the kinds' evaluation randomness (VAE noise) uses its own stream
 
 
