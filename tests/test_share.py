@@ -330,9 +330,10 @@ def hermetic_aws_env(**credentials: str) -> dict[str, str]:
     """The test environment with only the given AWS credentials: no profile or config file
     of the machine, no instance-metadata lookups."""
     env = {k: v for k, v in snakemake_env().items() if not k.startswith("AWS_")}
+    nowhere = "/nonexistent/aws"  # botocore refuses /dev/null ("could not be found")
     env.update(
-        AWS_CONFIG_FILE=os.devnull,
-        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        AWS_CONFIG_FILE=nowhere,
+        AWS_SHARED_CREDENTIALS_FILE=nowhere,
         AWS_EC2_METADATA_DISABLED="true",
         **credentials,
     )

@@ -124,8 +124,10 @@ def add(root: Path, targets: list[str]) -> None:
 
 
 def push_to(root: Path, targets: list[str], remote: str | None = None) -> None:
-    """``dvc push`` the given ``.dvc`` files to ``remote`` (default: ``core.remote``)."""
-    dvc(root, "push", "--quiet", *(["--remote", remote] if remote else []), *targets)
+    """``dvc push`` the given ``.dvc`` files to ``remote`` (default: ``core.remote``). Not
+    ``--quiet``: DVC would then drop the error lines (missing credentials, no such bucket)
+    that an error message must pass on."""
+    dvc(root, "push", *(["--remote", remote] if remote else []), *targets)
 
 
 def pull_from(
@@ -134,4 +136,4 @@ def pull_from(
     """``dvc pull`` the given ``.dvc`` files; raises :class:`DvcError` when one is missing
     on the remote or would overwrite local changes (unless ``force``)."""
     options = [*(["--remote", remote] if remote else []), *(["--force"] if force else [])]
-    dvc(root, "pull", "--quiet", *options, *targets)
+    dvc(root, "pull", *options, *targets)  # not --quiet: see push_to
