@@ -71,6 +71,12 @@ def styles_for(present: Sequence[str]) -> dict[str, Style]:
     return optimizer_styles(style_order(present))
 
 
+def optimizer_palette(present: Sequence[str]) -> dict[str, Style]:
+    """The name the figures called before styles existed (``synthetic.figure`` still does):
+    the same as :func:`styles_for`, which :func:`band_plot` takes."""
+    return styles_for(present)
+
+
 def band_plot(ax: plt.Axes, curves: pd.DataFrame, styles: dict[str, Style]) -> None:
     """One line per optimizer (the mean over seeds) with its 95% Student-t band; markers
     are staggered per optimizer so that identical curves still show each one."""

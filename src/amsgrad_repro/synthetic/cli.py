@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--engine", choices=["auto", "kernel", "torch"], default="auto")
     run.set_defaults(func=_run)
 
-    agg = subparsers.add_parser("aggregate", help="mean and 95% t-interval band over seeds")
+    agg = subparsers.add_parser("aggregate", help="mean and bootstrap band over seeds")
     agg.add_argument("--out", type=Path, required=True)
     agg.add_argument("metrics", nargs="+", type=Path, help="every seed's metrics.csv")
     agg.set_defaults(func=_aggregate)

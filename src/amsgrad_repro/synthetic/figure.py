@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from amsgrad_repro.analysis.aggregate import curve
-from amsgrad_repro.plots import band_plot, save_figure, styles_for, themed
+from amsgrad_repro.plots import band_plot, optimizer_palette, save_figure, themed
 
 # (task, metric, title, y label) per panel, in the paper's order.
 PANELS: tuple[tuple[str, str, str, str], ...] = (
@@ -41,9 +41,9 @@ def figure1(
     panels = [p for p in PANELS if p[0] in aggregates]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
     tables = {task: pd.read_csv(path) for task, path in aggregates.items()}
-    styles = styles_for(pd.concat(tables.values())["optimizer"].unique())
+    palette = optimizer_palette(pd.concat(tables.values())["optimizer"].unique())
     for ax, (task, metric, title, ylabel) in zip(axes[0], panels, strict=True):
-        band_plot(ax, curve(tables[task], metric), styles)
+        band_plot(ax, curve(tables[task], metric), palette)
         ax.set_xscale("log")
         ax.set_title(f"{title}\n{describe(settings[task], seeds)}", fontsize=8)
         ax.set_xlabel("iteration $t$")
@@ -55,6 +55,6 @@ def figure1(
             ax.set_ylim(-1.08, 1.08)
             ax.axhline(-1.0, color="grey", lw=0.8, ls="--")
     axes[0][0].legend(title="optimizer", fontsize=7)
-    fig.suptitle("Figure 1 reproduction: mean over seeds with 95% Student-t band", fontsize=10)
+    fig.suptitle("Figure 1 reproduction: mean over seeds with 95% bootstrap band", fontsize=10)
     fig.tight_layout()
     save_figure(fig, outputs)
