@@ -121,6 +121,11 @@ def test_outputs_follow_the_results_contract(cache, tmp_path):
     assert info["final"]["test_loss"] == pytest.approx(table["test_loss"].iloc[-1])
     assert info["data"]["sizes"] == {"train": 320, "val": 64, "test": 128}
     assert info["dataset_md5"] == "0" * 32 and info["device"] == "cpu"
+    # The hash of the tensors trained on, verified at load, beside the raw files' hash.
+    from amsgrad_repro.data import load_cache
+
+    assert info["cache_sha256"] == load_cache(cache).content_sha256 == info["data"]["cache_sha256"]
+    assert info["data"]["cache_check"] == "full"
     assert "torch" in info["versions"] and "git_commit" in info
     final = torch.load(run / "checkpoint.pt", weights_only=False)
     assert final["step"] == 20 and "hidden.weight" in final["model"]
