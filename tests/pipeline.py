@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "envs")
+WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "envs", "profiles")
 
 
 def copy_workflow(dest: Path) -> Path:
@@ -62,14 +63,24 @@ def snakemake_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "snakemake", "--cores", "2", *args]
 
 
-def run_snakemake(workdir: Path, *args: str, timeout: int = 900, check: bool = True):
+def run_snakemake(
+    workdir: Path,
+    *args: str,
+    timeout: int = 900,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    umask: int | None = None,
+):
+    """Snakemake in ``workdir`` (``env`` replaces the activated-venv environment; ``umask``
+    is set for it and the jobs it starts)."""
     result = subprocess.run(
         snakemake_command(*args),
         cwd=workdir,
-        env=snakemake_env(),
+        env=env or snakemake_env(),
         capture_output=True,
         text=True,
         timeout=timeout,
+        preexec_fn=None if umask is None else (lambda: os.umask(umask)),
     )
     if check and result.returncode != 0:
         raise AssertionError(
@@ -77,3 +88,11 @@ def run_snakemake(workdir: Path, *args: str, timeout: int = 900, check: bool = T
             f"{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
         )
     return result
+
+
+def prepare_data_command(spec: dict, root: Path, out: Path, dataset: str = "mnist") -> list[str]:
+    """The data stage's command line for one dataset entry, as the rule runs it."""
+    return [
+        sys.executable, "-m", "amsgrad_repro.cli", "prepare-data", "--dataset", dataset,
+        "--settings", json.dumps(spec), "--out", str(out), "--root", str(root),
+    ]  # fmt: skip

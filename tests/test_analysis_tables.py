@@ -98,6 +98,9 @@ def test_analyse_writes_every_table(runs, tmp_path, repo_root):
     ).to_csv(sensitivity, index=False)  # fmt: skip
     settings = yaml.safe_load((repo_root / "config.yaml").read_text())
     settings["analysis"]["targets"] = {"logreg": {"train_loss": 0.4}}
+    settings["analysis"]["min_seeds"] = 2  # three seeds here, two finite for the pairs
+    settings["scale"] = "smoke"
+    settings["tasks"]["logreg"].update(epochs=1, dataset="fashion_mnist")
     out = tmp_path / "tables"
     argv = ["analyse", "--runs", *map(str, runs), "--aggregates", str(agg)]
     argv += ["--sensitivity", str(sensitivity), "--claims", str(repo_root / "workflow/claims.yaml")]
@@ -117,8 +120,8 @@ def test_analyse_writes_every_table(runs, tmp_path, repo_root):
     assert row["mean_diff"] == pytest.approx(-0.205) and row["p_improvement"] == 1.0
 
     ttt = pd.read_csv(out / "time_to_target.csv").set_index("optimizer")
-    assert ttt.loc["amsgrad", "step"] == 20 and ttt.loc["amsgrad", "reached"]
-    assert ttt.loc["adam", "step"] == 30 and not ttt.loc["adam", "reached"]
+    assert ttt.loc["amsgrad", "stays_from_step"] == 20 and ttt.loc["amsgrad", "reached"]
+    assert ttt.loc["adam", "stays_from_step"] == 30 and not ttt.loc["adam", "reached"]
 
     finals = pd.read_csv(out / "finals.csv")
     assert set(finals["statistic"]) == {"final", "best"}
@@ -127,9 +130,22 @@ def test_analyse_writes_every_table(runs, tmp_path, repo_root):
 
     assert SHA in (out / "provenance.html").read_text()
     settings_page = (out / "settings.html").read_text()
-    assert "0.003" in settings_page and "scale: quick" in settings_page
+    assert "0.003" in settings_page and "scale: smoke" in settings_page
     summary = (out / "summary.txt").read_text()
-    assert "[REPRODUCED] logreg_train_loss" in summary and "[NOT RUN] cifarnet" in summary
+    # Every verdict line says which scale and length produced it (the CSV too).
+    assert "checked at scale smoke" in summary and "A REDUCED run" in summary
+    assert (
+        "[REPRODUCED] logreg_train_loss (smoke: 1 of 100 epochs; SHORTENED: 1 of 100 epochs; "
+        "DATA: fashion_mnist instead of mnist)" in summary
+    ), summary
+    assert "[NOT RUN] cifarnet_train_loss (smoke: 100 of 100 epochs)" in summary
+    row = claims.loc["logreg_train_loss"]
+    assert (row["scale"], row["run_length"], bool(row["shortened"])) == (
+        "smoke",
+        "1 of 100 epochs",
+        True,
+    )
+    assert "stays at or past the target until the end" in summary
     assert "P(improvement)" in summary and "missed (budget 30)" in summary
     statistics = (out / "statistics.html").read_text()
     assert "Paired comparisons" in statistics and "Time to target" in statistics
@@ -156,3 +172,23 @@ def test_bad_claims_file_names_the_missing_field(tmp_path):
     path.write_text("- {id: x, source: s, statement: t, task: logreg, metric: m}\n")
     with pytest.raises(ValueError, match="claim #0 lacks rule"):
         load_claims(path)
+
+
+def test_a_run_stopped_by_the_divergence_rule_counts_like_a_nan_run(tmp_path):
+    """Its last row holds a finite 3.5e16; neither it nor a NaN run's NaN enters the means,
+    and both are diverged seeds (NaN) in the finals."""
+    ok = write_run(tmp_path, "mlp", "adam", 0, [1.0, 0.8, 0.6])
+    huge = write_run(tmp_path, "mlp", "adam", 1, [1.0, 0.9, 3.5e16], status="diverged")
+    nan = write_run(tmp_path, "mlp", "adam", 2, [1.0, 0.7, float("nan")], status="diverged")
+    for path in (huge, nan):
+        record = json.loads(path.read_text())
+        record["diverged_at_step"] = 30
+        path.write_text(json.dumps(record))
+    table = aggregate_files([p.parent / "metrics.csv" for p in (ok, huge, nan)], tmp_path / "a.csv")
+    last = table[(table["metric"] == "train_loss") & (table["step"] == 30)].iloc[0]
+    assert last["n"] == 1 and last["mean"] == pytest.approx(0.6)
+    before = table[(table["metric"] == "train_loss") & (table["step"] == 20)].iloc[0]
+    assert before["n"] == 3 and before["mean"] == pytest.approx(0.8)
+    finals = load_finals([ok, huge, nan])
+    assert finals.loc[finals["seed"] > 0, "value"].isna().all()
+    assert set(finals.loc[finals["seed"] > 0, "status"]) == {"diverged"}

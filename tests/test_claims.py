@@ -11,6 +11,7 @@ from amsgrad_repro.analysis.claims import (
     NOT_REPRODUCED,
     NOT_RUN,
     REPRODUCED,
+    TOO_FEW_SEEDS,
     decide,
     evaluate_claims,
 )
@@ -79,11 +80,30 @@ def test_missing_task_or_optimizer_is_not_run():
 
 
 def test_threshold_rule_both_sides():
-    assert decide(np.array([0.99, 0.98, 1.0]), 0.9, "above").verdict == REPRODUCED
-    assert decide(np.array([-0.99, -0.98, -1.0]), 0.9, "above").verdict == NOT_REPRODUCED
-    assert decide(np.array([0.5, 1.3, 0.2, 1.5]), 0.9, "above").verdict == INCONCLUSIVE
-    assert decide(np.array([-0.99, -0.97]), -0.9, "below").verdict == REPRODUCED
+    assert decide(np.array([0.99, 0.98, 1.0, 0.99, 0.97]), 0.9, "above").verdict == REPRODUCED
+    down = np.array([-0.99, -0.98, -1.0, -0.97, -0.99])
+    assert decide(down, 0.9, "above").verdict == NOT_REPRODUCED
+    assert decide(np.array([0.5, 1.3, 0.2, 1.5, 0.9]), 0.9, "above").verdict == INCONCLUSIVE
+    assert decide(down, -0.9, "below").verdict == REPRODUCED
     assert decide(np.array([np.nan, np.nan]), -0.9, "below").verdict == NOT_RUN
+
+
+def test_below_the_minimum_seed_count_the_verdict_is_too_few_seeds():
+    """Two seeds that agree perfectly used to be "reproduced" (the percentile bootstrap of
+    two values is their min and max); now the interval is reported but decides nothing."""
+    two = decide(np.array([0.99, 0.98]), 0.9, "above")
+    assert two.verdict == TOO_FEW_SEEDS and two.n == 2
+    # The Student-t interval of two seeds is wide (t = 12.7), not the min and max.
+    assert two.lo < 0.98 - 0.05 and two.hi > 0.99 + 0.05
+    assert decide(np.array([0.99, 0.98, 0.97, 0.99]), 0.9, "above").verdict == TOO_FEW_SEEDS
+    assert decide(np.array([0.99, 0.98]), 0.9, "above", min_seeds=2).verdict == REPRODUCED
+    five = [0.99, 0.98, 0.97, 0.99, 0.985]
+    assert decide(np.array(five), 0.9, "above").verdict == REPRODUCED
+    # Diverged seeds do not count: 3 finite of 5 is too few.
+    frame = finals_frame({"adam": five, "amsgrad": [0.5, 0.5, 0.5, np.nan, np.nan]})
+    frame.loc[frame["value"].isna(), "status"] = "diverged"
+    row = evaluate_claims([PAIRED_CLAIM], frame).iloc[0]
+    assert row["verdict"] == TOO_FEW_SEEDS and row["n_seeds"] == 3
 
 
 def test_diverged_runs_count_as_diverged_not_as_numbers():
@@ -113,8 +133,26 @@ def test_time_to_target_counts_misses_as_the_budget():
         }
     )
     table = time_to_target(aggregate, "synthetic_online", {"x": -0.9}).set_index("optimizer")
-    assert table.loc["amsgrad", "step"] == 10 and table.loc["amsgrad", "reached"]
-    assert table.loc["adam", "step"] == 100 and not table.loc["adam", "reached"]
+    assert table.loc["amsgrad", "stays_from_step"] == 10 and table.loc["amsgrad", "reached"]
+    assert table.loc["adam", "stays_from_step"] == 100 and not table.loc["adam", "reached"]
+
+
+def test_time_to_target_ignores_a_brief_early_crossing():
+    """Adam's x on the online problem dips below -0.9 at step 3 and then drifts to +1: it
+    never reaches the optimum, whatever the early crossing says. AMSGrad crosses at 3,
+    comes back, and stays past the target from step 30 on."""
+    steps = [1, 3, 10, 30, 100]
+    aggregate = pd.DataFrame(
+        {
+            "optimizer": ["adam"] * 5 + ["amsgrad"] * 5,
+            "step": steps * 2,
+            "metric": "x",
+            "mean": [0.0, -0.95, 0.2, 0.9, 1.0, 0.0, -0.95, -0.5, -0.92, -0.99],
+        }
+    )
+    table = time_to_target(aggregate, "synthetic_online", {"x": -0.9}).set_index("optimizer")
+    assert not table.loc["adam", "reached"] and table.loc["adam", "stays_from_step"] == 100
+    assert table.loc["amsgrad", "reached"] and table.loc["amsgrad", "stays_from_step"] == 30
 
 
 def test_negligible_consistent_gain_is_not_a_win_with_a_margin():
@@ -139,11 +177,12 @@ def test_higher_is_better_claims_put_the_margin_above_zero():
         "metric": "test_accuracy",
         "rule": {**PAIRED_CLAIM["rule"], "side": "above", "margin": 0.01},
     }
+    adam = [0.8, 0.82, 0.81, 0.8, 0.82]
     win = finals_frame(
-        {"adam": [0.8, 0.82, 0.81], "amsgrad": [0.85, 0.86, 0.86]}, metric="test_accuracy"
+        {"adam": adam, "amsgrad": [0.85, 0.86, 0.86, 0.85, 0.87]}, metric="test_accuracy"
     )
     small = finals_frame(
-        {"adam": [0.8, 0.82, 0.81], "amsgrad": [0.805, 0.824, 0.813]}, metric="test_accuracy"
+        {"adam": adam, "amsgrad": [0.805, 0.824, 0.813, 0.803, 0.822]}, metric="test_accuracy"
     )
     assert evaluate_claims([claim], win).iloc[0]["verdict"] == REPRODUCED
     assert evaluate_claims([claim], small).iloc[0]["verdict"] == NOT_REPRODUCED
@@ -160,8 +199,8 @@ def test_every_seed_diverged_is_inconclusive_and_counted():
 def test_best_statistic_is_judged_when_asked():
     frame = pd.concat(
         [
-            finals_frame({"adam": [1.0, 1.0, 1.0], "amsgrad": [1.1, 1.1, 1.1]}),
-            finals_frame({"adam": [0.9, 0.9, 0.9], "amsgrad": [0.5, 0.52, 0.51]}).assign(
+            finals_frame({"adam": [1.0] * 5, "amsgrad": [1.1] * 5}),
+            finals_frame({"adam": [0.9] * 5, "amsgrad": [0.5, 0.52, 0.51, 0.5, 0.53]}).assign(
                 statistic="best"
             ),
         ]

@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from amsgrad_repro.config import ConfigError, resolve
+from amsgrad_repro.config import ConfigError, error_source, resolve
 
 
 @pytest.fixture
@@ -84,27 +84,74 @@ def test_bad_values_name_the_key(raw, mutate, expected):
     assert expected in str(error.value)
 
 
-def test_snakemake_reports_bad_config_at_start_up(repo_root, tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-n",
-            "--cores",
-            "1",
-            "--config",
-            "tasks={synthetic_online: {optimizers: [adam, adamm]}}",
-        ],
+def test_top_level_command_line_lists_and_booleans_are_typed(raw):
+    # What Snakemake hands over for --config 'seeds=[0, 1]' tune=true.
+    resolved = resolve(raw, overrides={"seeds": ["0", "1"], "tune": "true"})
+    assert resolved["seeds"] == [0, 1] and resolved["tune"] is True
+    assert resolve(raw, overrides={"scale": "smoke"})["scale"] == "smoke"
+
+
+def test_unknown_task_and_dataset_names_say_what_is_known(raw):
+    with pytest.raises(ConfigError, match=r"tasks.mpl: unknown task 'mpl' \(known: cifarnet, "):
+        resolve(raw, overrides={"tasks": {"mpl": {"epochs": "2"}}})
+    typo = {"tasks": {"logreg": {"dataset": "fashion_mnis"}}}
+    with pytest.raises(ConfigError) as error:
+        resolve(raw, overrides=typo)
+    assert "tasks.logreg.dataset: unknown dataset 'fashion_mnis' (configured under " in str(
+        error.value
+    )
+
+
+SCHEMA_ERROR = "invalid configuration:\n  tasks.mlp.epochs: 'x' is not of type 'integer'"
+TOP_LEVEL_ERROR = "invalid configuration:\n  <top level>: ('colour' was unexpected)"
+
+
+@pytest.mark.parametrize(
+    "message, overrides, source",
+    [
+        ("seeds: need at least one seed, got 0", {"seeds": 0}, "--config"),
+        ("seeds: need at least one seed, got 0", {"tune": True}, "config.yaml"),
+        (SCHEMA_ERROR, {"tasks": {"mlp": {"epochs": "x"}}}, "--config"),
+        (SCHEMA_ERROR, {"tasks": {"mlp": {}}}, "config.yaml"),
+        (SCHEMA_ERROR, {"tasks": {"a": {}}}, "config.yaml"),
+        ("tasks.s.optimizers[1]: unknown", {"tasks": {"s": {"optimizers": []}}}, "--config"),
+        (TOP_LEVEL_ERROR, {"colour": "red"}, "--config"),
+        (TOP_LEVEL_ERROR, {}, "config.yaml"),
+    ],
+)  # fmt: skip
+def test_errors_name_where_the_value_came_from(message, overrides, source):
+    assert error_source(message, overrides) == source
+
+
+def snakemake_dry_run(repo_root, *config: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--config", *config],
         cwd=repo_root,
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def test_snakemake_reports_bad_config_at_start_up(repo_root, tmp_path):
+    result = snakemake_dry_run(repo_root, "tasks={synthetic_online: {optimizers: [adam, adamm]}}")
+    output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert "tasks.synthetic_online.optimizers[1]: unknown optimizer 'adamm'" in (
-        result.stdout + result.stderr
-    )
+    assert "--config: tasks.synthetic_online.optimizers[1]: unknown optimizer 'adamm'" in output
+    assert "config.yaml:" not in output  # the value came from the command line
+
+
+def test_command_line_typos_fail_at_start_up_without_a_traceback(repo_root):
+    result = snakemake_dry_run(repo_root, "scale=smoke", "tasks={logreg: {dataset: fashion_mnis}}")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "--config: tasks.logreg.dataset: unknown dataset 'fashion_mnis'" in output, output
+    assert "Traceback" not in output and "Wildcards" not in output
+    result = snakemake_dry_run(repo_root, "scale=smoke", "tasks={mpl: {epochs: 2}}")
+    assert "--config: tasks.mpl: unknown task 'mpl' (known: " in result.stdout + result.stderr
+    assert "'kind' is a required property" not in result.stdout + result.stderr
+    result = snakemake_dry_run(repo_root, "scale=smoke", "seeds=[0, 1]", "tune=true")
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_paper_and_full_fashion_presets_run_the_papers_protocol(raw):

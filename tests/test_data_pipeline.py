@@ -47,3 +47,24 @@ def test_keep_going_past_an_unreachable_dataset(tmp_path: Path) -> None:
     assert not (workdir / "data/cache/mnist.pt").exists()
     log = (workdir / "results/logs/data/mnist.log").read_text()
     assert "http://127.0.0.1:9/mnist/" in log and "datasets.mnist.sources" in log
+    # The default workflow profile (profiles/default) shows the failed job's log in the
+    # terminal, so the cause is not hidden behind "At least one job did not complete".
+    terminal = result.stdout + result.stderr
+    assert "no source could provide" in terminal and "datasets.mnist.sources" in terminal
+
+
+def test_documented_cache_rebuild_schedules_only_that_cache(tmp_path: Path) -> None:
+    """docs/datasets.md's rebuild command (the one the cache error prints too) forces the
+    dataset's own job; the old `--forcerun prepare_dataset data/cache/…` scheduled the
+    whole pipeline."""
+    workdir = scratch_workflow(tmp_path)
+    run_snakemake(workdir, "data/cache/fashion_mnist.pt", "--config", "scale=smoke")
+    documented = re.search(
+        r"`snakemake --cores 1 (--force data/cache/<dataset>\.pt)`",
+        (Path(__file__).parents[1] / "docs/datasets.md").read_text(),
+    )
+    assert documented, "docs/datasets.md lost its rebuild command"
+    words = documented.group(1).replace("<dataset>", "fashion_mnist").split()
+    result = run_snakemake(workdir, *words, "-n", "--quiet", "rules", "--config", "scale=smoke")
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M))
+    assert counts == {"prepare_dataset": "1", "total": "1"}, result.stdout

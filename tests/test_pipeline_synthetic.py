@@ -47,9 +47,31 @@ def paper_workflow(workdir: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
+    """Started as a user would without activating the environment (only /usr/bin:/bin on
+    PATH: the jobs must find amsgrad-repro beside Snakemake's Python) and with the group
+    umask of a shared cluster file system."""
     workdir = paper_workflow(tmp_path_factory.mktemp("synthetic"))
-    run_snakemake(workdir, *synthetic_only(workdir), "--config", "scale=smoke")
+    env = {**snakemake_env(), "PATH": "/usr/bin:/bin"}
+    run_snakemake(
+        workdir, *synthetic_only(workdir), "--config", "scale=smoke", env=env, umask=0o002
+    )
     return workdir
+
+
+def test_jobs_find_the_tool_without_path_and_outputs_honour_the_umask(smoke_run):
+    outputs = [p for p in (smoke_run / "results").rglob("*") if p.is_file()]
+    assert any(p.name == "run.json" for p in outputs) and any(p.suffix == ".png" for p in outputs)
+    modes = {oct(p.stat().st_mode & 0o777) for p in outputs}
+    assert modes == {oct(0o664)}, modes
+
+
+def test_without_the_tool_snakemake_stops_at_start_up_with_one_line(tmp_path):
+    from amsgrad_repro.startup import StartupError, own_cli_on_path
+
+    environ = {"PATH": "/usr/bin:/bin"}
+    with pytest.raises(StartupError, match="neither beside the Python running Snakemake"):
+        own_cli_on_path(environ, interpreter=str(tmp_path / "python"))
+    assert own_cli_on_path(environ, str(tmp_path / "python"), deployed_per_rule=True)
 
 
 def test_every_seed_has_its_own_outputs(smoke_run):

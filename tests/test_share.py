@@ -12,7 +12,9 @@ source folder is deleted after A's push, so B and C get the raw data from the DV
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -90,9 +92,9 @@ def nothing_to_do(workdir: Path) -> bool:
     return "Nothing to be done" in result.stdout + result.stderr
 
 
-def dry_run_jobs(workdir: Path) -> dict[str, int]:
+def dry_run_jobs(workdir: Path, *args: str) -> dict[str, int]:
     """Jobs per rule that `snakemake -n` would run (its "Job stats" table, less `all`)."""
-    result = run_snakemake(workdir, "-n", *SMOKE)
+    result = run_snakemake(workdir, "-n", *(args or SMOKE))
     lines = (result.stdout + result.stderr).splitlines()
     if "Job stats:" not in lines:
         return {}
@@ -191,12 +193,47 @@ def test_full_pull_is_identical_and_up_to_date(clone_a: Path, tmp_path: Path) ->
     assert "pulled from the DVC remote" in (b / "results/logs/data/fashion_mnist.log").read_text()
 
     started = time.monotonic()
-    run_snakemake(b, "--report", "results/report.html", *SMOKE)
+    built = subprocess.run(
+        [sys.executable, "-m", "amsgrad_repro.cli", "report", "--", *SMOKE],
+        cwd=b,
+        env=snakemake_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )  # what `make report` runs
+    assert built.returncode == 0, built.stdout[-3000:]
     report = (b / "results/report.html").read_text()
     assert "figure1.png" in report and "logreg.png" in report and "claims.html" in report
+    # No result file has Snakemake metadata here: one note instead of a warning per file.
+    assert "Missing metadata" not in built.stdout and built.stdout.count("note: ") == 1
+    assert "result files have no Snakemake metadata in this clone" in built.stdout
     print(f"\nB: pull {pull_seconds:.1f} s, report {time.monotonic() - started:.1f} s")
     # The report is a rule-less extra, not shared, and must not disturb the pipeline.
     assert nothing_to_do(b)
+
+    # Another α for logistic regression: the pulled runs were made with the old one, and
+    # Snakemake cannot see it (no metadata). Every start stops with the stale runs and the
+    # command that recomputes them, instead of "Nothing to be done" and old results.
+    changed = (*SMOKE, "tasks={logreg: {hparams: {lr: 1000000.0}}}")
+    stopped = run_snakemake(b, "-n", *changed, check=False)
+    output = stopped.stdout + stopped.stderr
+    assert stopped.returncode != 0 and "Nothing to be done" not in output, output[-3000:]
+    assert "2 pulled runs were made with other settings" in output, output[-3000:]
+    assert "results/runs/logreg/adam/0: hparams.lr: 0.01 in the run, 1000000.0 now" in output
+    forcerun = re.search(r"--forcerun (results/runs/\S+(?: results/runs/\S+)*)", output)
+    assert forcerun and forcerun.group(1).split() == [
+        "results/runs/logreg/adam/0/run.json", "results/runs/logreg/amsgrad/0/run.json"
+    ], output[-3000:]  # fmt: skip
+    # The printed command recomputes exactly those runs and what is derived from them.
+    fix = ("--forcerun", *forcerun.group(1).split())
+    assert dry_run_jobs(b, *changed, *fix) == {
+        "train": 2, "aggregate": 1, "train_figure": 1, "analyse": 1
+    }  # fmt: skip
+    run_snakemake(b, *changed, *fix)
+    assert (
+        json.loads((b / "results/runs/logreg/adam/0/run.json").read_text())["hparams"]["lr"] == 1e6
+    )
+    assert "Nothing to be done" in run_snakemake(b, "-n", *changed).stdout
 
 
 def test_partial_pull_computes_only_what_is_missing(clone_a: Path, tmp_path: Path) -> None:
@@ -285,3 +322,126 @@ def test_cli_keeps_snakemake_arguments_after_double_dash() -> None:
     own, rest = share.split_snakemake_args(args.args)
     options = share.options_parser().parse_args(own)
     assert options.paths == ["results/runs"] and options.remote == "s3" and rest == ["-n"]
+
+
+# --- A real S3 remote: moto's server on 127.0.0.1, credentials from the environment -------
+
+BUCKET = "amsgrad-results"
+S3_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def hermetic_aws_env(**credentials: str) -> dict[str, str]:
+    """The test environment with only the given AWS credentials: no profile or config file
+    of the machine, no instance-metadata lookups."""
+    env = {k: v for k, v in snakemake_env().items() if not k.startswith("AWS_")}
+    nowhere = "/nonexistent/aws"  # botocore refuses /dev/null ("could not be found")
+    env.update(
+        AWS_CONFIG_FILE=nowhere,
+        AWS_SHARED_CREDENTIALS_FILE=nowhere,
+        AWS_EC2_METADATA_DISABLED="true",
+        **credentials,
+    )
+    return env
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    """A real S3 API (moto's server, a separate process) with one empty bucket."""
+    import socket
+    import urllib.request
+
+    import boto3
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(url, timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        client = boto3.client("s3", endpoint_url=url, **{
+            "aws_access_key_id": "testing", "aws_secret_access_key": "testing",
+            "region_name": "us-east-1",
+        })  # fmt: skip
+        client.create_bucket(Bucket=BUCKET)
+        yield url, client
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def use_s3_remote(root: Path, endpoint: str, bucket: str = BUCKET, default: bool = False) -> None:
+    """An S3 remote `s3store` in this clone's .dvc/config.local (as docs/sharing.md shows),
+    optionally the default, with the folder remote of the project made unreachable."""
+    dvc.dvc(root, "remote", "add", "--local", "--force", "s3store", f"s3://{bucket}/amsgrad-repro")
+    dvc.dvc(root, "remote", "modify", "--local", "s3store", "endpointurl", endpoint)
+    if default:
+        dvc.dvc(root, "remote", "default", "--local", "s3store")
+        dvc.dvc(root, "remote", "modify", "--local", "local", "url", str(root / "no-remote"))
+
+
+def share_with_env(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "amsgrad_repro.cli", "share", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+
+
+def test_s3_remote_push_pull_and_clear_errors(clone_a: Path, s3_endpoint, tmp_path: Path) -> None:
+    endpoint, client = s3_endpoint
+    env = hermetic_aws_env(**S3_ENV)
+    use_s3_remote(clone_a, endpoint)
+    pushed = share_with_env(clone_a, env, "push", "--remote", "s3store", "--", *SMOKE)
+    assert pushed.returncode == 0, pushed.stderr
+    stored = client.list_objects_v2(Bucket=BUCKET).get("Contents", [])
+    assert len(stored) > 20 and all(o["Key"].startswith("amsgrad-repro/") for o in stored)
+
+    # A clone that reaches only the S3 remote (the folder remote is gone for it) pulls
+    # everything, the raw data included, and Snakemake has nothing to do.
+    d = tmp_path / "D"
+    git(tmp_path, "clone", "-q", str(clone_a), str(d))
+    use_s3_remote(d, endpoint, default=True)
+    pulled = share_with_env(d, env, "pull", "--", *SMOKE)
+    assert pulled.returncode == 0, pulled.stderr[-3000:]
+    assert digests(d) == digests(clone_a)
+    assert nothing_to_do(d)
+    assert "pulled from the DVC remote" in (d / "results/logs/data/fashion_mnist.log").read_text()
+
+    # Missing credentials and a wrong bucket: a clear error, and nothing written.
+    e = tmp_path / "E"
+    git(tmp_path, "clone", "-q", str(clone_a), str(e))
+    use_s3_remote(e, endpoint, default=True)
+    before = sorted(p.relative_to(e) for p in e.rglob("*") if ".git" not in p.parts)
+    failed = share_with_env(e, hermetic_aws_env(), "pull", "--", *SMOKE)
+    assert failed.returncode == 1 and "no credentials for the remote" in failed.stderr, (
+        failed.stderr
+    )
+    assert "AWS_ACCESS_KEY_ID" in failed.stderr and "Traceback" not in failed.stderr
+    use_s3_remote(e, endpoint, bucket="no-such-bucket", default=True)
+    failed = share_with_env(e, env, "pull", "--", *SMOKE)
+    assert failed.returncode == 1 and "does not hold the data" in failed.stderr, failed.stderr
+    after = sorted(p.relative_to(e) for p in e.rglob("*") if ".git" not in p.parts)
+    written = [p for p in after if p not in before and not str(p).startswith(".dvc")]
+    assert written == [] and digests(e) == {}, written
+
+    # A push to a wrong bucket leaves no .dvc file naming data the remote does not hold.
+    unit = clone_a / "results/aggregates/logreg.csv.dvc"
+    unit.unlink()
+    use_s3_remote(clone_a, endpoint, bucket="no-such-bucket")
+    failed = share_with_env(clone_a, env, "push", "--remote", "s3store", "--", *SMOKE)
+    assert failed.returncode == 1 and "does not hold the data" in failed.stderr, failed.stderr
+    assert "Nothing was shared" in failed.stderr and not unit.exists()
+    git(clone_a, "checkout", "--", "results/aggregates/logreg.csv.dvc")

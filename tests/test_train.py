@@ -121,6 +121,11 @@ def test_outputs_follow_the_results_contract(cache, tmp_path):
     assert info["final"]["test_loss"] == pytest.approx(table["test_loss"].iloc[-1])
     assert info["data"]["sizes"] == {"train": 320, "val": 64, "test": 128}
     assert info["dataset_md5"] == "0" * 32 and info["device"] == "cpu"
+    # The hash of the tensors trained on, verified at load, beside the raw files' hash.
+    from amsgrad_repro.data import load_cache
+
+    assert info["cache_sha256"] == load_cache(cache).content_sha256 == info["data"]["cache_sha256"]
+    assert info["data"]["cache_check"] == "full"
     assert "torch" in info["versions"] and "git_commit" in info
     final = torch.load(run / "checkpoint.pt", weights_only=False)
     assert final["step"] == 20 and "hidden.weight" in final["model"]
@@ -186,14 +191,21 @@ def test_inverse_sqrt_learning_rate_is_logged(cache, tmp_path):
     np.testing.assert_allclose(table["lr"], 0.01 / np.sqrt(table["step"]))
 
 
-def _cli(cache: Path, root: Path, settings: dict, env_extra: dict | None = None, seed=1):
+def _cli(
+    cache: Path,
+    root: Path,
+    settings: dict,
+    env_extra: dict | None = None,
+    seed=1,
+    ckpt: Path | None = None,
+):
     env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
     env.pop(KILL_AFTER_EPOCH_ENV, None) if not env_extra else None
     command = [
         sys.executable, "-m", "amsgrad_repro.cli", "train", "--task", "toy",
         "--optimizer", "amsgrad", "--seed", str(seed), "--settings", json.dumps(settings),
         "--dataset-cache", str(cache), "--out", str(root / "run"),
-        "--checkpoint-dir", str(root / "ckpt"), "--device", "cpu", "--threads", "1",
+        "--checkpoint-dir", str(ckpt or root / "ckpt"), "--device", "cpu", "--threads", "1",
     ]  # fmt: skip
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
 
@@ -426,3 +438,70 @@ def test_kinds_write_exactly_the_artifacts_the_workflow_declares(cache, tmp_path
     assert record["artifacts"] == []
     written = {p.name for p in (tmp_path / "run").iterdir()}
     assert written == {"metrics.csv", "run.json", "checkpoint.pt"}
+
+
+def test_finite_divergence_is_caught_by_the_loss_factor_rule(cache, tmp_path):
+    """α = 10^6 sends the MLP's loss to huge but finite values: only NaN/inf used to count,
+    so the run was "completed". The rule (loss above 100 × the initial loss) stops it."""
+    huge = {"hparams": {"lr": 1e6, "lr_schedule": "constant", "beta1": 0.9, "beta2": 0.999}}
+    without = train(request(cache, tmp_path / "off", optimizer="adam", epochs=1,
+                            divergence={"loss_factor": None}, **huge))  # fmt: skip
+    logged = pd.read_csv(tmp_path / "off" / "run" / "metrics.csv")
+    assert without["status"] == "completed" and np.isfinite(logged["train_loss"]).all()
+    initial = without["divergence"]["initial_loss"]
+    assert logged["train_loss"].max() > 100 * initial  # the run the old rule let through
+    record = train(request(cache, tmp_path, optimizer="adam", epochs=1, **huge))
+    table = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    assert record["status"] == "diverged" and record["diverged_at_step"] == table["step"].iloc[-1]
+    assert record["divergence"]["loss_factor"] == 100 and record["divergence"]["initial_loss"]
+    assert record["divergence"]["limit"] == pytest.approx(
+        100 * record["divergence"]["initial_loss"]
+    )
+    assert "above 100 × the initial loss" in record["diverged_reason"]
+    assert table.filter(like="_loss").iloc[-1].max() > record["divergence"]["limit"]
+
+
+def test_non_finite_values_are_written_as_nan_not_empty_cells(cache, tmp_path):
+    train(request(cache, tmp_path, optimizer="sgd", hparams={"lr": 1e38}, epochs=3, log_every=2))
+    last = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[-1].split(",")
+    assert "" not in last and {"nan", "inf"} & set(last), last
+
+
+HOLD_LOCK = """
+import sys
+from pathlib import Path
+from amsgrad_repro.train.runlock import run_lock
+with run_lock(Path(sys.argv[1])):
+    print("holding", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_a_second_trainer_of_the_same_run_stops_with_the_holders_pid(cache, tmp_path):
+    """What an orphan of a SIGKILLed snakemake does to a rerun: it still holds the run. The
+    second trainer must not train alongside; once the holder is gone (even by SIGKILL) the
+    run trains, and its emptied checkpoint folders are removed."""
+    root = tmp_path / "results"
+    checkpoints = root / "checkpoints" / "toy" / "amsgrad" / "1"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(checkpoints)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        second = _cli(cache, root, task_settings(epochs=1), ckpt=checkpoints)
+        assert second.returncode == 1, second.stderr
+        assert (
+            f"pid {holder.pid} on host" in second.stderr and f"kill {holder.pid}" in second.stderr
+        )
+        assert "Traceback" not in second.stderr and not (root / "run").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    third = _cli(cache, root, task_settings(epochs=1), ckpt=checkpoints)
+    assert third.returncode == 0, third.stderr
+    assert (root / "run" / "run.json").exists()
+    assert not (root / "checkpoints" / "toy").exists()  # no empty folders left behind
+    assert (root / "checkpoints").is_dir()

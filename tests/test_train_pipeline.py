@@ -81,7 +81,8 @@ def test_every_run_has_its_outputs(smoke_run):
                 assert info["stacked"]["members"] == [0, 1]
             log = smoke_run / "results/logs/train" / task / optimizer / "stacked.log"
             assert "epoch 1/1" in log.read_text()
-    assert not list((smoke_run / "results/checkpoints").rglob("last.pt"))
+    # Finished runs leave no checkpoint folders behind (nor their empty parents).
+    assert not list((smoke_run / "results/checkpoints").iterdir())
 
 
 def test_figures_and_aggregates(smoke_run):

@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "amsgrad_repro.tuning.cli",
     "amsgrad_repro.analysis.cli",
     "amsgrad_repro.share",
+    "amsgrad_repro.report",
 )
 
 
@@ -49,12 +50,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from amsgrad_repro.config import ConfigError
+    from amsgrad_repro.errors import ReportedError
 
     try:
         return int(args.func(args) or 0)
     except ConfigError as error:
         print(f"amsgrad-repro: configuration error: {error}", file=sys.stderr)
         return 2
+    except ReportedError as error:  # the message says what to do: no traceback
+        print(f"amsgrad-repro {args.command}: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

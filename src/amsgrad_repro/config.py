@@ -10,6 +10,7 @@ instead of hours later inside a job.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -82,25 +83,70 @@ def resolve(
         raise ConfigError(f"scale: unknown preset {scale!r} (known presets: {known})")
     base = {k: v for k, v in config.items() if k != "presets"}
     resolved = deep_merge(base, presets[scale] or {})
-    explicit = {k: _typed(v) for k, v in (overrides or {}).items() if k != "presets"}
+    explicit = {k: _typed_leaf(v) for k, v in (overrides or {}).items() if k != "presets"}
     resolved = deep_merge(resolved, explicit)
+    _check_task_names(resolved)
     resolved["seeds"] = normalise_seeds(resolved.get("seeds"))
     validate_schema(resolved, schema_path)
     _check_registry_names(resolved, plugin_cache)
+    _check_dataset_names(resolved)
     _check_stacking(resolved)
     return resolved
 
 
-def _typed(value: Any) -> Any:
-    """Snakemake types top-level ``--config`` values but leaves the leaves of a nested one
-    as strings (``tasks={logreg: {epochs: 40}}`` arrives as ``'40'``); read such leaves as
-    YAML scalars, as they would be in config.yaml."""
-    if isinstance(value, Mapping):
-        return {key: _typed_leaf(item) for key, item in value.items()}
-    return value
+def _check_task_names(config: Mapping[str, Any]) -> None:
+    """A task that only a ``--config`` value or a preset names (it has no ``kind``) is a
+    typo: say so, with the task names config.yaml defines, before the schema would complain
+    about its missing keys."""
+    tasks = config.get("tasks") or {}
+    if not isinstance(tasks, Mapping):
+        return
+    known = sorted(
+        name for name, task in tasks.items() if isinstance(task, Mapping) and "kind" in task
+    )
+    for name, task in tasks.items():
+        if isinstance(task, Mapping) and "kind" not in task:
+            raise ConfigError(f"tasks.{name}: unknown task {name!r} (known: {', '.join(known)})")
+
+
+def _check_dataset_names(config: Mapping[str, Any]) -> None:
+    """Every training task's ``dataset`` is configured under ``datasets:`` (checked at
+    start-up, not when Snakemake builds the jobs)."""
+    datasets = config.get("datasets") or {}
+    for name, task in config["tasks"].items():
+        dataset = task.get("dataset")
+        if dataset is not None and task.get("kind") != "synthetic" and dataset not in datasets:
+            raise ConfigError(
+                f"tasks.{name}.dataset: unknown dataset {dataset!r} "
+                f"(configured under datasets: {', '.join(sorted(datasets)) or 'none'})"
+            )
+
+
+def error_source(message: str, overrides: Mapping[str, Any] | None) -> str:
+    """Where the value a ConfigError names came from: ``--config`` when the command line
+    set that key (or a mapping above it), else ``config.yaml``; used as the message's
+    prefix so that a user fixes the right place."""
+    overrides = overrides or {}
+    match = re.search(r"^\s*([\w.\[\]-]+|<top level>): ", message, flags=re.M)
+    if match is None or match.group(1) == "invalid configuration":
+        return "config.yaml"
+    key = match.group(1)
+    if key == "<top level>":
+        quoted = re.findall(r"'([^']+)' was unexpected", message)
+        return "--config" if any(name in overrides for name in quoted) else "config.yaml"
+    level: Any = overrides
+    for part in re.sub(r"\[\d+\]", "", key).split("."):
+        if not isinstance(level, Mapping) or part not in level:
+            return "config.yaml"
+        level = level[part]
+    return "--config"
 
 
 def _typed_leaf(value: Any) -> Any:
+    """Snakemake types only some ``--config`` values: ``tune=true`` arrives as ``'true'``,
+    ``seeds=[0, 1]`` as ``['0', '1']`` and the leaves of a nested value
+    (``tasks={logreg: {epochs: 40}}``) as strings; read such values as YAML scalars, as
+    they would be in config.yaml."""
     if isinstance(value, Mapping):
         return {key: _typed_leaf(item) for key, item in value.items()}
     if isinstance(value, list):

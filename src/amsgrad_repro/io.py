@@ -2,7 +2,9 @@
 
 Every artifact the pipeline produces is written to a temporary file in the same directory and
 renamed into place, so an interrupted job never leaves a half-written file that a later run
-would trust.
+would trust. The file gets the permissions the process's umask allows (as ``open`` would
+give it), not the owner-only mode of ``tempfile.mkstemp``: on a cluster's shared file system
+the group must be able to read results, caches and raw data.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[An
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, mode) as handle:
+            os.fchmod(fd, 0o666 & ~current_umask())
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -48,6 +51,21 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[An
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux reports it (``os.umask``
+    can only be read by setting it, which would race with other threads)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_json(path: str | os.PathLike[str], payload: Any) -> None:
@@ -63,9 +81,11 @@ def read_json(path: str | os.PathLike[str]) -> Any:
 
 
 def write_csv(path: str | os.PathLike[str], frame: Any) -> None:
-    """Write a pandas DataFrame as CSV, atomically."""
+    """Write a pandas DataFrame as CSV, atomically. Missing and non-finite values are
+    written as ``nan``/``inf``, never as empty cells, so a diverged run's last row shows
+    the values that stopped it (pandas reads both back as floats)."""
     with atomic_open(path) as handle:
-        frame.to_csv(handle, index=False)
+        frame.to_csv(handle, index=False, na_rep="nan")
 
 
 def _json_default(value: Any) -> Any:

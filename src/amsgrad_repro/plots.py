@@ -1,8 +1,15 @@
-"""Shared seaborn plotting: mean curves with bootstrap bands, saved as PNG and PDF."""
+"""Shared seaborn plotting: mean curves with 95% Student-t bands, saved as PNG and PDF.
+
+Every optimizer gets a colour, a line style and a marker (:func:`optimizer_styles`), so
+that curves which coincide (the paper-form ``adam`` and ``amsgrad`` in the first epochs,
+``torch-adam`` and ``torch-amsgrad``) stay visible and tell apart in the legend; iteration
+axes get integer ticks; a panel whose runs all diverged says so instead of staying empty.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -12,31 +19,49 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from amsgrad_repro.io import atomic_open  # noqa: E402
 
-GREY = 7  # the colorblind palette's grey is kept for reference lines
+LINESTYLES = ("-", "--", "-.", ":")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+COLOURS = 10  # seaborn's colour-blind palette
+MARKS_PER_LINE = 8
+
+
+@dataclass(frozen=True)
+class Style:
+    """How one optimizer is drawn in every figure; ``index`` is its place in the list the
+    styles were derived from (it staggers the markers of coinciding curves)."""
+
+    colour: tuple[float, float, float]
+    linestyle: str
+    marker: str
+    index: int
+
+
+def optimizer_styles(names: Sequence[str]) -> dict[str, Style]:
+    """A stable style per name from the ordered list ``names``: the i-th name gets colour
+    i mod 10, line style i mod 4 and marker i mod 7, so neighbours differ in all three and
+    the first 140 names in at least one (15+ optimizers are no problem). Pass the same list
+    everywhere (:func:`style_order`) and a name looks the same in every figure."""
+    palette = sns.color_palette("colorblind", n_colors=COLOURS)
+    return {
+        name: Style(
+            colour=tuple(palette[i % COLOURS]),
+            linestyle=LINESTYLES[i % len(LINESTYLES)],
+            marker=MARKERS[i % len(MARKERS)],
+            index=i,
+        )
+        for i, name in enumerate(dict.fromkeys(names))
+    }
 
 
 def optimizer_order() -> list[str]:
-    """The catalogue's order (``optimizers.BUILTINS``): legends and colours follow it."""
+    """The catalogue's order (``optimizers.BUILTINS``): legends and styles follow it."""
     from amsgrad_repro.optimizers import BUILTINS
 
     return list(BUILTINS)
-
-
-def optimizer_palette(optimizers: Sequence[str]) -> dict[str, tuple]:
-    """Stable colours: the same optimizer has the same colour in every figure (built-ins
-    by catalogue position, plug-ins after them in name order)."""
-    colours = [c for i, c in enumerate(sns.color_palette("colorblind", 10)) if i != GREY]
-    colours += [c for i, c in enumerate(sns.color_palette("dark", 10)) if i != GREY]
-    position = {name: i for i, name in enumerate(ordered(optimizers))}
-    order = optimizer_order()
-    position = {
-        name: order.index(name) if name in order else len(order) + position[name]
-        for name in position
-    }
-    return {name: colours[index % len(colours)] for name, index in position.items()}
 
 
 def ordered(optimizers: Sequence[str]) -> list[str]:
@@ -44,6 +69,18 @@ def ordered(optimizers: Sequence[str]) -> list[str]:
     order = optimizer_order()
     rank = {name: i for i, name in enumerate(order)}
     return sorted(set(optimizers), key=lambda n: (rank.get(n, len(order)), n))
+
+
+def style_order(present: Sequence[str]) -> list[str]:
+    """Every optimizer the catalogue knows, in its order, then any other name present
+    (sorted): the list to derive styles from, the same for every figure."""
+    known = optimizer_order()
+    return known + sorted(set(present) - set(known))
+
+
+def styles_for(present: Sequence[str]) -> dict[str, Style]:
+    """The styles of the optimizers in one figure, consistent with every other figure."""
+    return optimizer_styles(style_order(present))
 
 
 def legend_labels(records: Sequence[dict]) -> tuple[str, dict[str, str]]:
@@ -75,18 +112,55 @@ def legend_labels(records: Sequence[dict]) -> tuple[str, dict[str, str]]:
 def band_plot(
     ax: plt.Axes,
     curves: pd.DataFrame,
-    palette: dict[str, tuple],
+    styles: dict[str, Style],
     labels: dict[str, str] | None = None,
 ) -> None:
-    """One line per optimizer (the mean over seeds) with its 95% bootstrap band, in
-    catalogue order."""
+    """One line per optimizer (the mean over seeds) with its 95% Student-t band, in
+    catalogue order; markers are staggered per optimizer so that identical curves still
+    show each one."""
     groups = dict(tuple(curves.groupby("optimizer", sort=False)))
     for optimizer in ordered(list(groups)):
         group = groups[optimizer]
-        colour = palette[optimizer]
-        label = (labels or {}).get(optimizer, optimizer)
-        ax.plot(group["step"], group["mean"], label=label, color=colour, lw=1.4)
-        ax.fill_between(group["step"], group["lo"], group["hi"], color=colour, alpha=0.25, lw=0)
+        style = styles[optimizer]
+        spacing = 1.0 / MARKS_PER_LINE
+        offset = (style.index * 0.37 * spacing) % spacing
+        ax.plot(
+            group["step"],
+            group["mean"],
+            label=(labels or {}).get(optimizer, optimizer),
+            color=style.colour,
+            linestyle=style.linestyle,
+            marker=style.marker,
+            markevery=(offset, spacing),
+            markersize=4,
+            markerfacecolor="none",
+            lw=1.4,
+        )
+        ax.fill_between(
+            group["step"], group["lo"], group["hi"], color=style.colour, alpha=0.2, lw=0
+        )
+
+
+def integer_iterations(ax: plt.Axes) -> None:
+    """Iteration counts are integers: no 2.5-th step on a short run's axis."""
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def message_panel(ax: plt.Axes, text: str, alarming: bool = True) -> None:
+    """A panel with nothing to draw says why, in the middle of the axes."""
+    ax.text(
+        0.5,
+        0.5,
+        text,
+        ha="center",
+        va="center",
+        transform=ax.transAxes,
+        color="firebrick" if alarming else "dimgray",
+        fontsize=9,
+        wrap=True,
+    )
+    ax.set_xticks([])
+    ax.set_yticks([])
 
 
 def save_figure(fig: plt.Figure, outputs: Sequence[str | Path]) -> None:

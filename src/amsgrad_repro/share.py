@@ -65,12 +65,17 @@ class Output:
 
 
 def snakemake(
-    root: Path, *args: str, check: bool = True, quiet: bool = True
+    root: Path, *args: str, check: bool = True, quiet: bool = True, check_stale: bool = False
 ) -> subprocess.CompletedProcess[str]:
     """Run Snakemake of the running Python in ``root``, its rules finding ``amsgrad-repro``
-    of the same environment."""
+    of the same environment. Its start-up check of pulled runs (``staleness``) is off
+    unless ``check_stale``: a pull checks them once, at its end."""
+    from amsgrad_repro.startup import SKIP_STALE_CHECK_ENV
+
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    if not check_stale:
+        env[SKIP_STALE_CHECK_ENV] = "1"
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", *args],
         cwd=root,
@@ -237,10 +242,19 @@ def push(
             "nothing to share: no finished, up-to-date results under results/ for this "
             "configuration (pass the same --config as the run)"
         )
-    dvc.add(root, [unit.as_posix() for unit in shared])
     dvc_files = [dvc_file(unit).as_posix() for unit in shared]
+    before = {name: _read_or_none(root / name) for name in dvc_files}
     datasets = [f.relative_to(root).as_posix() for f in sorted(root.glob("data/raw/*.dvc"))]
-    dvc.push_to(root, dvc_files + datasets, remote)
+    try:
+        dvc.add(root, [unit.as_posix() for unit in shared])
+        dvc.push_to(root, dvc_files + datasets, remote)
+    except dvc.DvcError as error:
+        _restore(root, before)  # no .dvc file may name data the remote does not hold
+        problem = remote_problem(str(error), remote) or "The push failed."
+        raise ShareError(
+            f"{problem}\nNothing was shared: the .dvc files here are as they were before "
+            f"the push.\n\n{error}"
+        ) from None
     runs = sum((root / unit).is_dir() for unit in shared)
     print(
         f"pushed {len(shared)} units ({runs} runs, {len(shared) - runs} files)"
@@ -252,6 +266,57 @@ def push(
         "  git add results/**/*.dvc data/raw/*.dvc && git commit -m 'Share results'"
     )
     return [Path(f) for f in dvc_files]
+
+
+def _read_or_none(path: Path) -> bytes | None:
+    return path.read_bytes() if path.is_file() else None
+
+
+def _restore(root: Path, before: dict[str, bytes | None]) -> None:
+    """Put the given files back as they were: rewrite changed ones, delete new ones."""
+    for name, content in before.items():
+        path = root / name
+        if content is None:
+            path.unlink(missing_ok=True)
+        elif _read_or_none(path) != content:
+            path.write_bytes(content)
+
+
+# What DVC's errors mean for a user of an S3 (or other cloud) remote, by the text in them.
+REMOTE_PROBLEMS = (
+    (
+        ("Unable to locate credentials", "NoCredentialsError"),
+        "no credentials for the remote: DVC reads them from the environment "
+        "(AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with ~/.aws/credentials) "
+        "or from the remote's local settings (dvc remote modify --local NAME access_key_id ...; "
+        "docs/sharing.md)",
+    ),
+    (
+        ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "Forbidden", "403"),
+        "the remote refused the credentials: check the key pair, and that it may read and "
+        "write the bucket",
+    ),
+    (
+        ("NoSuchBucket", "bucket does not exist", "neither locally nor on remote"),
+        "the remote does not hold the data: check its URL (`dvc remote list`; a wrong "
+        "bucket or path) and that the bucket exists, or push the results there first",
+    ),
+    (
+        ("Could not connect", "Connection refused", "EndpointConnectionError", "timed out"),
+        "the remote's endpoint cannot be reached: check `dvc remote list` (endpointurl) and "
+        "the network",
+    ),
+)
+
+
+def remote_problem(text: str, remote: str | None) -> str | None:
+    """One sentence naming what went wrong with the remote and how to fix it, when DVC's
+    message shows a remote problem."""
+    name = remote or "(the default, core.remote)"
+    for needles, meaning in REMOTE_PROBLEMS:
+        if any(needle in text for needle in needles):
+            return f"DVC remote {name}: {meaning}."
+    return None
 
 
 # --- pull -------------------------------------------------------------------------------
@@ -290,9 +355,12 @@ def pull(
         dvc.pull_from(root, [dvc_file(unit).as_posix() for unit in units], remote, force)
     except dvc.DvcError as error:
         # DVC may have checked out the other targets: date them all the same.
+        problem = remote_problem(str(error), remote)
         failure = ShareError(
-            f"{error}\n\nA result changed here and not pushed is never overwritten: push "
-            "it first (share push), or pass --force to replace it by the shared version."
+            f"{problem}\n\n{error}"
+            if problem
+            else f"{error}\n\nA result changed here and not pushed is never overwritten: "
+            "push it first (share push), or pass --force to replace it by the shared version."
         )
     after = _snapshot(root, units)
     written = sorted(name for name, state in after.items() if before.get(name) != state)
@@ -307,11 +375,30 @@ def pull(
         build_prerequisites(root, summary, snakemake_args, cores)
         forget_metadata(root, [name for name in written if name in summary], snakemake_args)
         restore_order(root, dated, summary, rule_levels(root, snakemake_args))
+        record_pulled(root, [name for name in dated if name.endswith(f"/{RUN_RECORD}")])
         if failure is None:
             report_remaining(workflow_summary(root, snakemake_args))
+            check_pulled(root, snakemake_args)
     if failure is not None:
         raise failure
     return written
+
+
+def record_pulled(root: Path, run_records: Sequence[str]) -> None:
+    """Remember the pulled run folders, so that Snakemake's start-up check compares their
+    settings with the configuration (``amsgrad_repro.staleness``)."""
+    from amsgrad_repro.staleness import record_pulled as remember
+
+    remember(root, sorted({str(Path(name).parent) for name in run_records}))
+
+
+def check_pulled(root: Path, snakemake_args: Sequence[str]) -> None:
+    """Fail the pull when the runs it brought were made with other settings than these
+    arguments give them (the same check every Snakemake start makes)."""
+    result = snakemake(root, "-n", "--quiet", *snakemake_args, check=False, check_stale=True)
+    if result.returncode != 0 and "pulled runs were made with other settings" in result.stderr:
+        message = result.stderr[result.stderr.index("pulled runs") - 8 :].strip()
+        raise ShareError(f"pulled, but the runs do not fit this configuration:\n{message}")
 
 
 def build_prerequisites(

@@ -1,10 +1,12 @@
 # Aggregation shared by every task: all seeds' metrics.csv -> mean, median and 95%
-# bootstrap interval per optimizer, step and metric.
+# interval per optimizer, step and metric.
 
 
 rule aggregate:
     input:
-        lambda wc: runs_of(wc.task),
+        metrics=lambda wc: runs_of(wc.task),
+        # Read beside each metrics.csv: a diverged run's stopping step.
+        runs=lambda wc: runs_of(wc.task, "run.json"),
     output:
         "results/aggregates/{task}.csv",
     log:
@@ -14,4 +16,4 @@ rule aggregate:
     conda:
         "../../envs/amsgrad.yaml"
     shell:
-        "amsgrad-repro aggregate --out {output} {input} > {log} 2>&1"
+        "amsgrad-repro aggregate --out {output} {input.metrics} > {log} 2>&1"

@@ -19,7 +19,8 @@ rule analyse:
         statistics=report(
             "results/tables/statistics.html",
             caption="../report/statistics.rst",
-            category="Statistics",
+            # Not "Statistics": the report has its own section of that name (run times).
+            category="Tables across seeds",
         ),
         provenance=report(
             "results/tables/provenance.html",

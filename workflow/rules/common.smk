@@ -4,22 +4,47 @@
 import json
 import os
 import shlex
+import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from amsgrad_repro.config import ConfigError, enabled_tasks, resolve
+try:
+    from amsgrad_repro import startup
+except ModuleNotFoundError:
+    raise WorkflowError(
+        f"the Python running Snakemake ({sys.executable}) does not have the amsgrad-repro "
+        "package: run `make install` and start .venv/bin/snakemake"
+    ) from None
+
+from amsgrad_repro.config import ConfigError, enabled_tasks, error_source, resolve
 from amsgrad_repro.train.api import ARTIFACT_FILES
+
+# Jobs run `amsgrad-repro`: the one beside this interpreter, even when PATH lacks it.
+try:
+    startup.own_cli_on_path(
+        deployed_per_rule="CONDA" in str(workflow.deployment_settings.deployment_method)
+    )
+except startup.StartupError as error:
+    raise WorkflowError(str(error)) from None
+
+COMMAND_LINE_CONFIG = workflow.config_settings.overwrite_config
+
+
+def config_error(error):
+    """A configuration error for the user, prefixed by where the value came from."""
+    return WorkflowError(f"{error_source(str(error), COMMAND_LINE_CONFIG)}: {error}")
+
 
 try:
     SETTINGS = resolve(
         config,
         os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"),
-        overrides=workflow.config_settings.overwrite_config,
+        overrides=COMMAND_LINE_CONFIG,
         plugin_cache=Path(workflow.basedir, ".snakemake", "amsgrad-repro"),
     )
 except ConfigError as error:
-    raise WorkflowError(f"config.yaml: {error}") from None
+    raise config_error(error) from None
 
 SEEDS = SETTINGS["seeds"]
 RUNS = "results/runs"
@@ -187,7 +212,7 @@ from amsgrad_repro.tuning import grid as _tuning
 try:
     _tuning.check_tuning(SETTINGS)
 except ConfigError as error:
-    raise WorkflowError(f"config.yaml: {error}") from None
+    raise config_error(error) from None
 
 # {task: grid} of the tasks tuned in this run (empty unless tune: true).
 TUNED = _tuning.tuned_tasks(SETTINGS)
@@ -260,6 +285,33 @@ STACKED_JOBS = _jobs.training_jobs(
 def stacked_members(job):
     """A stacked job's members (seed, output folder, own hyper-parameters), as JSON."""
     return shlex.quote(json.dumps([m.as_json() for m in job.members], sort_keys=True))
+
+
+# --- Pulled runs made with other settings (amsgrad_repro.staleness) --------------------
+# Snakemake's params trigger cannot see them (no metadata): stop before any stage reads
+# them, unless this call recomputes them or the user turned the params trigger off.
+
+
+def _check_pulled_runs():
+    command = startup.forcing()
+    if (
+        not workflow.is_main_process
+        or os.environ.get(startup.SKIP_STALE_CHECK_ENV)
+        or not command.params_trigger
+    ):
+        return
+    try:
+        startup.check_pulled_runs(
+            Path(workflow.basedir),
+            SETTINGS,
+            command.recomputes,
+            startup.snakemake_command_line(),
+        )
+    except startup.ReportedError as error:
+        raise WorkflowError(str(error)) from None
+
+
+_check_pulled_runs()
 
 
 def all_targets():

@@ -1,18 +1,22 @@
 """Collect every seed's ``metrics.csv`` of a task into one tidy table of curves.
 
 Output (``results/aggregates/<task>.csv``), one row per optimizer × step × metric:
-``optimizer, step, metric, mean, median, lo, hi, n`` with a 95% bootstrap interval of the
-mean over seeds. Runs that stopped early (diverged) simply contribute fewer steps.
+``optimizer, step, metric, mean, median, lo, hi, n`` with a 95% interval of the mean over
+seeds. A diverged run contributes its log points before the one that stopped it: a run
+stopped by a non-finite loss and one stopped by the divergence rule (a finite loss far
+above its initial loss, ``train.divergence``) are treated alike, so neither a NaN nor a
+loss of 10^16 enters a mean curve.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
-from amsgrad_repro.stats import bootstrap_summary
+from amsgrad_repro.stats import interval_summary
 
 NON_METRIC_COLUMNS = ("step", "epoch", "wall_time", "lr")
 
@@ -23,13 +27,30 @@ def run_identity(metrics_path: Path) -> tuple[str, str, int]:
     return seed_dir.parent.parent.name, seed_dir.parent.name, int(seed_dir.name)
 
 
+def diverged_at(metrics_path: Path) -> int | None:
+    """The step at which the run beside ``metrics.csv`` was stopped as diverged (from its
+    ``run.json``), or None for a completed run or one without a record."""
+    record = metrics_path.with_name("run.json")
+    if not record.exists():
+        return None
+    info = json.loads(record.read_text())
+    if info.get("status") != "diverged":
+        return None
+    step = info.get("diverged_at_step")
+    return int(step) if step is not None else None
+
+
 def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
-    """All runs' metrics, long format: optimizer, seed, step, metric, value."""
+    """All runs' metrics, long format: optimizer, seed, step, metric, value; the values a
+    diverged run logged from its diverging step on are NaN."""
     frames = []
     for path in map(Path, paths):
         _, optimizer, seed = run_identity(path)
         frame = pd.read_csv(path)
         metrics = [c for c in frame.columns if c not in NON_METRIC_COLUMNS]
+        stopped = diverged_at(path)
+        if stopped is not None:
+            frame.loc[frame["step"] >= stopped, metrics] = float("nan")
         long = frame.melt(id_vars=["step"], value_vars=metrics, var_name="metric")
         long["optimizer"] = optimizer
         long["seed"] = seed
@@ -39,12 +60,12 @@ def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def aggregate(long: pd.DataFrame, *, resamples: int = 2000) -> pd.DataFrame:
-    """Mean, median and bootstrap interval over seeds for every optimizer, metric and step."""
+def aggregate(long: pd.DataFrame) -> pd.DataFrame:
+    """Mean, median and Student-t interval over seeds for every optimizer, metric and step."""
     pieces = []
     for (optimizer, metric), group in long.groupby(["optimizer", "metric"], sort=True):
         table = group.pivot_table(index="step", columns="seed", values="value", dropna=False)
-        summary = bootstrap_summary(table.to_numpy(dtype=float), resamples=resamples)
+        summary = interval_summary(table.to_numpy(dtype=float))
         pieces.append(
             pd.DataFrame(
                 {

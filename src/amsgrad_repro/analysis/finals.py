@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from amsgrad_repro.stats import bootstrap_summary
+from amsgrad_repro.stats import interval_summary
 
 HIGHER_IS_BETTER = ("accuracy",)
 
@@ -86,12 +86,12 @@ def load_finals(run_files: Iterable[str | Path]) -> pd.DataFrame:
 
 
 def finals_table(finals: pd.DataFrame) -> pd.DataFrame:
-    """Mean, median and 95% bootstrap interval of each final and best metric per
+    """Mean, median and 95% Student-t interval of each final and best metric per
     task × optimizer, with the number of finite and of diverged seeds."""
     rows = []
     keys = ["task", "optimizer", "statistic", "metric"]
     for key, group in finals.groupby(keys, sort=True):
-        summary = bootstrap_summary(group["value"].to_numpy()[None, :])
+        summary = interval_summary(group["value"].to_numpy()[None, :])
         rows.append(
             {
                 **dict(zip(keys, key, strict=True)),
@@ -148,7 +148,7 @@ PAIRED_COLUMNS = [
 
 def paired_table(finals: pd.DataFrame, pairs: list[list[str]]) -> pd.DataFrame:
     """For each task, statistic, metric and (candidate, baseline) pair: the mean paired
-    difference, its bootstrap interval, and the probability of improvement."""
+    difference, its Student-t interval, and the probability of improvement."""
     rows = []
     combos = (
         finals[["task", "statistic", "metric"]]
@@ -160,7 +160,7 @@ def paired_table(finals: pd.DataFrame, pairs: list[list[str]]) -> pd.DataFrame:
             diff = paired_differences(finals, task, metric, candidate, baseline, statistic)
             if diff.size == 0:
                 continue
-            summary = bootstrap_summary(diff[None, :])
+            summary = interval_summary(diff[None, :])
             rows.append(
                 {
                     "task": task,
@@ -179,31 +179,42 @@ def paired_table(finals: pd.DataFrame, pairs: list[list[str]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
 
 
-TTT_COLUMNS = ["task", "optimizer", "metric", "target", "step", "reached", "budget"]
+TTT_COLUMNS = ["task", "optimizer", "metric", "target", "stays_from_step", "reached", "budget"]
 
 
 def time_to_target(aggregate: pd.DataFrame, task: str, targets: dict[str, float]) -> pd.DataFrame:
-    """First step where the seed-mean curve reaches the target (≤ for losses, ≥ for
-    accuracies); a miss is counted as the full budget and flagged."""
+    """The first logged step from which the seed-mean curve stays at or past the target
+    (≤ for losses, ≥ for accuracies) until the end of the run; a brief early crossing does
+    not count. A curve that ends on the wrong side is a miss, counted as the full budget
+    and flagged."""
     rows = []
     for metric, target in targets.items():
         curves = aggregate[aggregate["metric"] == metric]
         for optimizer, curve in curves.groupby("optimizer"):
             curve = curve.sort_values("step")
-            reached = (
+            past = (
                 curve["mean"] <= target if lower_is_better(metric) else curve["mean"] >= target
-            )
-            budget = int(curve["step"].max())
-            hit = curve.loc[reached, "step"]
+            ).to_numpy()
+            steps = curve["step"].to_numpy()
+            budget = int(steps.max())
+            stays = bool(len(past)) and bool(past[-1])
+            first = int(steps[_start_of_final_run(past)]) if stays else budget
             rows.append(
                 {
                     "task": task,
                     "optimizer": optimizer,
                     "metric": metric,
                     "target": target,
-                    "step": int(hit.iloc[0]) if len(hit) else budget,
-                    "reached": bool(len(hit)),
+                    "stays_from_step": first,
+                    "reached": stays,
                     "budget": budget,
                 }
             )
     return pd.DataFrame(rows, columns=TTT_COLUMNS)
+
+
+def _start_of_final_run(flags: np.ndarray) -> int:
+    """Index where the final run of True values in ``flags`` (whose last value is True)
+    begins."""
+    misses = np.flatnonzero(~flags)
+    return int(misses[-1]) + 1 if misses.size else 0

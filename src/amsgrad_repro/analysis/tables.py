@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from amsgrad_repro.analysis.claims import evaluate_claims
+from amsgrad_repro.analysis.claims import DEFAULT_MIN_SEEDS, evaluate_claims
 from amsgrad_repro.analysis.finals import (
     FINAL,
     FINALS_COLUMNS,
@@ -24,7 +24,12 @@ from amsgrad_repro.analysis.finals import (
     time_to_target,
 )
 from amsgrad_repro.io import atomic_open, write_csv
+from amsgrad_repro.reduction import reduction
 
+TTT_TITLE = (
+    "Time to target (first logged step from which the seed-mean curve stays at or past "
+    "the target until the end; a brief earlier crossing does not count)"
+)
 CLAIM_FIELDS = ("id", "source", "statement", "task", "metric", "rule")
 TABLE_STYLE = (
     "<style>table{border-collapse:collapse;font:13px sans-serif}"
@@ -87,6 +92,7 @@ def provenance_table(run_files: Iterable[str | Path]) -> pd.DataFrame:
             "device": info.get("device", "cpu"),
             "dataset": (info.get("data") or {}).get("dataset") or "—",
             "dataset_sha256": info.get("dataset_sha256") or "—",
+            "cache_sha256": info.get("cache_sha256") or "—",
             "versions": ", ".join(f"{k} {v}" for k, v in sorted(info["versions"].items())),
         }
         key = tuple(row.values())
@@ -149,12 +155,50 @@ def _interval(mean: float, lo: float, hi: float) -> str:
     return f"{mean:.4g} [{lo:.4g}, {hi:.4g}]"
 
 
+CONTEXT_COLUMNS = ["scale", "run_length", "shortened", "reductions"]
+
+
+def claim_context(
+    claims: pd.DataFrame, settings: dict[str, Any], records: list[dict[str, Any]]
+) -> pd.DataFrame:
+    """Each verdict's setting: the preset, the epochs or steps run against the task's full
+    setting, whether that is shorter, and every reduction (other data, a subset), so that a
+    smoke-run verdict never reads like a finding about the paper's setting."""
+    tasks = settings.get("tasks", {})
+    rows = []
+    for task in claims["task"]:
+        config = tasks.get(task)
+        if config is None:
+            rows.append({"run_length": "", "shortened": False, "reductions": ""})
+            continue
+        mine = [r for r in records if r.get("task") == task]
+        found = reduction(config, mine)
+        rows.append(
+            {"run_length": found.length, "shortened": found.shortened,
+             "reductions": "; ".join(found.notes)}
+        )  # fmt: skip
+    context = pd.DataFrame(rows, index=claims.index).assign(scale=settings.get("scale", "?"))
+    return pd.concat([claims, context[CONTEXT_COLUMNS]], axis=1)
+
+
+def _setting(row: Any) -> str:
+    reduced = f"; {row.reductions}" if row.reductions else ""
+    return f"{row.scale}: {row.run_length}{reduced}" if row.run_length else str(row.scale)
+
+
 def summary_text(
     claims: pd.DataFrame, finals: pd.DataFrame, paired: pd.DataFrame, ttt: pd.DataFrame
 ) -> str:
     """The claims with verdicts, then the paired comparisons, time-to-target and final
     values, as plain text for a terminal (the same numbers as the CSVs)."""
-    lines = ["Claims of Reddi, Kale & Kumar (ICLR 2018), checked", ""]
+    scales = ", ".join(sorted(set(claims["scale"]))) if "scale" in claims else "?"
+    lines = [f"Claims of Reddi, Kale & Kumar (ICLR 2018), checked at scale {scales}"]
+    if "shortened" in claims and (claims["shortened"] | (claims["reductions"] != "")).any():
+        lines.append(
+            "A REDUCED run: verdicts marked SHORTENED, DATA or SUBSET describe that reduced "
+            "setting, not the paper's."
+        )
+    lines.append("")
     for row in claims.itertuples(index=False):
         detail = ""
         if row.verdict != "not run":
@@ -162,7 +206,7 @@ def summary_text(
                 f"\n      {row.effect}: {_interval(row.estimate, row.lo, row.hi)}, "
                 f"{row.n_seeds} seeds, claimed {row.threshold}; diverged: {row.diverged or '0'}"
             )
-        lines.append(f"[{row.verdict.upper()}] {row.id}: {row.claim}{detail}")
+        lines.append(f"[{row.verdict.upper()}] {row.id} ({_setting(row)}): {row.claim}{detail}")
     lines += ["", "Paired comparisons, final values (candidate − baseline, same seeds):"]
     for row in paired[paired["statistic"] == FINAL].itertuples(index=False):
         lines.append(
@@ -170,13 +214,13 @@ def summary_text(
             f"{_interval(row.mean_diff, row.lo, row.hi)} n={row.n} "
             f"P(improvement)={row.p_improvement:.2f}"
         )
-    lines += ["", "Time to target (first logged step where the seed-mean curve reaches it):"]
+    lines += ["", f"{TTT_TITLE}:"]
     for row in ttt.itertuples(index=False):
-        reached = f"step {row.step}" if row.reached else f"missed (budget {row.budget})"
+        reached = f"step {row.stays_from_step}" if row.reached else f"missed (budget {row.budget})"
         lines.append(
             f"  {row.task:20s} {row.optimizer:14s} {row.metric} → {row.target:g}: {reached}"
         )
-    lines += ["", "Final and best values (mean [95% bootstrap interval]):"]
+    lines += ["", "Final and best values (mean [95% Student-t interval]):"]
     for row in finals.itertuples(index=False):
         lines.append(
             f"  {row.task:20s} {row.optimizer:14s} {row.statistic:5s} {row.metric:18s} "
@@ -189,7 +233,7 @@ def statistics_page(finals: pd.DataFrame, paired: pd.DataFrame, ttt: pd.DataFram
     """The tidy tables as one HTML page for the report."""
     sections = [
         (paired, "Paired comparisons (candidate − baseline, per seed)"),
-        (ttt, "Time to target"),
+        (ttt, TTT_TITLE),
         (finals, "Final and best values per task × optimizer"),
     ]
     return html_page("Statistics", "".join(table_fragment(f, t) for f, t in sections))
@@ -221,6 +265,7 @@ def analyse(
     sensitivity_files: Iterable[Path] = (),
 ) -> pd.DataFrame:
     """Every table of the analysis stage, written under ``out_dir``; returns the claims."""
+    records = [json.loads(Path(path).read_text()) for path in run_files]
     finals = load_finals(run_files)
     robustness = load_sensitivity(sensitivity_files)
     if not robustness.empty:
@@ -229,7 +274,10 @@ def analyse(
     finals_summary = finals_table(finals)
     paired = paired_table(finals, analysis.get("pairs", [["amsgrad", "adam"]]))
     ttt = time_to_target_table(aggregates, analysis.get("targets", {}))
-    claims = evaluate_claims(load_claims(claims_path), finals)
+    claims = evaluate_claims(
+        load_claims(claims_path), finals, analysis.get("min_seeds", DEFAULT_MIN_SEEDS)
+    )
+    claims = claim_context(claims, settings, records)
     write_csv(out_dir / "finals.csv", finals_summary)
     write_csv(out_dir / "paired.csv", paired)
     write_csv(out_dir / "time_to_target.csv", ttt)

@@ -72,6 +72,13 @@ def track(root: Path, target: Path) -> Path:
     return target.with_name(target.name + ".dvc")
 
 
+def checkout(root: Path, dvc_file: Path) -> bool:
+    """Restore a tracked target from the local DVC cache (no remote, no network); False
+    when the cache does not hold all of it."""
+    target = str(dvc_file.relative_to(root))
+    return dvc(root, "checkout", "--quiet", "--force", target, check=False).returncode == 0
+
+
 def pull(root: Path, dvc_file: Path) -> bool:
     """Try ``dvc pull`` of one tracked target; False when no remote holds it. ``--force``:
     a workspace copy that no longer matches the ``.dvc`` file is replaced, not kept."""
@@ -117,8 +124,10 @@ def add(root: Path, targets: list[str]) -> None:
 
 
 def push_to(root: Path, targets: list[str], remote: str | None = None) -> None:
-    """``dvc push`` the given ``.dvc`` files to ``remote`` (default: ``core.remote``)."""
-    dvc(root, "push", "--quiet", *(["--remote", remote] if remote else []), *targets)
+    """``dvc push`` the given ``.dvc`` files to ``remote`` (default: ``core.remote``). Not
+    ``--quiet``: DVC would then drop the error lines (missing credentials, no such bucket)
+    that an error message must pass on."""
+    dvc(root, "push", *(["--remote", remote] if remote else []), *targets)
 
 
 def pull_from(
@@ -127,4 +136,4 @@ def pull_from(
     """``dvc pull`` the given ``.dvc`` files; raises :class:`DvcError` when one is missing
     on the remote or would overwrite local changes (unless ``force``)."""
     options = [*(["--remote", remote] if remote else []), *(["--force"] if force else [])]
-    dvc(root, "pull", "--quiet", *options, *targets)
+    dvc(root, "pull", *options, *targets)  # not --quiet: see push_to

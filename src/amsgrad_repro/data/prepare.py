@@ -132,6 +132,8 @@ def _tracked_copy(root: Path, name: str, spec: dict[str, Any], log: Callable[[st
     where = dvc_file.relative_to(root)
     if folder.is_dir() and dvc.is_unchanged(root, dvc_file):
         origin = f"reusing the tracked copy in {folder.relative_to(root)}"
+    elif dvc.checkout(root, dvc_file) and dvc.is_unchanged(root, dvc_file):
+        origin = f"restored from the local DVC cache ({where}; no remote needed)"
     elif dvc.pull(root, dvc_file):
         origin = f"pulled from the DVC remote ({where})"
     else:

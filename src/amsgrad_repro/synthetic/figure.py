@@ -18,7 +18,13 @@ from typing import Any
 import pandas as pd
 
 from amsgrad_repro.analysis.aggregate import curve
-from amsgrad_repro.plots import band_plot, legend_labels, optimizer_palette, save_figure, themed
+from amsgrad_repro.plots import (
+    band_plot,
+    legend_labels,
+    save_figure,
+    styles_for,
+    themed,
+)
 
 # (task, metric, title, y label) per panel, in the paper's order.
 PANELS: tuple[tuple[str, str, str, str], ...] = (
@@ -75,7 +81,7 @@ def figure1(
     tables = {task: pd.read_csv(path) for task, path in aggregates.items()}
     panels = [p for p in PANELS if p[0] in aggregates]
     groups = optimizer_groups(pd.concat(tables.values())["optimizer"].unique())
-    palette = optimizer_palette(pd.concat(tables.values())["optimizer"].unique())
+    palette = styles_for(pd.concat(tables.values())["optimizer"].unique())
     fig, axes = plt.subplots(
         len(groups), len(panels), figsize=(4.4 * len(panels), 3.6 * len(groups)), squeeze=False
     )
@@ -94,6 +100,6 @@ def figure1(
             ax.set_xlabel("iteration $t$")
             ax.set_ylabel(ylabel)
         axes[row][0].legend(title="optimizer", fontsize=6, title_fontsize=7)
-    fig.suptitle("Figure 1 reproduction: mean over seeds with 95% bootstrap band", fontsize=10)
+    fig.suptitle("Figure 1 reproduction: mean over seeds with 95% Student-t band", fontsize=10)
     fig.tight_layout()
     save_figure(fig, outputs)

@@ -36,6 +36,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="resumable checkpoint folder (default results/checkpoints/<task>/<opt>/<seed>)",
     )
+    parser.add_argument(
+        "--lock-wait",
+        type=float,
+        default=0.0,
+        help="seconds to wait for another trainer of the same run (default: stop at once)",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
     parser.add_argument(
@@ -71,6 +77,12 @@ def _register_stacked(subparsers: argparse._SubParsersAction, json_arg) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
     parser.add_argument("--progress", choices=("auto", "on", "off"), default="auto")
+    parser.add_argument(
+        "--lock-wait",
+        type=float,
+        default=0.0,
+        help="seconds to wait for another trainer of this job (default: stop)",
+    )
     parser.set_defaults(func=run_stacked)
 
 
@@ -98,6 +110,7 @@ def run_stacked(args: argparse.Namespace) -> int:
         device=args.device,
         progress_bar=args.progress == "on" or (args.progress == "auto" and interactive()),
         plugins=args.plugins,
+        lock_wait_s=args.lock_wait,
     )
     for record in train_stacked(request):
         final = " ".join(f"{k} {v:.4g}" for k, v in record["final"].items())
@@ -183,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         progress_bar=args.progress == "on" or (args.progress == "auto" and interactive()),
         plugins=args.plugins,
+        lock_wait_s=args.lock_wait,
     )
     record = train(request)
     final = " ".join(f"{k} {v:.4g}" for k, v in record["final"].items())

@@ -13,8 +13,9 @@ Why it looks the way it does:
   batches. On CPU, the same seed gives bit-identical metrics.
 - Robustness: a checkpoint with model, optimizer, RNG states and the metrics so far is
   written after every epoch outside the declared outputs; a rerun resumes from it and ends
-  with the same results as an uninterrupted run. A non-finite loss stops the run, which is
-  recorded as ``diverged`` (exit status 0, so the pipeline carries on).
+  with the same results as an uninterrupted run. A non-finite loss, or one far above the
+  initial loss (``train.divergence``), stops the run, which is recorded as ``diverged``
+  (exit status 0, so the pipeline carries on).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import torch
 from amsgrad_repro.optimizers import catalogue, hparams, task_settings
 from amsgrad_repro.optimizers.schedules import lr_factor
 from amsgrad_repro.optimizers.torch_optimizer import build
+from amsgrad_repro.staleness import NOT_IDENTITY  # what does not change a run's numbers
 from amsgrad_repro.train import checkpoint
 from amsgrad_repro.train.api import TaskKind, load_kind, metric_columns
 from amsgrad_repro.train.device import (
@@ -42,17 +44,13 @@ from amsgrad_repro.train.device import (
     resolve_device,
     synchronize,
 )
+from amsgrad_repro.train.divergence import DivergenceRule
 from amsgrad_repro.train.progress import Progress
 from amsgrad_repro.train.schedule import LogSchedule
 
 # Test hook: SIGKILL the process right after the checkpoint of this (1-based) epoch, to
 # test resumption with a real kill rather than a simulated one.
 KILL_AFTER_EPOCH_ENV = "AMSGRAD_REPRO_TEST_KILL_AFTER_EPOCH"
-# Settings that do not change what a run computes: editing them keeps checkpoints valid
-# (the optimizer's own hyper-parameters enter the fingerprint resolved, overrides included).
-NOT_IDENTITY = frozenset(
-    {"resources", "optimizers", "overrides", "hparams", "enabled", "figure", "paper"}
-)
 EVAL_SEED_OFFSET = 7  # the kinds' evaluation randomness (VAE noise) uses its own stream
 
 
@@ -70,6 +68,7 @@ class RunRequest:
     device: str = "auto"
     progress_bar: bool = False
     plugins: Mapping[str, Any] = field(default_factory=dict)  # plug-in declarations
+    lock_wait_s: float = 0.0  # how long to wait for another trainer of the same run
 
 
 @dataclass
@@ -139,6 +138,9 @@ class Trainer:
         self.resumed_from_epoch: int | None = None
         self.status = "completed"
         self.diverged_at: int | None = None
+        self.divergence = DivergenceRule.from_settings(self.settings)
+        self.initial_loss: float | None = None  # the first batch's, before any update
+        self.diverged_reason: str | None = None
 
     # --- set-up -------------------------------------------------------------------------
 
@@ -195,6 +197,7 @@ class Trainer:
             "step": self.step,
             "epoch": self.epoch,
             "elapsed": self.elapsed,
+            "initial_loss": self.initial_loss,
         }
         checkpoint.save(self.checkpoint_path, state, checkpoint.fingerprint(self.identity()))
 
@@ -211,6 +214,7 @@ class Trainer:
         checkpoint.restore_rng_states(state["rng"], self.device)
         self.rows, self.step, self.epoch = state["rows"], state["step"], state["epoch"]
         self.elapsed = state["elapsed"]
+        self.initial_loss = state.get("initial_loss")
         self.resumed_from_epoch = self.epoch
         return True
 
@@ -260,11 +264,11 @@ class Trainer:
         self.rows.append({c: row.get(c, math.nan) for c in self.columns})
         return self.rows[-1]
 
-    def finite(self, row: Mapping[str, float], evaluated: bool) -> bool:
-        """Whether every loss computed at this row is finite (held-out losses only count
-        where they were evaluated)."""
+    def computed(self, row: Mapping[str, float], evaluated: bool) -> dict[str, float]:
+        """The row's values that were computed at it (held-out ones only at evaluations),
+        which the divergence rule judges."""
         splits = ("train", *self.splits.evals) if evaluated else ("train",)
-        return all(math.isfinite(row[f"{split}_loss"]) for split in splits)
+        return {k: v for k, v in row.items() if k.split("_")[0] in splits}
 
     # --- the loop -----------------------------------------------------------------------
 
@@ -281,6 +285,8 @@ class Trainer:
             x = self._inputs(self.data.train_x.index_select(0, index), True, self.kind_gen)
             y = self.data.train_y.index_select(0, index)
             loss, extras = self.kind.batch_loss(self.forward_model, x, y, self.kind_gen)
+            if self.initial_loss is None:  # one host sync, at the first step only
+                self.initial_loss = float(loss.detach())
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -298,7 +304,9 @@ class Trainer:
                 row = self.log_point(running, count, evaluate)
                 progress.log_point(row)
                 running, count = {}, 0
-                if not self.finite(row, evaluate):
+                computed = self.computed(row, evaluate)
+                self.diverged_reason = self.divergence.reason(computed, self.initial_loss)
+                if self.diverged_reason:
                     self.status, self.diverged_at = "diverged", self.step
                     return False
         return True
@@ -315,7 +323,9 @@ class Trainer:
         try:
             while self.epoch < self.epochs:
                 if not self.train_epoch(progress):
-                    progress.write(f"{label}: diverged (non-finite loss) at step {self.step}")
+                    progress.write(
+                        f"{label}: diverged at step {self.step} ({self.diverged_reason})"
+                    )
                     break
                 self.epoch += 1
                 progress.epoch_end(self.epoch, self.epochs, self.step, self.rows[-1])
@@ -355,7 +365,13 @@ class Trainer:
 
     def record(self, artifacts: list[str]) -> dict[str, Any]:
         member = MemberState(
-            self.request.seed, self.hparams, self.rows, self.status, self.diverged_at
+            self.request.seed,
+            self.hparams,
+            self.rows,
+            self.status,
+            self.diverged_at,
+            diverged_reason=self.diverged_reason,
+            initial_loss=self.initial_loss,
         )
         return run_record(self, member, artifacts)
 
@@ -372,6 +388,8 @@ class MemberState:
     diverged_at: int | None = None
     steps: int | None = None
     epochs: int | None = None
+    diverged_reason: str | None = None
+    initial_loss: float | None = None  # the first batch's loss, before any update
 
 
 def run_record(run: Any, member: MemberState, artifacts: list[str]) -> dict[str, Any]:
@@ -385,6 +403,8 @@ def run_record(run: Any, member: MemberState, artifacts: list[str]) -> dict[str,
         "seed": member.seed,
         "status": member.status,
         "diverged_at_step": member.diverged_at,
+        "diverged_reason": member.diverged_reason,
+        "divergence": run.divergence.record(member.initial_loss),
         "final": final,
         "steps": run.step if member.steps is None else member.steps,
         "epochs_completed": run.epoch if member.epochs is None else member.epochs,
@@ -399,9 +419,13 @@ def run_record(run: Any, member: MemberState, artifacts: list[str]) -> dict[str,
         "performance": run.performance,
         "dataset_md5": meta.get("md5"),
         "dataset_sha256": meta.get("sha256"),
+        # The hash of the tensors trained on, verified when the cache was loaded.
+        "cache_sha256": run.data.content_sha256,
         "data": {
             "dataset": meta.get("name"),
             "checksum": meta.get("sha256") or meta.get("md5"),
+            "cache_sha256": run.data.content_sha256,
+            "cache_check": run.data.check,
             "sizes": run.splits.sizes,
             "subset": run.settings.get("subset") or None,
             "holdout_val": bool(run.settings.get("holdout_val", True)),
@@ -431,5 +455,10 @@ def _maybe_kill_for_test(epoch: int) -> None:
 
 
 def train(request: RunRequest) -> dict[str, Any]:
-    """Run (or resume) one training job and write its outputs; returns the run record."""
-    return Trainer(request).run()
+    """Run (or resume) one training job and write its outputs; returns the run record.
+    The run's lock is taken before anything is read, so a second trainer of the same run
+    (an orphan left by a killed snakemake) is never run alongside (``train.runlock``)."""
+    from amsgrad_repro.train.runlock import run_lock
+
+    with run_lock(request.checkpoint_dir, request.lock_wait_s):
+        return Trainer(request).run()

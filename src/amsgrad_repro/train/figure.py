@@ -1,6 +1,6 @@
 """Figure 2 style panels for a training task, and the VAE's image grids.
 
-Curves: one line per optimizer (the mean over seeds) with its 95% bootstrap band, read from
+Curves: one line per optimizer (the mean over seeds) with its 95% Student-t band, read from
 the aggregate table (``results/aggregates/<task>.csv``); columns are the train and test
 splits, rows the kind's quantities (a classifier: loss and accuracy; a VAE: the negative
 ELBO and its reconstruction and KL terms). The title says what was run: dataset, model, α
@@ -19,7 +19,16 @@ from typing import Any
 import pandas as pd
 
 from amsgrad_repro.analysis.aggregate import curve
-from amsgrad_repro.plots import band_plot, legend_labels, optimizer_palette, save_figure, themed
+from amsgrad_repro.plots import (
+    band_plot,
+    integer_iterations,
+    legend_labels,
+    message_panel,
+    save_figure,
+    styles_for,
+    themed,
+)
+from amsgrad_repro.reduction import reduction
 
 SPLITS: tuple[tuple[str, str], ...] = (("train", "train"), ("test", "test"))
 # Rows of the curve figure per task kind: (metric suffix, axis label).
@@ -48,17 +57,7 @@ def describe(task: Mapping[str, Any], seeds: int, common: str) -> str:
 
 def warnings_line(task: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> str:
     """What makes this run smaller or less complete than the configured experiment."""
-    notes = []
-    full = task.get("paper") or {}
-    if full.get("epochs") and int(task.get("epochs", 0)) < int(full["epochs"]):
-        notes.append(f"SHORTENED: {task.get('epochs')} of {full['epochs']} epochs")
-    if full.get("dataset") and task.get("dataset") != full["dataset"]:
-        notes.append(f"DATA: {task.get('dataset')} instead of {full['dataset']}")
-    subset = task.get("subset") or {}
-    if any(subset.values()):
-        notes.append(
-            "SUBSET: " + ", ".join(f"{k} {v}" for k, v in subset.items() if v) + " examples"
-        )
+    notes = list(reduction(task).notes)
     diverged = [r for r in records if r["status"] == "diverged"]
     if 0 < len(diverged) <= MAX_LISTED:
         runs = ", ".join(f"{r['optimizer']}/{r['seed']}" for r in diverged)
@@ -89,13 +88,35 @@ def training_figure(
     outputs: Sequence[str | Path],
     log_y: bool = False,
 ) -> None:
+    table = pd.read_csv(aggregate)
+    records = [json.loads(Path(p).read_text()) for p in run_files]
+    fig = build_training_figure(task_name, table, settings, records, log_y)
+    save_figure(fig, outputs)
+
+
+def empty_panel_text(metric: str, records: Sequence[Mapping[str, Any]]) -> str:
+    """What a panel without a finite value says: all runs diverged, or no such metric."""
+    if records and all(r.get("status") == "diverged" for r in records):
+        steps = sorted({r.get("diverged_at_step") for r in records} - {None})
+        where = f" at steps {steps[0]}–{steps[-1]}" if len(steps) > 1 else ""
+        where = f" at step {steps[0]}" if len(steps) == 1 else where
+        return f"all {len(records)} runs diverged{where}\n(stopped early: nothing to plot)"
+    return f"no {metric}"
+
+
+def build_training_figure(
+    task_name: str,
+    table: pd.DataFrame,
+    settings: Mapping[str, Any],
+    records: Sequence[Mapping[str, Any]],
+    log_y: bool = False,
+):
+    """The figure (returned open, for tests and :func:`training_figure` to save)."""
     import matplotlib.pyplot as plt
 
     themed()
-    table = pd.read_csv(aggregate)
-    records = [json.loads(Path(p).read_text()) for p in run_files]
     seeds = len({r["seed"] for r in records}) if records else int(table["n"].max())
-    palette = optimizer_palette(table["optimizer"].unique())
+    styles = styles_for(table["optimizer"].unique())
     common, labels = legend_labels(records)
     rows = curve_rows(settings.get("kind"), table["metric"].unique())
     fig, axes = plt.subplots(
@@ -106,24 +127,28 @@ def training_figure(
             ax = axes[r][c]
             metric = f"{split}_{quantity}"
             data = curve(table, metric)
-            if data.empty:
-                ax.text(0.5, 0.5, f"no {metric}", ha="center", transform=ax.transAxes)
-            band_plot(ax, data, palette, labels)
             ax.set_title(f"{split_label} {label}", fontsize=9)
             ax.set_xlabel("iteration")
             ax.set_ylabel(label, fontsize=8)
+            if data.empty or not data["mean"].notna().any():
+                message_panel(ax, empty_panel_text(metric, records))
+                continue
+            band_plot(ax, data, styles, labels)
+            integer_iterations(ax)
             if log_y and quantity != "accuracy":
                 ax.set_yscale("log")
-    axes[0][0].legend(title="optimizer", fontsize=7)
+    legend_axes = next((ax for ax in axes.flat if ax.get_legend_handles_labels()[0]), None)
+    if legend_axes is not None:
+        legend_axes.legend(title="optimizer", fontsize=7)
     title = (
-        f"{task_name}: mean over seeds with 95% bootstrap band\n{describe(settings, seeds, common)}"
+        f"{task_name}: mean over seeds with 95% Student-t band\n{describe(settings, seeds, common)}"
     )
     fig.suptitle(title, fontsize=9)
     warning = warnings_line(settings, records)
     if warning:
         fig.text(0.5, -0.01, warning, ha="center", color="firebrick", fontsize=8)
     fig.tight_layout()
-    save_figure(fig, outputs)
+    return fig
 
 
 def samples_figure(

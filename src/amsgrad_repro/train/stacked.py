@@ -35,6 +35,7 @@ from amsgrad_repro.config import deep_merge
 from amsgrad_repro.optimizers import catalogue, hparams, task_settings
 from amsgrad_repro.optimizers.schedules import lr_factor
 from amsgrad_repro.optimizers.torch_optimizer import build
+from amsgrad_repro.staleness import NOT_IDENTITY
 from amsgrad_repro.train import checkpoint
 from amsgrad_repro.train.api import load_kind, metric_columns
 from amsgrad_repro.train.device import (
@@ -43,8 +44,8 @@ from amsgrad_repro.train.device import (
     resolve_device,
     synchronize,
 )
+from amsgrad_repro.train.divergence import DivergenceRule
 from amsgrad_repro.train.engine import (
-    NOT_IDENTITY,
     MemberState,
     _atomic_binary,
     _derived_seed,
@@ -80,6 +81,7 @@ class StackedRequest:
     device: str = "auto"
     progress_bar: bool = False
     plugins: Mapping[str, Any] = field(default_factory=dict)
+    lock_wait_s: float = 0.0  # how long to wait for another trainer of the same job
 
 
 def member_values(spec: Any, task: str, settings: Mapping[str, Any], members: Sequence[Member]):
@@ -128,6 +130,7 @@ class StackedTrainer:
         self.batch_size = int(self.settings["batch_size"])
         self.epochs = int(self.settings["epochs"])
         self.schedule = LogSchedule.from_settings(self.settings)
+        self.divergence = DivergenceRule.from_settings(self.settings)
         self.eval_batch_size = int(self.settings.get("eval_batch_size") or 1000)
         self.steps_per_epoch = math.ceil(self.splits.sizes["train"] / self.batch_size)
         self.spec = catalogue(request.plugins)[request.optimizer]
@@ -311,7 +314,9 @@ class StackedTrainer:
             row["wall_time"] = wall
             member = self.states[index]
             member.rows.append({c: row.get(c, math.nan) for c in self.columns})
-            if not all(math.isfinite(row[f"{s}_loss"]) for s in splits):
+            computed = {k: v for k, v in row.items() if k.split("_")[0] in splits}
+            member.diverged_reason = self.divergence.reason(computed, member.initial_loss)
+            if member.diverged_reason:
                 member.status, member.diverged_at = "diverged", self.step
                 member.steps, member.epochs = self.step, self.epoch
                 diverged.append(position)
@@ -335,6 +340,9 @@ class StackedTrainer:
             x = self.transform(images.view(*index.shape, *images.shape[1:]), True, None)
             y = self.data.train_y.index_select(0, flat).view(index.shape)
             loss, extras = self.kind.member_losses(self.model(x), y)
+            if self.states[self.active[0]].initial_loss is None:  # one sync, first step
+                for position, value in enumerate(loss.detach().tolist()):
+                    self.states[self.active[position]].initial_loss = value
             self.optimizer.zero_grad(set_to_none=True)
             loss.sum().backward()
             self.optimizer.step()
@@ -434,5 +442,9 @@ def _slice_state(state: dict[str, Any], keep: Sequence[int], members: int) -> di
 
 
 def train_stacked(request: StackedRequest) -> list[dict[str, Any]]:
-    """Run (or resume) one stacked job and write every member's outputs."""
-    return StackedTrainer(request).run()
+    """Run (or resume) one stacked job and write every member's outputs, holding the job's
+    lock (``train.runlock``) so that a second trainer of it never runs alongside."""
+    from amsgrad_repro.train.runlock import run_lock
+
+    with run_lock(request.checkpoint_dir, request.lock_wait_s):
+        return StackedTrainer(request).run()

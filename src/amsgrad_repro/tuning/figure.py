@@ -1,6 +1,6 @@
 """The learning-rate sensitivity figure of a tuned task: final validation metric vs α, one
 line per optimizer (colour) and β2 (line style), the mean over tuning seeds with a 95%
-bootstrap interval. The paper claims AMSGrad is more robust to hyper-parameter changes
+Student-t interval. The paper claims AMSGrad is more robust to hyper-parameter changes
 than Adam; flat, low lines are robust ones. Diverged grid points are listed in red."""
 
 from __future__ import annotations
@@ -11,18 +11,15 @@ from typing import Any
 
 import pandas as pd
 
-from amsgrad_repro.plots import optimizer_palette, save_figure, themed
-from amsgrad_repro.stats import bootstrap_summary
-
-LINESTYLES = ("-", "--", ":", "-.")
-MARKERS = ("o", "s", "^", "D", "v", "P")
+from amsgrad_repro.plots import LINESTYLES, save_figure, styles_for, themed
+from amsgrad_repro.stats import interval_summary
 
 
 def point_summary(grid: pd.DataFrame) -> pd.DataFrame:
     """Mean and interval over seeds of each optimizer × β2 × α point (finite seeds only)."""
     rows = []
     for (optimizer, beta2, lr), runs in grid.groupby(["optimizer", "beta2", "lr"], sort=True):
-        summary = bootstrap_summary(runs["value"].to_numpy(dtype=float))
+        summary = interval_summary(runs["value"].to_numpy(dtype=float))
         rows.append(
             {
                 "optimizer": optimizer,
@@ -58,20 +55,19 @@ def sensitivity_figure(
 
     themed()
     points = point_summary(grid)
-    palette = optimizer_palette(points["optimizer"].unique())
+    looks = styles_for(points["optimizer"].unique())  # colour and marker per optimizer
     styles = {
         b: LINESTYLES[i % len(LINESTYLES)] for i, b in enumerate(sorted(grid["beta2"].unique()))
     }
-    markers = {o: MARKERS[i % len(MARKERS)] for i, o in enumerate(palette)}
     fig, ax = plt.subplots(figsize=(5.6, 4.0))
     for (optimizer, beta2), line in points.groupby(["optimizer", "beta2"], sort=False):
         ax.errorbar(
             line["lr"],
             line["mean"],
             yerr=[line["mean"] - line["lo"], line["hi"] - line["mean"]],
-            color=palette[optimizer],
+            color=looks[optimizer].colour,
             linestyle=styles[beta2],
-            marker=markers[optimizer],
+            marker=looks[optimizer].marker,
             markersize=4,
             fillstyle="none",
             alpha=0.85,

@@ -1,0 +1,78 @@
+"""``amsgrad-repro report``: Snakemake's self-contained HTML report, without the noise.
+
+In a clone that pulled its results (``make pull``), no result file has Snakemake metadata
+(run times, rule code: DVC does not carry ``.snakemake/``), and ``snakemake --report``
+prints one "Missing metadata for file ..." warning per file, dozens of them, which reads
+like something went wrong. They are expected there: this command passes every other line
+through and replaces those with one explanation. ``make report`` runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+MISSING_METADATA = "Missing metadata for file"
+DEFAULT_REPORT = "results/report.html"
+
+
+def explain(count: int) -> str:
+    return (
+        f"note: {count} result files have no Snakemake metadata in this clone (pulled with "
+        "`make pull`, or made in another clone), so the report shows no run times or rule "
+        "code for them; their settings and provenance are in each run.json. Expected after "
+        "a pull; Snakemake warns once per file."
+    )
+
+
+def filter_lines(lines: Iterable[str]) -> Iterable[str]:
+    """Every line except the per-file metadata warnings, then one note counting them."""
+    missing = 0
+    for line in lines:
+        if MISSING_METADATA in line:
+            missing += 1
+            continue
+        yield line
+    if missing:
+        yield explain(missing) + "\n"
+
+
+def build_report(root: Path, out: str, snakemake_args: Sequence[str]) -> int:
+    """Run ``snakemake --report`` with the interpreter of this process; returns its exit
+    status. Output is streamed (filtered) as it comes."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", "--report", out, *snakemake_args],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    for line in filter_lines(process.stdout):
+        sys.stdout.write(line)
+        sys.stdout.flush()
+    return process.wait()
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "report",
+        help="the HTML report (snakemake --report), explaining missing metadata once",
+        description="amsgrad-repro report [--out PATH] [-- SNAKEMAKE ARGS]",
+    )
+    parser.add_argument("args", nargs=argparse.REMAINDER, metavar="[--out PATH] -- ...")
+    parser.set_defaults(func=_report)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from amsgrad_repro.share import split_snakemake_args
+
+    own, snakemake_args = split_snakemake_args(args.args)
+    options = argparse.ArgumentParser(prog="amsgrad-repro report")
+    options.add_argument("--out", default=DEFAULT_REPORT)
+    options.add_argument("--root", type=Path, default=Path.cwd())
+    parsed = options.parse_args(own)
+    return build_report(parsed.root, parsed.out, snakemake_args)
