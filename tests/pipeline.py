@@ -96,3 +96,20 @@ def prepare_data_command(spec: dict, root: Path, out: Path, dataset: str = "mnis
         sys.executable, "-m", "amsgrad_repro.cli", "prepare-data", "--dataset", dataset,
         "--settings", json.dumps(spec), "--out", str(out), "--root", str(root),
     ]  # fmt: skip
+
+
+def rule_family(name: str) -> str:
+    """A rule's family: the stacked jobs' rules are named per job (``train_stacked_logreg_
+    adam``, ``tune_stacked_mlp_amsgrad_grid``), the others by their rule name."""
+    for family in ("train_stacked", "tune_stacked"):
+        if name.startswith(f"{family}_"):
+            return family
+    return name
+
+
+def job_counts(table: dict[str, int]) -> dict[str, int]:
+    """A Snakemake job-stats table with the stacked jobs counted per family."""
+    counts: dict[str, int] = {}
+    for name, count in table.items():
+        counts[rule_family(name)] = counts.get(rule_family(name), 0) + int(count)
+    return counts

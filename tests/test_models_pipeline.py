@@ -21,7 +21,7 @@ from PIL import Image
 from amsgrad_repro.data import load_cache
 from amsgrad_repro.train.api import ARTIFACT_FILES
 from tests.miniatures import write_celeba, write_cifar10, write_idx_dataset
-from tests.pipeline import REPO_ROOT, copy_workflow, make_project, run_snakemake
+from tests.pipeline import REPO_ROOT, copy_workflow, job_counts, make_project, run_snakemake
 
 TASKS = {"cifarnet": "cifar10", "vae_celeba": "celeba", "vae_mnist": "fashion_mnist"}
 VAE_TASKS = ("vae_celeba", "vae_mnist")
@@ -204,7 +204,7 @@ def test_documented_overrides_schedule_cifarnet_in_quick(tmp_path):
     result = run_snakemake(
         workdir, "-n", "--quiet", "rules", "--config", "scale=quick_cifar10", source
     )
-    counts = {k: int(v) for k, v in re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M)}
+    counts = job_counts(dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M)))
     config = load(workdir / "config.yaml", {"scale": "quick_cifar10"})
     quick = load(workdir / "config.yaml", {"scale": "quick"})
     assert set(enabled_tasks(config)) == set(enabled_tasks(quick)) | {"cifarnet"}
@@ -212,17 +212,22 @@ def test_documented_overrides_schedule_cifarnet_in_quick(tmp_path):
         assert config["tasks"][task] == quick["tasks"][task]
     assert config["tasks"]["cifarnet"]["subset"] == {"train": 10000, "eval": 2000}
 
-    def jobs(kind: str) -> int:
-        tasks = enabled_tasks(config, kind)
-        return sum(len(config["tasks"][t]["optimizers"]) * len(config["seeds"]) for t in tasks)
+    def jobs(kind: str, stacked: bool) -> int:
+        """Per seed, or per optimizer for the stacked tasks."""
+        tasks = [
+            t
+            for t in enabled_tasks(config, kind)
+            if (config["tasks"][t].get("stack") == "seeds") == stacked
+        ]
+        seeds = 1 if stacked else len(config["seeds"])
+        return sum(len(config["tasks"][t]["optimizers"]) * seeds for t in tasks)
 
-    assert counts["train"] == jobs("classifier")
-    assert counts["train_vae"] == jobs("vae")
+    assert counts["train"] == jobs("classifier", stacked=False)  # CIFARNET, one per seed
+    assert counts["train_stacked"] == jobs("classifier", stacked=True)
+    assert counts["train_vae"] == jobs("vae", stacked=False)
     assert counts["train_figure"] == len(enabled_tasks(config, "classifier")) + 1
     assert counts["samples_figure"] == 1
     # The nested override does the same as the preset.
     enable = "tasks={cifarnet: {enabled: true}}"
     again = run_snakemake(workdir, "-n", "--quiet", "rules", "--config", enable, source)
-    assert {
-        k: int(v) for k, v in re.findall(r"^(\w+)\s+(\d+)$", again.stdout, flags=re.M)
-    } == counts
+    assert job_counts(dict(re.findall(r"^(\w+)\s+(\d+)$", again.stdout, flags=re.M))) == counts

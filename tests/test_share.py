@@ -32,6 +32,7 @@ from tests.pipeline import (
     PAPER_OPTIMIZERS,
     REPO_ROOT,
     copy_workflow,
+    job_counts,
     run_snakemake,
     snakemake_env,
     with_optimizers,
@@ -105,7 +106,7 @@ def dry_run_jobs(workdir: Path, *args: str) -> dict[str, int]:
             break
         jobs[fields[0]] = int(fields[1])
     jobs.pop("all", None)
-    return jobs
+    return job_counts(jobs)
 
 
 @pytest.fixture(scope="module")
@@ -227,7 +228,7 @@ def test_full_pull_is_identical_and_up_to_date(clone_a: Path, tmp_path: Path) ->
     # The printed command recomputes exactly those runs and what is derived from them.
     fix = ("--forcerun", *forcerun.group(1).split())
     assert dry_run_jobs(b, *changed, *fix) == {
-        "train": 2, "aggregate": 1, "train_figure": 1, "analyse": 1
+        "train_stacked": 2, "aggregate": 1, "train_figure": 1, "analyse": 1
     }  # fmt: skip
     run_snakemake(b, *changed, *fix)
     assert (
@@ -256,7 +257,7 @@ def test_partial_pull_computes_only_what_is_missing(clone_a: Path, tmp_path: Pat
     # Exactly the missing runs and what is derived from them.
     assert dry_run_jobs(c) == {
         "synthetic_run": 1,  # theorem1 x amsgrad (all seeds of a problem x optimizer)
-        "train": 1,  # logreg/amsgrad/0
+        "train_stacked": 1,  # logreg/amsgrad/0 (its stacked job of one seed)
         "aggregate": 2,  # theorem1, logreg
         "figure1": 1,
         "train_figure": 1,

@@ -90,8 +90,9 @@ def run_with_preemption(workdir: Path, cluster: SlurmCluster, *args: str) -> str
     requeue it as a preempting scheduler would (kill, back to the queue). Returns the
     requeued SLURM job id."""
     optimizer, seed = PREEMPTED
-    checkpoint = workdir / f"results/checkpoints/logreg/{optimizer}/{seed}/last.pt"
-    comment = f"rule_train_wildcards_logreg_{optimizer}_{seed}"
+    # Logistic regression trains its seeds as one stacked job per optimizer.
+    checkpoint = workdir / f"results/checkpoints/logreg/{optimizer}/stacked/last.pt"
+    comment = f"rule_train_stacked_logreg_{optimizer}"
     log = (workdir / "snakemake-slurm.log").open("w")
     process = subprocess.Popen(
         snakemake_command(*args),
@@ -167,8 +168,12 @@ def test_every_training_job_ran_on_slurm_with_one_gpu(runs):
         allocation = jobs[scheduler["SLURM_JOB_ID"]]
         assert "JOB_GRES=gpu:fake:1" in allocation, allocation
         assert record["status"] == "completed"
-    # One submission per training job.
-    assert len({r["scheduler"]["SLURM_JOB_ID"] for r in records.values()}) == len(records)
+    # One submission per training job: a stacked job per optimizer, all its seeds.
+    by_optimizer = {}
+    for record in records.values():
+        by_optimizer.setdefault(record["optimizer"], set()).add(record["scheduler"]["SLURM_JOB_ID"])
+    assert all(len(ids) == 1 for ids in by_optimizer.values()), by_optimizer
+    assert len(set.union(*by_optimizer.values())) == len(OPTIMIZERS)
 
 
 def test_synthetic_runs_are_grouped_into_few_submissions(runs):

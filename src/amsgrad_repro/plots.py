@@ -25,8 +25,19 @@ from amsgrad_repro.io import atomic_open  # noqa: E402
 
 LINESTYLES = ("-", "--", "-.", ":")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
-COLOURS = 10  # seaborn's colour-blind palette
+GREY = 7  # the colour-blind palette's grey is left to reference lines
 MARKS_PER_LINE = 8
+
+
+def colours() -> list[tuple[float, float, float]]:
+    """18 distinct colours: seaborn's colour-blind palette, then its dark one, both without
+    their grey (reference lines are grey)."""
+    return [
+        colour
+        for name in ("colorblind", "dark")
+        for i, colour in enumerate(sns.color_palette(name, 10))
+        if i != GREY
+    ]
 
 
 @dataclass(frozen=True)
@@ -42,13 +53,13 @@ class Style:
 
 def optimizer_styles(names: Sequence[str]) -> dict[str, Style]:
     """A stable style per name from the ordered list ``names``: the i-th name gets colour
-    i mod 10, line style i mod 4 and marker i mod 7, so neighbours differ in all three and
-    the first 140 names in at least one (15+ optimizers are no problem). Pass the same list
+    i mod 18, line style i mod 4 and marker i mod 7, so neighbours differ in all three and
+    no two of the first 252 names share all three (15+ optimizers are no problem). Pass the same list
     everywhere (:func:`style_order`) and a name looks the same in every figure."""
-    palette = sns.color_palette("colorblind", n_colors=COLOURS)
+    palette = colours()
     return {
         name: Style(
-            colour=tuple(palette[i % COLOURS]),
+            colour=tuple(palette[i % len(palette)]),
             linestyle=LINESTYLES[i % len(LINESTYLES)],
             marker=MARKERS[i % len(MARKERS)],
             index=i,

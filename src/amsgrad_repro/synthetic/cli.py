@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--threads", type=int, default=0, help="kernel threads (0: numba's)")
     run.set_defaults(func=_run)
 
-    agg = subparsers.add_parser("aggregate", help="mean and bootstrap band over seeds")
+    agg = subparsers.add_parser("aggregate", help="mean and 95%% Student-t band over seeds")
     agg.add_argument("--out", type=Path, required=True)
     agg.add_argument("metrics", nargs="+", type=Path, help="every seed's metrics.csv")
     agg.set_defaults(func=_aggregate)
