@@ -87,6 +87,9 @@ def resolve(
     resolved["seeds"] = normalise_seeds(resolved.get("seeds"))
     validate_schema(resolved, schema_path)
     _check_registry_names(resolved, plugin_cache)
+    from amsgrad_repro.synthetic.grid_spec import check_grids
+
+    check_grids(resolved)
     return resolved
 
 
