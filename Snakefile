@@ -19,6 +19,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/synthetic.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/tune.smk"
+include: "workflow/rules/grids.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/analysis.smk"
 
@@ -29,6 +30,7 @@ localrules:
     prepare_dataset,
     aggregate,
     figure1,
+    grid_figure,
     analyse,
 
 

@@ -138,5 +138,17 @@ def evaluate_claim(claim: dict[str, Any], finals: pd.DataFrame) -> dict[str, Any
     }
 
 
-def evaluate_claims(claims: list[dict[str, Any]], finals: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame([evaluate_claim(claim, finals) for claim in claims])
+def evaluate_claims(
+    claims: list[dict[str, Any]], finals: pd.DataFrame, grids: dict[str, Any] | None = None
+) -> pd.DataFrame:
+    """Every claim's row; claims about a grid (``analysis.grid_claims``) read ``grids``."""
+    from amsgrad_repro.analysis import grid_claims
+
+    return pd.DataFrame(
+        [
+            grid_claims.evaluate_claim(claim, grids or {})
+            if grid_claims.handles(claim)
+            else evaluate_claim(claim, finals)
+            for claim in claims
+        ]
+    )

@@ -48,7 +48,7 @@ def _run(args: argparse.Namespace) -> int:
 
     grid, specs = _spec(args)
     result = run_grid(grid, specs, threads=args.threads or None)
-    write_grid(args.out_dir, grid, result, args.settings)
+    write_grid(args.out_dir, grid, result, args.settings, specs)
     print(f"grid {grid.name}: {len(grid.cells())} cells; {describe_timing(result.timing)}")
     return 0
 

@@ -89,14 +89,20 @@ def _transform(values: np.ndarray):  # noqa: ANN202
 
 
 def positions(axis_values: Sequence[float], points: np.ndarray) -> np.ndarray:
-    """Heatmap coordinates (cell i spans [i, i+1]) of values along a categorical axis;
-    NaN outside the axis."""
+    """Heatmap coordinates of values along a categorical axis whose cells are sorted
+    ascending (cell i spans [i, i+1]); NaN outside the axis."""
     values = np.asarray(axis_values, dtype=float)
     order = np.argsort(values)
     f = _transform(values[order])
+    sign = 1.0 if f(values[order][-1]) > f(values[order][0]) else -1.0  # np.interp: increasing
     with np.errstate(invalid="ignore", divide="ignore"):
-        where = np.interp(f(points), f(values[order]), order + 0.5, left=np.nan, right=np.nan)
-    return where
+        return np.interp(
+            sign * f(points),
+            sign * f(values[order]),
+            np.arange(values.size) + 0.5,
+            left=np.nan,
+            right=np.nan,
+        )
 
 
 def _draw_curve(ax, grid: GridSpec) -> None:  # noqa: ANN001
@@ -166,7 +172,10 @@ def heatmap_figure(grid: GridSpec, table: pd.DataFrame):  # noqa: ANN201
         f"within {grid.success_radius:g} of x*\n{common}",
         fontsize=9,
     )
-    fig.subplots_adjust(left=0.07, right=0.9, bottom=0.12, top=0.88, wspace=0.3, hspace=0.45)
+    # The titles and tick labels take the same inches whatever the number of rows.
+    fig.subplots_adjust(
+        left=0.07, right=0.9, bottom=0.25 / rows, top=1 - 0.24 / rows, wspace=0.3, hspace=0.45
+    )
     return fig
 
 

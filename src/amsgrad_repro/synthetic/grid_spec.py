@@ -159,15 +159,19 @@ def _piece_values(where: str, piece: Mapping[str, Any]) -> list[float]:
     return [float(v) for v in RANGES[kind](points / float(spec.get("per", 1)))]
 
 
+def enabled_grids(config: Mapping[str, Any]) -> list[str]:
+    """Names of the grids switched on in a resolved configuration."""
+    return [n for n, d in (config.get("grids") or {}).items() if d.get("enabled", True)]
+
+
 def check_grids(config: Mapping[str, Any]) -> dict[str, GridSpec]:
     """Every enabled grid of a resolved configuration, checked (ConfigError names the key)."""
     from amsgrad_repro.optimizers import catalogue
 
     specs = catalogue(config.get("plugins"))
     return {
-        name: grid_spec(name, declaration, config["seeds"], specs)
-        for name, declaration in (config.get("grids") or {}).items()
-        if declaration.get("enabled", True)
+        name: grid_spec(name, config["grids"][name], config["seeds"], specs)
+        for name in enabled_grids(config)
     }
 
 
@@ -202,7 +206,9 @@ def grid_spec(
         figure=dict(declaration["figure"]),
         title=str(declaration.get("title", name)),
     )
-    _check_compiled(where, grid, specs)
+    for index, optimizer in enumerate(optimizers):  # in every cell, too
+        cells = [grid.cell_settings(optimizer, cell) for cell in grid.cells()]
+        _check_compiled(f"{where}.optimizers[{index}]", optimizer, specs[optimizer], cells)
     _check_figure(f"{where}.figure", grid)
     return grid
 
@@ -226,9 +232,13 @@ def _optimizer_settings(where: str, declaration, specs, index: int, optimizer: s
     shared = spec.shared_keys(declaration.get("hparams") or {})
     own = (declaration.get("overrides") or {}).get(optimizer) or {}
     try:
-        return spec.resolve((f"{where}.hparams", shared), (f"{where}.overrides.{optimizer}", own))
+        settings = spec.resolve(
+            (f"{where}.hparams", shared), (f"{where}.overrides.{optimizer}", own)
+        )
     except HParamError as error:
         raise ConfigError(str(error)) from None
+    _check_compiled(f"{where}.optimizers[{index}]", optimizer, spec, [settings])
+    return settings
 
 
 def _check_shared(where: str, declaration, specs, optimizers: tuple[str, ...]) -> None:
@@ -298,19 +308,17 @@ def _fixed_parameters(where: str, declaration, problems, axes) -> dict[str, floa
     return fixed
 
 
-def _check_compiled(where: str, grid: GridSpec, specs) -> None:
-    """Every optimizer runs in the compiled kernel in every cell: a grid is too many runs
-    for the generic tensor path (a thousand times slower per step)."""
+def _check_compiled(where: str, optimizer: str, spec, settings: list) -> None:  # noqa: ANN001
+    """The optimizer runs in the compiled kernel with each of these settings: a grid is
+    too many runs for the generic tensor path (a thousand times slower per step)."""
     from amsgrad_repro.optimizers import scalar_form
 
-    for index, optimizer in enumerate(grid.optimizers):
-        for cell in grid.cells():
-            if scalar_form(specs[optimizer], grid.cell_settings(optimizer, cell)) is None:
-                raise ConfigError(
-                    f"{where}.optimizers[{index}]: {optimizer} has no compiled step (plug-ins "
-                    "and torch.optim classes without a native twin take the generic path, "
-                    "about 1000x slower per step: too slow for a grid)"
-                )
+    if any(scalar_form(spec, each) is None for each in settings):
+        raise ConfigError(
+            f"{where}: {optimizer} has no compiled step (plug-ins and torch.optim classes "
+            "without a native twin take the generic path, about 1000x slower per step: too "
+            "slow for a grid)"
+        )
 
 
 def _check_figure(where: str, grid: GridSpec) -> None:

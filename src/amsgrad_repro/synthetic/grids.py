@@ -33,6 +33,7 @@ from amsgrad_repro.synthetic import BOUNDS
 from amsgrad_repro.synthetic.grid_spec import GridSpec
 from amsgrad_repro.synthetic.kernel import KernelRun, record_schedule, run_batch
 from amsgrad_repro.synthetic.problems import PARAMETER, problem_id
+from amsgrad_repro.synthetic.runner import _kernel_label
 
 TABLE = "table.csv"
 RECORD = "run.json"
@@ -77,6 +78,34 @@ def kernel_run(grid: GridSpec, run: GridRun, spec: OptimizerSpec) -> KernelRun:
         run.seed,
         grid.x1,
     )
+
+
+def run_alone(
+    grid: GridSpec, run: GridRun, spec: OptimizerSpec, record: np.ndarray
+) -> tuple[float, float, np.ndarray]:
+    """One grid run through the single-run kernel (``kernel.run_one``), on its own: its
+    final x, final R_T/T and x at the ``record`` steps (what the grid must reproduce)."""
+    from amsgrad_repro.synthetic.kernel import HP_DTYPE, family_index, hp_record, run_one
+
+    single = kernel_run(grid, run, spec)
+    hp = np.zeros(1, dtype=HP_DTYPE)
+    hp[0] = hp_record(single.settings)
+    xs, regrets = np.empty(record.size), np.empty(record.size)
+    final_x, final_regret = run_one(
+        family_index(single.family),
+        hp[0],
+        single.problem,
+        single.big,
+        single.seed,
+        grid.steps,
+        grid.x1,
+        BOUNDS[0],
+        BOUNDS[1],
+        record,
+        xs,
+        regrets,
+    )
+    return final_x, final_regret, xs
 
 
 @dataclass(frozen=True)
@@ -155,14 +184,20 @@ def recorded_steps(table: pd.DataFrame) -> list[tuple[int, str]]:
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
-    """A grid's table with its float columns exactly as written (axis values match their
-    declaration bit for bit, so claims can select cells by value)."""
-    return pd.read_csv(path, float_precision="round_trip")
+    """A grid's table; pandas reads floats back exactly as written (axis values match their
+    declaration bit for bit, tested), so claims can select cells by value."""
+    return pd.read_csv(path)
 
 
-def write_grid(out_dir: Path, grid: GridSpec, result: GridResult, declaration: dict) -> None:
-    """The table and the grid's record: declaration, seeds run per problem, timing and
-    provenance."""
+def write_grid(
+    out_dir: Path,
+    grid: GridSpec,
+    result: GridResult,
+    declaration: dict,
+    specs: Mapping[str, OptimizerSpec],
+) -> None:
+    """The table and the grid's record: declaration, seeds run per problem, each
+    optimizer's settings and engine, timing and provenance."""
     write_csv(out_dir / TABLE, result.table)
     diverged = int((result.table["status"] == "diverged").sum())
     write_json(
@@ -175,6 +210,8 @@ def write_grid(out_dir: Path, grid: GridSpec, result: GridResult, declaration: d
             "settings": {
                 name: hparams.as_record(settings) for name, settings in grid.settings.items()
             },
+            # A torch.optim class runs as the native family that computes the same update.
+            "engines": {name: _kernel_label(specs[name]) for name in grid.optimizers},
             "diverged_runs": diverged,
             "timing": result.timing,
             **provenance(),
@@ -186,8 +223,8 @@ def cell_summary(table: pd.DataFrame, grid: GridSpec) -> pd.DataFrame:
     """Per problem × optimizer × cell: mean and median final x over seeds, the share of
     seeds that ended within ``success_radius`` of x* = −1, mean final R_T/T, seed count."""
     keys = ["problem", "optimizer", "cell", *grid.axis_names]
-    within = (table["final_x"] + 1.0).abs() < grid.success_radius
-    frame = table.assign(within=within.astype(float))
+    frame = table[[*keys, "final_x", "final_avg_regret", "seed", "status"]].copy()
+    frame["within"] = ((frame["final_x"] + 1.0).abs() < grid.success_radius).astype(float)
     summary = frame.groupby(keys, sort=False).agg(
         mean_x=("final_x", "mean"),
         median_x=("final_x", "median"),
