@@ -130,6 +130,8 @@ def test_default_grids_are_the_issues(repo_root):
         ),
         ({"figure": {"type": "quartiles", "panels": "beta1"}}, r"axis beta2 has 2 values"),
         ({"seeds": [1, 1]}, r"grids\.g\.seeds: duplicate seeds"),
+        ({"hparams": {"beta1": 0.5}}, r"grids\.g\.hparams\.beta1: beta1 is an axis"),
+        ({"overrides": {"adam": {"beta2": 0.5}}}, r"overrides\.adam\.beta2: beta2 is an axis"),
     ],
 )
 def test_a_mistyped_grid_names_the_key(change, message):

@@ -187,6 +187,7 @@ def grid_spec(
         for index, optimizer in enumerate(optimizers)
     }
     _check_shared(where, declaration, specs, optimizers)
+    _check_axes_not_fixed(where, declaration)
     axes = tuple(
         _axis(f"{where}.axes.{axis}", axis, values, problems, settings, specs)
         for axis, values in declaration["axes"].items()
@@ -253,6 +254,19 @@ def _check_shared(where: str, declaration, specs, optimizers: tuple[str, ...]) -
     for name in declaration.get("overrides") or {}:
         if name not in optimizers:
             raise ConfigError(f"{where}.overrides.{name}: {name!r} is not among the optimizers")
+
+
+def _check_axes_not_fixed(where: str, declaration: Mapping[str, Any]) -> None:
+    """An axis sets its hyper-parameter in every cell, so the same name given as a fixed
+    value too (in the shared hparams or an override) contradicts it."""
+    for axis in declaration["axes"]:
+        if axis in (declaration.get("hparams") or {}):
+            raise ConfigError(f"{where}.hparams.{axis}: {axis} is an axis of this grid")
+        for name, own in (declaration.get("overrides") or {}).items():
+            if axis in (own or {}):
+                raise ConfigError(
+                    f"{where}.overrides.{name}.{axis}: {axis} is an axis of this grid"
+                )
 
 
 def _axis(where: str, name: str, declaration, problems, settings, specs) -> Axis:
