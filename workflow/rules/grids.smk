@@ -17,7 +17,8 @@ rule grid_run:
         grid="|".join(GRIDS) or "no_grid",
     conda:
         "../../envs/amsgrad.yaml"
-    threads: workflow.cores
+    # All of them (a callable, so that `snakemake --report` needs no --cores).
+    threads: lambda wc: workflow.cores
     params:
         settings=lambda wc: grid_settings(wc.grid),
         seeds=" ".join(map(str, SEEDS)),
