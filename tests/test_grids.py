@@ -484,7 +484,7 @@ def test_written_table_reads_back_exactly(tmp_path):
     table = read_table(tmp_path / "table.csv")
     assert set(table["beta2"]) == set(grid.axis("beta2").values)
     pd.testing.assert_frame_equal(table, result.table, check_dtype=False)
-    record = json.loads((tmp_path / "run.json").read_text())
+    record = json.loads((tmp_path / "grid.json").read_text())
     assert record["seeds_run"] == {"online": [0], "stochastic": SEEDS}
     assert record["engines"]["torch-amsgrad"] == "kernel (native twin: amsgrad)"
     assert record["engines"]["adam"] == "kernel"

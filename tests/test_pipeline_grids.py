@@ -57,7 +57,7 @@ def test_one_job_per_grid_writes_its_table(smoke_grids):
             table.columns
         )
         assert any(c.startswith("x_t") for c in table.columns)
-        record = json.loads((folder / "run.json").read_text())
+        record = json.loads((folder / "grid.json").read_text())
         assert record["timing"]["runs"] == spec.run_count()
         assert record["timing"]["threads"] >= 1 and "versions" in record
         cells = pd.read_csv(folder / "cells.csv")

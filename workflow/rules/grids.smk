@@ -8,7 +8,7 @@
 rule grid_run:
     output:
         table="results/grids/{grid}/table.csv",
-        record="results/grids/{grid}/run.json",
+        record="results/grids/{grid}/grid.json",
     log:
         "results/logs/grids/{grid}.log",
     benchmark:

@@ -36,7 +36,9 @@ from amsgrad_repro.synthetic.problems import PARAMETER, problem_id
 from amsgrad_repro.synthetic.runner import _kernel_label
 
 TABLE = "table.csv"
-RECORD = "run.json"
+# Not run.json: a grid is many runs, and results/ sharing treats a folder holding a
+# run.json as one run (share.py).
+RECORD = "grid.json"
 X_PREFIX = "x_t"  # x_t<step>: x after step <step>
 
 
