@@ -317,9 +317,9 @@ THRESHOLD = {
 @pytest.mark.parametrize(
     "seeds, verdict",
     [
-        ([-0.99, -0.98, -1.0, -0.97], REPRODUCED),
-        ([0.99, 0.98, 1.0, 0.97], NOT_REPRODUCED),
-        ([-1.0, 1.0, -1.0, 1.0, -0.9], INCONCLUSIVE),
+        ([-0.99, -0.98, -1.0, -0.97, -0.99, -0.98], REPRODUCED),
+        ([0.99, 0.98, 1.0, 0.97, 0.99, 0.98], NOT_REPRODUCED),
+        ([-1.0, -0.99, -0.4, -1.0, -0.98, -0.5], INCONCLUSIVE),
     ],
 )
 def test_grid_threshold_judges_one_cell(seeds, verdict):
