@@ -20,6 +20,7 @@ include: "workflow/rules/synthetic.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/tune.smk"
 include: "workflow/rules/stacked.smk"
+include: "workflow/rules/grids.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/analysis.smk"
 
@@ -30,6 +31,7 @@ localrules:
     prepare_dataset,
     aggregate,
     figure1,
+    grid_figure,
     analyse,
 
 

@@ -50,6 +50,7 @@ PARTIAL = (
     "results/runs/logreg/adam",
     "results/aggregates",
     "results/figures",
+    "results/grids",
     "results/tables",
 )
 MISSING_IN_PARTIAL = ("results/runs/synthetic_theorem1/amsgrad/0", "results/runs/logreg/amsgrad/0")

@@ -18,6 +18,7 @@ from typing import Any
 COMMAND_MODULES: tuple[str, ...] = (
     "amsgrad_repro.optimizers.cli",
     "amsgrad_repro.synthetic.cli",
+    "amsgrad_repro.synthetic.grid_cli",
     "amsgrad_repro.data.cli",
     "amsgrad_repro.train.cli",
     "amsgrad_repro.tuning.cli",

@@ -91,6 +91,9 @@ def resolve(
     _check_registry_names(resolved, plugin_cache)
     _check_dataset_names(resolved)
     _check_stacking(resolved)
+    from amsgrad_repro.synthetic.grid_spec import check_grids
+
+    check_grids(resolved)
     return resolved
 
 

@@ -54,7 +54,8 @@ class Style:
 def optimizer_styles(names: Sequence[str]) -> dict[str, Style]:
     """A stable style per name from the ordered list ``names``: the i-th name gets colour
     i mod 18, line style i mod 4 and marker i mod 7, so neighbours differ in all three and
-    no two of the first 252 names share all three (15+ optimizers are no problem). Pass the same list
+    no two of the first 252 names share all three (15+ optimizers are no problem). Pass the
+    same list
     everywhere (:func:`style_order`) and a name looks the same in every figure."""
     palette = colours()
     return {

@@ -8,6 +8,7 @@ rule analyse:
         runs=all_run_records(),
         aggregates=all_aggregates(),
         sensitivity=sensitivity_files(),
+        grids=grid_tables(),
         claims="workflow/claims.yaml",
     output:
         TABLES,
@@ -42,5 +43,5 @@ rule analyse:
         settings=all_settings(),
     shell:
         "amsgrad-repro analyse --runs {input.runs} --aggregates {input.aggregates}"
-        " --sensitivity {input.sensitivity} --claims {input.claims}"
+        " --sensitivity {input.sensitivity} --grids {input.grids} --claims {input.claims}"
         " --settings {params.settings} --out-dir results/tables > {log} 2>&1"

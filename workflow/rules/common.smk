@@ -183,6 +183,38 @@ def training_targets():
     return targets
 
 
+# --- Grids (workflow/rules/grids.smk) --------------------------------------------------
+
+from amsgrad_repro.synthetic.grid_spec import enabled_grids
+
+# Checked with the rest of the configuration (config.resolve, above).
+GRIDS = enabled_grids(SETTINGS)
+
+
+def grid_settings(grid):
+    """A grid's declaration, as shell-quoted JSON for the CLI."""
+    return shlex.quote(json.dumps(SETTINGS["grids"][grid], sort_keys=True))
+
+
+def grid_plugins(grid):
+    """The plug-in declarations a grid's optimizers name, as shell-quoted JSON."""
+    plugins = SETTINGS.get("plugins") or {}
+    used = {
+        n: plugins[n] for n in SETTINGS["grids"][grid]["optimizers"] if n in plugins
+    }
+    return shlex.quote(json.dumps(used, sort_keys=True))
+
+
+def grid_tables():
+    return [f"results/grids/{grid}/table.csv" for grid in GRIDS]
+
+
+def grid_targets():
+    return grid_tables() + [
+        f"results/figures/grid_{grid}.{ext}" for grid in GRIDS for ext in ("png", "pdf")
+    ]
+
+
 # --- Analysis (workflow/rules/analysis.smk) --------------------------------------------
 
 TABLES = [
@@ -319,5 +351,6 @@ def all_targets():
     targets += synthetic_targets()
     targets += training_targets()
     targets += tuning_targets()
+    targets += grid_targets()
     targets += TABLES
     return targets

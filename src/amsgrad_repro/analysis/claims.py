@@ -155,6 +155,19 @@ def evaluate_claim(
 
 
 def evaluate_claims(
-    claims: list[dict[str, Any]], finals: pd.DataFrame, min_seeds: int = DEFAULT_MIN_SEEDS
+    claims: list[dict[str, Any]],
+    finals: pd.DataFrame,
+    min_seeds: int = DEFAULT_MIN_SEEDS,
+    grids: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
-    return pd.DataFrame([evaluate_claim(claim, finals, min_seeds) for claim in claims])
+    """Every claim's row; claims about a grid (``analysis.grid_claims``) read ``grids``."""
+    from amsgrad_repro.analysis import grid_claims
+
+    return pd.DataFrame(
+        [
+            grid_claims.evaluate_claim(claim, grids or {}, min_seeds)
+            if grid_claims.handles(claim)
+            else evaluate_claim(claim, finals, min_seeds)
+            for claim in claims
+        ]
+    )

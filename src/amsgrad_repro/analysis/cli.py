@@ -15,6 +15,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--sensitivity", nargs="*", type=Path, default=[], help="tuning sensitivity.csv files"
     )
+    parser.add_argument(
+        "--grids", nargs="*", type=Path, default=[], help="grid tables (results/grids/*/table.csv)"
+    )
     parser.add_argument("--claims", type=Path, required=True)
     parser.add_argument("--settings", type=json_arg, default={}, help="the resolved configuration")
     parser.add_argument("--out-dir", type=Path, required=True)
@@ -25,7 +28,13 @@ def _analyse(args: argparse.Namespace) -> int:
     from amsgrad_repro.analysis.tables import analyse
 
     claims = analyse(
-        args.runs, args.aggregates, args.claims, args.settings, args.out_dir, args.sensitivity
+        args.runs,
+        args.aggregates,
+        args.claims,
+        args.settings,
+        args.out_dir,
+        args.sensitivity,
+        args.grids,
     )
     print((args.out_dir / "summary.txt").read_text())
     counts = claims["verdict"].value_counts().to_dict()

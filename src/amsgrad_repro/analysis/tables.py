@@ -165,9 +165,13 @@ def claim_context(
     setting, whether that is shorter, and every reduction (other data, a subset), so that a
     smoke-run verdict never reads like a finding about the paper's setting."""
     tasks = settings.get("tasks", {})
+    grids = {
+        name: {"kind": "synthetic", "steps": grid["steps"], "paper": grid.get("paper")}
+        for name, grid in settings.get("grids", {}).items()
+    }
     rows = []
     for task in claims["task"]:
-        config = tasks.get(task)
+        config = tasks.get(task) or grids.get(task)
         if config is None:
             rows.append({"run_length": "", "shortened": False, "reductions": ""})
             continue
@@ -256,6 +260,23 @@ def load_sensitivity(paths: Iterable[Path]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=FINALS_COLUMNS)
 
 
+def load_grids(paths: Iterable[Path], settings: dict[str, Any]) -> dict[str, Any]:
+    """``{grid: GridData}`` of the given tables, each with its declaration from the
+    resolved configuration (the grid's name is the table's folder)."""
+    from amsgrad_repro.analysis.grid_claims import GridData
+    from amsgrad_repro.optimizers import catalogue
+    from amsgrad_repro.synthetic.grid_spec import grid_spec
+    from amsgrad_repro.synthetic.grids import read_table
+
+    specs = catalogue(settings.get("plugins"))
+    grids = {}
+    for path in map(Path, paths):
+        name = path.parent.name
+        spec = grid_spec(name, settings["grids"][name], settings["seeds"], specs)
+        grids[name] = GridData(spec, read_table(path))
+    return grids
+
+
 def analyse(
     run_files: list[Path],
     aggregates: list[Path],
@@ -263,8 +284,11 @@ def analyse(
     settings: dict[str, Any],
     out_dir: Path,
     sensitivity_files: Iterable[Path] = (),
+    grid_tables: Iterable[Path] = (),
 ) -> pd.DataFrame:
-    """Every table of the analysis stage, written under ``out_dir``; returns the claims."""
+    """Every table of the analysis stage, written under ``out_dir``; returns the claims.
+    ``grid_tables`` are the grids' tables (``results/grids/<grid>/table.csv``) that the
+    claims about grids read."""
     records = [json.loads(Path(path).read_text()) for path in run_files]
     finals = load_finals(run_files)
     robustness = load_sensitivity(sensitivity_files)
@@ -275,7 +299,10 @@ def analyse(
     paired = paired_table(finals, analysis.get("pairs", [["amsgrad", "adam"]]))
     ttt = time_to_target_table(aggregates, analysis.get("targets", {}))
     claims = evaluate_claims(
-        load_claims(claims_path), finals, analysis.get("min_seeds", DEFAULT_MIN_SEEDS)
+        load_claims(claims_path),
+        finals,
+        analysis.get("min_seeds", DEFAULT_MIN_SEEDS),
+        load_grids(grid_tables, settings),
     )
     claims = claim_context(claims, settings, records)
     write_csv(out_dir / "finals.csv", finals_summary)

@@ -33,6 +33,12 @@ PARAMETER: dict[str, str | None] = {
     "theorem1": "C",
     "adopt": "k",
 }
+# Each parameter's exclusive lower bound: above it x* = −1 (Theorem 1 needs C > 2, where a
+# 3-step cycle sums to C − 2 > 0; ADOPT's k > 1). The task schema says the same for tasks;
+# grids compute their values from ranges, so ``synthetic.grid_spec`` checks them here.
+PARAMETER_MINIMUM: dict[str, float] = {"C": 2.0, "k": 1.0}
+# Problems whose gradients do not depend on the seed (every seed gives the same run).
+DETERMINISTIC: frozenset[str] = frozenset({"online", "theorem1"})
 RARE_GRADIENT = 1010.0
 COMMON_GRADIENT = -10.0
 ONLINE_PERIOD = 101

@@ -1,0 +1,377 @@
+"""Claims about grids (``synthetic.grid_spec``), judged on the grid's table.
+
+A claim whose rule ``type`` is one of :data:`RULE_TYPES` names a grid as its ``task``;
+``analysis.claims.evaluate_claims`` hands it here. "Reaches x*" is the grid's own
+``success_radius`` test on a cell's mean final x over seeds. Every interval comes from
+resampling the seeds (2,000 resamples, the same indices in every cell, since a seed draws
+the same gradients in every cell), so a deterministic problem, which runs one seed, gets a
+point interval.
+
+* ``grid_threshold``: one cell's per-seed final metric, judged by ``claims.decide`` exactly
+  like a ``threshold`` rule.
+* ``grid_boundary``: along ``axis`` with the other axes fixed by ``where``, the smallest
+  value from which on every cell reaches x* (Zhang et al.'s "β2 large enough"); its
+  interval is the 2.5–97.5% range of that value over seed resamples (+∞ when no value
+  qualifies). Reproduced when it exists in ≥ 97.5% of resamples, not reproduced when in
+  ≤ 2.5%, else inconclusive.
+* ``grid_agreement``: the share of cells whose outcome agrees with a prediction computed
+  from the theory alone (:data:`PREDICTIONS`), over ``cells: all`` or only the cells
+  ``predicted_failures``; compared with ``value`` like a threshold; fewer than
+  ``min_cells`` cells in the population is inconclusive.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from amsgrad_repro.analysis.claims import (
+    DEFAULT_MIN_SEEDS,
+    INCONCLUSIVE,
+    NOT_REPRODUCED,
+    NOT_RUN,
+    REPRODUCED,
+    TOO_FEW_SEEDS,
+    Verdict,
+    decide,
+)
+from amsgrad_repro.stats import DEFAULT_LEVEL
+from amsgrad_repro.synthetic.grid_spec import GridSpec, cell_label
+from amsgrad_repro.synthetic.problems import DETERMINISTIC
+
+RULE_TYPES = ("grid_threshold", "grid_boundary", "grid_agreement")
+# Seed resamples behind the boundary and agreement intervals (a cell-wide statistic has
+# no closed-form interval); fixed generator seed, so the table is reproducible.
+RESAMPLES = 2000
+X_STAR = -1.0
+METRIC_COLUMNS = {"x": "final_x", "avg_regret": "final_avg_regret"}
+
+
+@dataclass(frozen=True)
+class GridData:
+    """A grid's declaration and its table, what its claims are judged on."""
+
+    spec: GridSpec
+    table: pd.DataFrame
+
+
+def handles(claim: Mapping[str, Any]) -> bool:
+    return claim["rule"]["type"] in RULE_TYPES
+
+
+def evaluate_claim(
+    claim: dict[str, Any], grids: Mapping[str, GridData], min_seeds: int = DEFAULT_MIN_SEEDS
+) -> dict[str, Any]:
+    """One row of the claims table, with the columns ``claims.evaluate_claim`` gives. On a
+    stochastic problem a verdict from fewer than ``min_seeds`` seeds is "too few seeds",
+    as for every other claim; a deterministic problem's one seed is exact."""
+    rule = claim["rule"]
+    if claim["task"] not in grids:
+        nan = float("nan")
+        return _row(
+            claim,
+            f"{rule['type']} on grid {claim['task']}",
+            "",
+            Verdict(NOT_RUN, nan, nan, nan, 0),
+            "",
+        )
+    data = grids[claim["task"]]
+    try:
+        row = EVALUATORS[rule["type"]](claim, data)
+    except (KeyError, ValueError) as error:
+        raise ValueError(f"claim {claim['id']}: {error}") from None
+    sampled = rule["problem"] not in DETERMINISTIC
+    if sampled and row["verdict"] != NOT_RUN and row["n_seeds"] < min_seeds:
+        row["verdict"] = TOO_FEW_SEEDS
+    return row
+
+
+def _row(claim, effect: str, threshold: str, verdict: Verdict, diverged: str) -> dict[str, Any]:  # noqa: ANN001
+    return {
+        "id": claim["id"],
+        "source": claim["source"],
+        "claim": claim["statement"],
+        "task": claim["task"],
+        "effect": effect,
+        "threshold": threshold,
+        "estimate": verdict.estimate,
+        "lo": verdict.lo,
+        "hi": verdict.hi,
+        "n_seeds": verdict.n,
+        "diverged": diverged,
+        "verdict": verdict.verdict,
+    }
+
+
+# --- selecting cells -------------------------------------------------------------------
+
+
+def _rows(data: GridData, rule: Mapping[str, Any], where: Mapping[str, float]) -> pd.DataFrame:
+    """The runs of one problem × optimizer in the cells matching ``where``."""
+    table = data.table
+    for key in ("problem", "optimizer"):
+        if rule[key] not in set(table[key]):
+            raise ValueError(f"{key} {rule[key]!r} is not in grid {data.spec.name}")
+    selected = table[
+        (table["problem"] == rule["problem"]) & (table["optimizer"] == rule["optimizer"])
+    ]
+    for axis, value in where.items():
+        if axis not in data.spec.axis_names:
+            raise ValueError(f"{axis!r} is not an axis of grid {data.spec.name}")
+        selected = selected[np.isclose(selected[axis], float(value), rtol=1e-9, atol=0.0)]
+    if selected.empty:
+        raise ValueError(f"no cell of grid {data.spec.name} matches {dict(where)}")
+    return selected
+
+
+def _seed_matrix(rows: pd.DataFrame, column: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """(one row per cell with its axis values and settings, cells × seeds values)."""
+    values = rows.pivot_table(index="cell", columns="seed", values=column, dropna=False)
+    cells = rows.drop_duplicates("cell").set_index("cell").loc[values.index]
+    return cells, values.to_numpy(dtype=float)
+
+
+def _resampled_means(values: np.ndarray) -> np.ndarray:
+    """resamples × cells: each cell's mean over the same resampled seeds."""
+    seeds = values.shape[1]
+    rng = np.random.default_rng(0)
+    index = rng.integers(0, seeds, size=(RESAMPLES, seeds))
+    with np.errstate(invalid="ignore"):
+        return np.nanmean(values[:, index], axis=2).T
+
+
+def _reaches(means: np.ndarray, radius: float) -> np.ndarray:
+    """Whether a cell's mean final x is within ``radius`` of x* (NaN: it does not)."""
+    with np.errstate(invalid="ignore"):
+        return np.abs(means - X_STAR) < radius
+
+
+def _diverged(rows: pd.DataFrame) -> str:
+    return f"{rows['optimizer'].iloc[0]} {int((rows['status'] == 'diverged').sum())}"
+
+
+def _compare(estimate: float, lo: float, hi: float, threshold: float, side: str) -> str:
+    if side == "above":
+        return REPRODUCED if lo > threshold else NOT_REPRODUCED if hi < threshold else INCONCLUSIVE
+    if side == "below":
+        return REPRODUCED if hi < threshold else NOT_REPRODUCED if lo > threshold else INCONCLUSIVE
+    raise ValueError(f"claimed side must be 'above' or 'below', got {side!r}")
+
+
+# --- rules -----------------------------------------------------------------------------
+
+
+def _threshold(claim: dict[str, Any], data: GridData) -> dict[str, Any]:
+    rule = claim["rule"]
+    rows = _rows(data, rule, rule.get("where") or {})
+    if rows["cell"].nunique() != 1:
+        raise ValueError(
+            f"`where` {rule.get('where')} selects {rows['cell'].nunique()} cells, not one"
+        )
+    samples = rows[METRIC_COLUMNS[claim["metric"]]].to_numpy(dtype=float)
+    verdict = decide(samples, float(rule["value"]), rule["side"], min_seeds=1)
+    cell = {axis: rows[axis].iloc[0] for axis in data.spec.axis_names}
+    effect = (
+        f"mean final {claim['metric']} of {rule['optimizer']} on {rule['problem']}, "
+        f"{cell_label(cell)}{_halfway(rows) if claim['metric'] == 'x' else ''}"
+    )
+    return _row(claim, effect, f"{rule['side']} {float(rule['value']):g}", verdict, _diverged(rows))
+
+
+def _halfway(rows: pd.DataFrame) -> str:
+    """The cell's mean x at the recorded step nearest T/2, to show whether it still moves."""
+    from amsgrad_repro.synthetic.grids import recorded_steps
+
+    steps = recorded_steps(rows)
+    if len(steps) < 2:
+        return ""
+    step, column = min(steps, key=lambda s: abs(s[0] - steps[-1][0] / 2))
+    return f" (mean x at t = {step:.3g}: {rows[column].mean():.4g})"
+
+
+def smallest_from_which(axis_values: np.ndarray, reaches: np.ndarray) -> np.ndarray:
+    """Per row of ``reaches`` (… × values sorted by ``axis_values``), the smallest axis
+    value such that it and every larger one reach x*; +∞ where the largest does not."""
+    tail = np.flip(np.logical_and.accumulate(np.flip(reaches, axis=-1), axis=-1), axis=-1)
+    first = np.argmax(tail, axis=-1)
+    found = tail.any(axis=-1)
+    return np.where(found, axis_values[first], np.inf)
+
+
+def _boundary(claim: dict[str, Any], data: GridData) -> dict[str, Any]:
+    rule = claim["rule"]
+    axis, radius = rule["axis"], data.spec.success_radius
+    rows = _rows(data, rule, rule.get("where") or {})
+    cells, values = _seed_matrix(rows, METRIC_COLUMNS[claim["metric"]])
+    others = [a for a in data.spec.axis_names if a != axis and cells[a].nunique() != 1]
+    if others:
+        raise ValueError(f"`where` must fix every axis but {axis} (free: {', '.join(others)})")
+    order = np.argsort(cells[axis].to_numpy())
+    axis_values, values = cells[axis].to_numpy()[order], values[order]
+    with np.errstate(invalid="ignore"):
+        estimate = float(
+            smallest_from_which(axis_values, _reaches(np.nanmean(values, axis=1), radius))
+        )
+    resampled = smallest_from_which(axis_values, _reaches(_resampled_means(values), radius))
+    tail = (1.0 - DEFAULT_LEVEL) / 2.0
+    lo = float(np.quantile(resampled, tail, method="lower"))
+    hi = float(np.quantile(resampled, 1.0 - tail, method="higher"))
+    outcome = (
+        REPRODUCED if np.isfinite(hi) else NOT_REPRODUCED if not np.isfinite(lo) else INCONCLUSIVE
+    )
+    lowest = (
+        "fails" if not _reaches(np.nanmean(values[:1], axis=1), radius)[0] else "reaches x* too"
+    )
+    effect = (
+        f"smallest {axis} from which {rule['optimizer']} reaches x* on {rule['problem']} in "
+        f"every cell ({cell_label(dict(rule.get('where') or {}))}): {estimate:.6g} "
+        f"[{lo:.6g}, {hi:.6g}] over seed resamples; the smallest {axis} of the axis, "
+        f"{axis_values[0]:.6g}, {lowest}"
+    )
+    threshold = f"exists on the axis ({axis_values[0]:.6g} … {axis_values[-1]:.6g})"
+    verdict = Verdict(outcome, estimate, lo, hi, values.shape[1])
+    return _row(claim, effect, threshold, verdict, _diverged(rows))
+
+
+def _agreement(claim: dict[str, Any], data: GridData) -> dict[str, Any]:
+    rule = claim["rule"]
+    rows = _rows(data, rule, rule.get("where") or {})
+    cells, values = _seed_matrix(rows, METRIC_COLUMNS[claim["metric"]])
+    predicted = PREDICTIONS[rule["prediction"]](rule["problem"], cells)
+    population = rule.get("cells", "all")
+    if population not in ("all", "predicted_failures"):
+        raise ValueError(f"cells must be 'all' or 'predicted_failures', got {population!r}")
+    members = np.ones_like(predicted) if population == "all" else predicted
+    radius = data.spec.success_radius
+    with np.errstate(invalid="ignore"):
+        fails = ~_reaches(np.nanmean(values, axis=1), radius)
+    resampled_fails = ~_reaches(_resampled_means(values), radius)
+    count = int(members.sum())
+    effect = (
+        f"share of {'the' if population == 'all' else 'the predicted-failure'} cells "
+        f"({count} of {len(predicted)}; {int(predicted.sum())} predicted to fail) where "
+        f"{rule['optimizer']} on {rule['problem']} fails exactly when "
+        f"{rule['prediction']} predicts it; cells measured to fail: {int(fails.sum())}; "
+        f"{_disagreements(predicted, fails, members, np.nanmean(values, axis=1))}"
+    )
+    threshold = (
+        f"{rule['side']} {float(rule['value']):g} (min {int(rule.get('min_cells', 1))} cells)"
+    )
+    if count < int(rule.get("min_cells", 1)):
+        nan = float("nan")
+        verdict = Verdict(INCONCLUSIVE, nan, nan, nan, values.shape[1])
+        return _row(claim, effect, threshold, verdict, _diverged(rows))
+    estimate = float(np.mean((fails == predicted)[members]))
+    shares = np.mean((resampled_fails == predicted)[:, members], axis=1)
+    tail = (1.0 - DEFAULT_LEVEL) / 2.0
+    lo, hi = (float(q) for q in np.quantile(shares, [tail, 1.0 - tail]))
+    outcome = _compare(estimate, lo, hi, float(rule["value"]), rule["side"])
+    verdict = Verdict(outcome, estimate, lo, hi, values.shape[1])
+    return _row(claim, effect, threshold, verdict, _diverged(rows))
+
+
+def _disagreements(predicted, fails, members, means) -> str:  # noqa: ANN001
+    """How the outcome departs from the prediction: cells predicted to fail that reached
+    x*, and cells predicted to reach it that did not, with the range of their final x
+    (between x* and +1: still moving at the end of the run; near +1: the wrong way)."""
+    wrong_fail = members & predicted & ~fails
+    missed = members & ~predicted & fails
+    text = (
+        f"{int(wrong_fail.sum())} predicted to fail reached x*, "
+        f"{int(missed.sum())} predicted to reach x* did not"
+    )
+    if missed.any():
+        text += (
+            f" (their mean final x {np.nanmin(means[missed]):.3g} … {np.nanmax(means[missed]):.3g})"
+        )
+    return text
+
+
+EVALUATORS: dict[str, Callable[[dict[str, Any], GridData], dict[str, Any]]] = {
+    "grid_threshold": _threshold,
+    "grid_boundary": _boundary,
+    "grid_agreement": _agreement,
+}
+
+
+# --- predictions: which cells fail, from the theory alone -----------------------------
+
+
+def _settings(cells: pd.DataFrame) -> list[dict[str, Any]]:
+    return [json.loads(text) for text in cells["hparams"]]
+
+
+def one_period(problem: str, parameter: float = 0.0) -> np.ndarray:
+    """g_1 … g_P of a periodic problem (the online problem: P = 101; Theorem 1's: P = 3)."""
+    from amsgrad_repro.synthetic.problems import ONLINE_PERIOD, gradient_sequence, problem_id
+
+    periods = {"online": ONLINE_PERIOD, "theorem1": 3}
+    if problem not in periods:
+        raise ValueError(f"steady_state_drift needs a periodic problem ({', '.join(periods)})")
+    return gradient_sequence(problem_id(problem), parameter, 0, periods[problem])
+
+
+def steady_state(gradients: np.ndarray, beta: float) -> np.ndarray:
+    """The periodic steady state of an EMA e_t = β·e_{t−1} + (1 − β)·g_t driven by a
+    periodic sequence (one period given): e_j = (1 − β)/(1 − β^P) Σ_i β^i g_{j−i mod P}."""
+    period = gradients.size
+    lags = (np.arange(period)[:, None] - np.arange(period)[None, :]) % period
+    weights = beta**lags
+    return (1.0 - beta) / (1.0 - beta**period) * (weights @ gradients)
+
+
+def drift(gradients: np.ndarray, beta1: float, beta2: float, second_moment: str) -> float:
+    """Σ over one period of m_t/√v̂_t in the steady state, the paper form of Adam
+    (``ema``) or AMSGrad (``max``: v̂ is the largest v of the period). x moves by
+    −α_t times it per period, so a positive drift goes to x* = −1 and a negative one to +1
+    (the mechanism of Theorem 1's proof, for any β1, β2)."""
+    m = steady_state(gradients, beta1)
+    v = steady_state(gradients**2, beta2)
+    if second_moment == "max":
+        v = np.full_like(v, v.max())
+    return float(np.sum(m / np.sqrt(v)))
+
+
+def steady_state_drift(problem: str, cells: pd.DataFrame) -> np.ndarray:
+    """Predicted to fail: the steady-state drift is not towards x* (paper-form Adam or
+    AMSGrad: no bias correction, no ε, constant β1)."""
+    from amsgrad_repro.synthetic.problems import PARAMETER
+
+    key = PARAMETER[problem]
+    predicted = []
+    for (_, cell), settings in zip(cells.iterrows(), _settings(cells), strict=True):
+        paper_form = (
+            settings.get("second_moment") in ("ema", "max")
+            and not settings.get("bias_correction")
+            and settings.get("eps") == 0.0
+            and settings.get("beta1_schedule") == "constant"
+        )
+        if not paper_form:
+            raise ValueError("steady_state_drift covers the paper form of Adam and AMSGrad only")
+        gradients = one_period(problem, float(cell[key]) if key else 0.0)
+        value = drift(gradients, settings["beta1"], settings["beta2"], settings["second_moment"])
+        predicted.append(value <= 0.0)
+    return np.array(predicted, dtype=bool)
+
+
+def theorem1_condition(problem: str, cells: pd.DataFrame) -> np.ndarray:
+    """Predicted to fail: C > 2 and β2 ≤ 1/(1 + C²), with β1 = 0 (Theorem 1's setting)."""
+    if problem != "theorem1":
+        raise ValueError("theorem1_condition is about the theorem1 problem")
+    settings = _settings(cells)
+    if any(s["beta1"] != 0.0 for s in settings):
+        raise ValueError("theorem1_condition needs beta1 = 0 in every cell")
+    c = cells["C"].to_numpy(dtype=float)
+    beta2 = np.array([s["beta2"] for s in settings])
+    return (c > 2.0) & (beta2 <= 1.0 / (1.0 + c**2))
+
+
+PREDICTIONS: dict[str, Callable[[str, pd.DataFrame], np.ndarray]] = {
+    "steady_state_drift": steady_state_drift,
+    "theorem1_condition": theorem1_condition,
+}

@@ -1,0 +1,248 @@
+"""Run a grid (``synthetic.grid_spec``) in one call of the compiled kernel, and its table.
+
+Every problem × optimizer × cell × seed of the grid becomes one :class:`KernelRun`, and
+all of them go to :func:`~amsgrad_repro.synthetic.kernel.run_batch` together, which runs
+them in parallel over the job's threads (numba ``prange``): one process per grid instead of
+one per run, and no run depends on the order it is computed in (counter-based gradient
+draws), so every row equals the single-run kernel on that cell (``tests/test_grids.py``).
+
+The grid's table (``results/grids/<grid>/table.csv``) has one row per run: the problem,
+optimizer, cell index and axis values (and any fixed problem parameter), the seed, the
+run's status, its exact final x and R_T/T, x at each recorded step (columns ``x_t<step>``)
+and the optimizer's full settings in that cell (JSON). Figures and claims read it. Memory:
+runs × recorded steps × 16 bytes (a 16 × 16 map of three optimizers on two problems with
+10 seeds and 8 recorded steps: 2 MB).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from amsgrad_repro.io import provenance, write_csv, write_json
+from amsgrad_repro.optimizers import OptimizerSpec, hparams, scalar_form
+from amsgrad_repro.synthetic import BOUNDS
+from amsgrad_repro.synthetic.grid_spec import GridSpec
+from amsgrad_repro.synthetic.kernel import KernelRun, record_schedule, run_batch
+from amsgrad_repro.synthetic.problems import PARAMETER, problem_id
+from amsgrad_repro.synthetic.runner import _kernel_label
+
+TABLE = "table.csv"
+# Not run.json: a grid is many runs, and results/ sharing treats a folder holding a
+# run.json as one run (share.py).
+RECORD = "grid.json"
+X_PREFIX = "x_t"  # x_t<step>: x after step <step>
+
+
+@dataclass(frozen=True)
+class GridRun:
+    """One row of a grid: where it sits in the grid, and the settings it runs with."""
+
+    problem: str
+    optimizer: str
+    cell_index: int
+    cell: Mapping[str, float]
+    seed: int
+    settings: Any
+
+
+def grid_runs(grid: GridSpec) -> list[GridRun]:
+    """Every run of the grid, problem by problem, optimizer, cell, then seed."""
+    runs = []
+    cells = grid.cells()
+    for problem in grid.problems:
+        for optimizer in grid.optimizers:
+            for index, cell in enumerate(cells):
+                settings = grid.cell_settings(optimizer, cell)
+                runs += [
+                    GridRun(problem, optimizer, index, cell, seed, settings)
+                    for seed in grid.seeds_for(problem)
+                ]
+    return runs
+
+
+def kernel_run(grid: GridSpec, run: GridRun, spec: OptimizerSpec) -> KernelRun:
+    """The compiled kernel's form of one grid run (a torch class runs as its twin)."""
+    family, settings = scalar_form(spec, run.settings)  # type: ignore[misc]
+    return KernelRun(
+        family,
+        settings,
+        problem_id(run.problem),
+        grid.parameter(run.problem, run.cell),
+        run.seed,
+        grid.x1,
+    )
+
+
+def run_alone(
+    grid: GridSpec, run: GridRun, spec: OptimizerSpec, record: np.ndarray
+) -> tuple[float, float, np.ndarray]:
+    """One grid run through the single-run kernel (``kernel.run_one``), on its own: its
+    final x, final R_T/T and x at the ``record`` steps (what the grid must reproduce)."""
+    from amsgrad_repro.synthetic.kernel import HP_DTYPE, family_index, hp_record, run_one
+
+    single = kernel_run(grid, run, spec)
+    hp = np.zeros(1, dtype=HP_DTYPE)
+    hp[0] = hp_record(single.settings)
+    xs, regrets = np.empty(record.size), np.empty(record.size)
+    final_x, final_regret = run_one(
+        family_index(single.family),
+        hp[0],
+        single.problem,
+        single.big,
+        single.seed,
+        grid.steps,
+        grid.x1,
+        BOUNDS[0],
+        BOUNDS[1],
+        record,
+        xs,
+        regrets,
+    )
+    return final_x, final_regret, xs
+
+
+@dataclass(frozen=True)
+class GridResult:
+    table: pd.DataFrame
+    timing: dict[str, Any]
+
+
+def run_grid(
+    grid: GridSpec, specs: Mapping[str, OptimizerSpec], threads: int | None = None
+) -> GridResult:
+    """Every run of the grid in one call of the compiled kernel, and the grid's table."""
+    runs = grid_runs(grid)
+    batch_runs = [kernel_run(grid, run, specs[run.optimizer]) for run in runs]
+    record = record_schedule(grid.steps, grid.record_points)
+    started = time.perf_counter()
+    batch = run_batch(batch_runs, steps=grid.steps, bounds=BOUNDS, record=record, threads=threads)
+    elapsed = time.perf_counter() - started
+    import numba
+
+    used = numba.get_num_threads()
+    total = len(runs) * grid.steps
+    timing = {
+        "runs": len(runs),
+        "steps_per_run": grid.steps,
+        "total_steps": total,
+        "threads": used,
+        "kernel_s": elapsed,
+        "steps_per_s_per_thread": total / elapsed / used,
+    }
+    return GridResult(grid_table(grid, runs, batch), timing)
+
+
+def grid_table(grid: GridSpec, runs: list[GridRun], batch) -> pd.DataFrame:  # noqa: ANN001
+    """One row per run (module docstring)."""
+    settings_json: dict[tuple[str, int], str] = {}
+    rows = []
+    for run in runs:
+        key = (run.optimizer, run.cell_index)
+        if key not in settings_json:
+            settings_json[key] = json.dumps(hparams.as_record(run.settings), sort_keys=True)
+        rows.append(
+            {
+                "grid": grid.name,
+                "problem": run.problem,
+                "optimizer": run.optimizer,
+                "cell": run.cell_index,
+                **run.cell,
+                **_parameters(grid, run),
+                "seed": run.seed,
+            }
+        )
+    table = pd.DataFrame(rows)
+    finite = np.isfinite(batch.final_x) & np.isfinite(batch.final_avg_regret)
+    table["status"] = np.where(finite, "completed", "diverged")
+    table["final_x"] = batch.final_x
+    table["final_avg_regret"] = batch.final_avg_regret
+    recorded = pd.DataFrame(batch.x, columns=[f"{X_PREFIX}{step}" for step in batch.steps])
+    table = pd.concat([table, recorded], axis=1)
+    table["hparams"] = [settings_json[(r.optimizer, r.cell_index)] for r in runs]
+    return table
+
+
+def _parameters(grid: GridSpec, run: GridRun) -> dict[str, float]:
+    """The fixed problem parameter a run reads (an axis value is already a column)."""
+    key = PARAMETER[run.problem]
+    if key is None or key in run.cell:
+        return {}
+    return {key: grid.parameter(run.problem, run.cell)}
+
+
+def recorded_steps(table: pd.DataFrame) -> list[tuple[int, str]]:
+    """(step, column) of the table's recorded x, in step order."""
+    steps = [(int(c[len(X_PREFIX) :]), c) for c in table.columns if c.startswith(X_PREFIX)]
+    return sorted(steps)
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A grid's table; pandas reads floats back exactly as written (axis values match their
+    declaration bit for bit, tested), so claims can select cells by value."""
+    return pd.read_csv(path)
+
+
+def write_grid(
+    out_dir: Path,
+    grid: GridSpec,
+    result: GridResult,
+    declaration: dict,
+    specs: Mapping[str, OptimizerSpec],
+) -> None:
+    """The table and the grid's record: declaration, seeds run per problem, each
+    optimizer's settings and engine, timing and provenance."""
+    write_csv(out_dir / TABLE, result.table)
+    diverged = int((result.table["status"] == "diverged").sum())
+    write_json(
+        out_dir / RECORD,
+        {
+            "grid": grid.name,
+            "declaration": declaration,
+            "cells": len(grid.cells()),
+            "seeds_run": {p: list(grid.seeds_for(p)) for p in grid.problems},
+            "settings": {
+                name: hparams.as_record(settings) for name, settings in grid.settings.items()
+            },
+            # A torch.optim class runs as the native family that computes the same update.
+            "engines": {name: _kernel_label(specs[name]) for name in grid.optimizers},
+            "diverged_runs": diverged,
+            "timing": result.timing,
+            **provenance(),
+        },
+    )
+
+
+def cell_summary(table: pd.DataFrame, grid: GridSpec) -> pd.DataFrame:
+    """Per problem × optimizer × cell: mean and median final x over seeds, the share of
+    seeds that ended within ``success_radius`` of x* = −1, mean final R_T/T, seed count."""
+    keys = ["problem", "optimizer", "cell", *grid.axis_names]
+    frame = table[[*keys, "final_x", "final_avg_regret", "seed", "status"]].copy()
+    frame["within"] = ((frame["final_x"] + 1.0).abs() < grid.success_radius).astype(float)
+    summary = frame.groupby(keys, sort=False).agg(
+        mean_x=("final_x", "mean"),
+        median_x=("final_x", "median"),
+        share_within=("within", "mean"),
+        mean_avg_regret=("final_avg_regret", "mean"),
+        seeds=("seed", "count"),
+        diverged=("status", lambda s: int((s == "diverged").sum())),
+    )
+    return summary.reset_index()
+
+
+def describe_timing(timing: Mapping[str, Any]) -> str:
+    rate = timing["steps_per_s_per_thread"]
+    return (
+        f"{timing['runs']} runs x {timing['steps_per_run']:.0e} steps = "
+        f"{timing['total_steps']:.3e} steps in {timing['kernel_s']:.1f} s on "
+        f"{timing['threads']} threads: {rate:.3e} steps/s per thread "
+        f"({1e9 / rate if rate and math.isfinite(rate) else float('nan'):.1f} ns/step)"
+    )

@@ -1,0 +1,59 @@
+# Beyond the paper: grids of synthetic runs (config.yaml grids:, docs/grids.md): ADOPT's
+# problem, the (beta1, beta2) map, Theorem 1's map. A grid is thousands of short runs, so a
+# job is a whole grid: every cell x problem x optimizer x seed in one call of the compiled
+# kernel, in parallel over all the job's threads, writing one table. Its figure and
+# per-cell summary come from that table; the claims (rule analyse) read it too.
+
+
+rule grid_run:
+    output:
+        table="results/grids/{grid}/table.csv",
+        record="results/grids/{grid}/grid.json",
+    log:
+        "results/logs/grids/{grid}.log",
+    benchmark:
+        "results/benchmarks/grids/{grid}.tsv"
+    wildcard_constraints:
+        grid="|".join(GRIDS) or "no_grid",
+    conda:
+        "../../envs/amsgrad.yaml"
+    # All of them (a callable, so that `snakemake --report` needs no --cores).
+    threads: lambda wc: workflow.cores
+    params:
+        settings=lambda wc: grid_settings(wc.grid),
+        seeds=" ".join(map(str, SEEDS)),
+        plugins=lambda wc: grid_plugins(wc.grid),
+    shell:
+        "amsgrad-repro grid --name {wildcards.grid} --settings {params.settings}"
+        " --seeds {params.seeds} --plugins {params.plugins}"
+        " --out-dir results/grids/{wildcards.grid} --threads {threads} > {log} 2>&1"
+
+
+rule grid_figure:
+    input:
+        table="results/grids/{grid}/table.csv",
+    output:
+        png=report(
+            "results/figures/grid_{grid}.png",
+            caption="../report/grids.rst",
+            category="Beyond the paper",
+            labels={"grid": "{grid}"},
+        ),
+        pdf="results/figures/grid_{grid}.pdf",
+        cells="results/grids/{grid}/cells.csv",
+    log:
+        "results/logs/grids/{grid}_figure.log",
+    benchmark:
+        "results/benchmarks/grids/{grid}_figure.tsv"
+    wildcard_constraints:
+        grid="|".join(GRIDS) or "no_grid",
+    conda:
+        "../../envs/amsgrad.yaml"
+    params:
+        settings=lambda wc: grid_settings(wc.grid),
+        seeds=" ".join(map(str, SEEDS)),
+        plugins=lambda wc: grid_plugins(wc.grid),
+    shell:
+        "amsgrad-repro grid-figure --name {wildcards.grid} --settings {params.settings}"
+        " --seeds {params.seeds} --plugins {params.plugins} --table {input.table}"
+        " --cells-out {output.cells} --out {output.png} {output.pdf} > {log} 2>&1"
