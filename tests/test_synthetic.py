@@ -123,6 +123,33 @@ def test_generic_path_runs_a_plugin_for_every_seed_at_once():
         np.testing.assert_allclose(run.x, again[key].x, rtol=0, atol=1e-12)
 
 
+def test_generic_steps_caps_only_the_generic_path_and_is_recorded(tmp_path):
+    """``generic_steps`` shortens the plug-in's runs, not the compiled ones; the shorter
+    run says so in run.json, in its legend entry, and no paired comparison matches it with
+    a longer run."""
+    import json
+
+    from amsgrad_repro.analysis.finals import load_finals, paired_differences
+    from amsgrad_repro.synthetic.figure import shortened_labels
+    from amsgrad_repro.synthetic.runner import write_run
+
+    specs = catalogue(LION)
+    settings = task("online", 4_000, ["adam", "lion"], generic_steps=1_000)
+    runs = outcomes(settings, "auto", seeds=(0, 1), specs=specs)
+    assert runs[("lion", 0)].steps[-1] == 1_000 and runs[("adam", 0)].steps[-1] == 4_000
+    files = []
+    for (name, seed), run in runs.items():
+        write_run(tmp_path / name / str(seed), "t", settings, specs[name], run, {})
+        files.append(tmp_path / name / str(seed) / "run.json")
+    records = [json.loads(f.read_text()) for f in files]
+    assert {r["optimizer"]: r["steps"] for r in records} == {"adam": 4_000, "lion": 1_000}
+    labels = shortened_labels(records, {"lion": "lion (β1=0.9)"})
+    assert labels == {"lion": "lion (β1=0.9), 1e+03 steps (generic path)"}
+    finals = load_finals(files)
+    assert paired_differences(finals, "t", "x", "lion", "adam").size == 0
+    assert paired_differences(finals, "t", "x", "adam", "adam").size == 2
+
+
 def test_generic_path_of_a_torch_class_matches_its_definition():
     """SGD on the online problem, step by step in plain numpy."""
     settings = task("online", 500, ["sgd"], hparams={"lr": 0.01})

@@ -28,7 +28,7 @@ FINAL, BEST = "final", "best"
 # Metrics whose best value over a run means something (a loss, an accuracy); the synthetic
 # problems' x and R_t/t are judged at the end only.
 BEST_WORDS = ("loss", "accuracy", "recon", "kl")
-FINALS_COLUMNS = ["task", "optimizer", "seed", "status", "statistic", "metric", "value"]
+FINALS_COLUMNS = ["task", "optimizer", "seed", "steps", "status", "statistic", "metric", "value"]
 
 
 def best_values(metrics_path: Path) -> dict[str, float]:
@@ -65,7 +65,12 @@ def load_finals(run_files: Iterable[str | Path]) -> pd.DataFrame:
         info = json.loads(path.read_text())
         status = info.get("status", "completed")
         diverged = status != "completed"
-        base = {"task": info["task"], "optimizer": info["optimizer"], "seed": int(info["seed"])}
+        base = {
+            "task": info["task"],
+            "optimizer": info["optimizer"],
+            "seed": int(info["seed"]),
+            "steps": float(info.get("steps", np.nan)),
+        }
         for statistic, values in (
             (FINAL, _numeric(info.get("final"))),
             (BEST, best_values(path.parent / "metrics.csv")),
@@ -87,7 +92,8 @@ def load_finals(run_files: Iterable[str | Path]) -> pd.DataFrame:
 
 def finals_table(finals: pd.DataFrame) -> pd.DataFrame:
     """Mean, median and 95% Student-t interval of each final and best metric per
-    task × optimizer, with the number of finite and of diverged seeds."""
+    task × optimizer, with the number of finite and of diverged seeds and the steps its
+    runs took (a plug-in on a 1-D problem may run fewer: ``generic_steps``)."""
     rows = []
     keys = ["task", "optimizer", "statistic", "metric"]
     for key, group in finals.groupby(keys, sort=True):
@@ -101,9 +107,19 @@ def finals_table(finals: pd.DataFrame) -> pd.DataFrame:
                 "hi": summary.hi[0],
                 "n": int(summary.n[0]),
                 "diverged": int((group["status"] == "diverged").sum()),
+                "steps": _steps_run(group),
             }
         )
-    return pd.DataFrame(rows, columns=[*keys, "mean", "median", "lo", "hi", "n", "diverged"])
+    columns = [*keys, "mean", "median", "lo", "hi", "n", "diverged", "steps"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _steps_run(group: pd.DataFrame) -> float:
+    """The steps the completed runs of a group took (the most, should they differ)."""
+    if "steps" not in group:
+        return float("nan")
+    steps = group.loc[group["status"] == "completed", "steps"].dropna()
+    return float(steps.max()) if len(steps) else float("nan")
 
 
 def paired_differences(
@@ -114,7 +130,8 @@ def paired_differences(
     baseline: str,
     statistic: str = FINAL,
 ) -> np.ndarray:
-    """Per-seed candidate − baseline for seeds where both have a finite value."""
+    """Per-seed candidate − baseline for seeds where both have a finite value after the
+    same number of steps (a final x after 10^6 steps is no match for one after 10^7)."""
     subset = finals[
         (finals["task"] == task) & (finals["metric"] == metric) & (finals["statistic"] == statistic)
     ]
@@ -122,7 +139,11 @@ def paired_differences(
     if candidate not in wide or baseline not in wide:
         return np.array([])
     diff = (wide[candidate] - wide[baseline]).to_numpy(dtype=float)
-    return diff[np.isfinite(diff)]
+    keep = np.isfinite(diff)
+    if "steps" in subset and subset["steps"].notna().any():
+        steps = subset.pivot_table(index="seed", columns="optimizer", values="steps", dropna=False)
+        keep &= (steps[candidate] == steps[baseline]).to_numpy()
+    return diff[keep]
 
 
 def probability_of_improvement(diff: np.ndarray, lower_better: bool) -> float:

@@ -256,7 +256,7 @@ def time_to_target_table(aggregates: list[Path], targets: dict[str, Any]) -> pd.
 def load_sensitivity(paths: Iterable[Path]) -> pd.DataFrame:
     """Per-seed robustness values of tuned tasks, as rows of the finals table."""
     frames = [pd.read_csv(path) for path in paths]
-    frames = [frame[FINALS_COLUMNS] for frame in frames if not frame.empty]
+    frames = [frame.reindex(columns=FINALS_COLUMNS) for frame in frames if not frame.empty]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=FINALS_COLUMNS)
 
 

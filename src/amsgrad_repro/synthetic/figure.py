@@ -56,6 +56,21 @@ def describe_task(task: dict[str, Any], seeds: int) -> str:
     return f"T={task['steps']:.0e}, x₁={task['x1']:g}{parameter}, {seeds} seeds"
 
 
+def shortened_labels(records: Sequence[dict], labels: dict[str, str]) -> dict[str, str]:
+    """Legend entries of optimizers whose runs stopped before the task's steps (a plug-in
+    on the generic path, ``generic_steps``): their curve ends early, and the legend says
+    where and why, so a shorter curve never reads like the same budget."""
+    shortened = {}
+    for record in records:
+        ran, planned = record.get("steps"), record["settings"]["steps"]
+        if ran is not None and ran < planned:
+            name = record["optimizer"]
+            shortened[name] = (
+                f"{labels.get(name, name)}, {ran:.0e} steps ({record.get('engine', '?')} path)"
+            )
+    return shortened
+
+
 def _panel(ax, table: pd.DataFrame, metric: str, names: list[str], palette, labels, refs) -> None:
     data = curve(table, metric)
     for name in refs:
@@ -91,6 +106,7 @@ def figure1(
             task_records = [r for r in records if r["task"] == task]
             in_row = [r for r in task_records if r["optimizer"] in names]
             common, labels = legend_labels(in_row)
+            labels = {**labels, **shortened_labels(in_row, labels)}
             seeds = len({r["seed"] for r in task_records})
             ax = axes[row][col]
             _panel(ax, tables[task], metric, names, palette, labels, refs)

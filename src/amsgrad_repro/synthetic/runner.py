@@ -3,7 +3,9 @@
 The optimizers that have a compiled scalar step (the native families, and ``torch.optim``
 classes with a native twin) run together in one call of the kernel, in parallel over the
 job's threads; the others (plug-ins, AdamW, RAdam, ...) take the generic tensor path with
-all seeds in one optimizer. Each run's ``run.json`` says which path it took.
+all seeds in one optimizer, for at most the task's ``generic_steps`` (that path costs about
+10^4 times more per step). Each run's ``run.json`` says which path it took and how many
+steps it ran.
 """
 
 from __future__ import annotations
@@ -106,6 +108,8 @@ def run_task(
                     elapsed / len(kernel_runs),
                 )
             )
+    generic_steps = min(steps, int(task.get("generic_steps") or steps))
+    generic_record = record_schedule(generic_steps, int(task["record_points"]))
     for spec, settings in generic:
         started = time.perf_counter()
         result = run_generic(
@@ -114,10 +118,10 @@ def run_task(
             problem=problem,
             big=big,
             seeds=seeds,
-            steps=steps,
+            steps=generic_steps,
             x1=x1,
             bounds=BOUNDS,
-            record=record,
+            record=generic_record,
         )
         elapsed = (time.perf_counter() - started) / len(seeds)
         for i, seed in enumerate(seeds):
@@ -166,6 +170,7 @@ def write_run(
             "hparams": hparams.as_record(outcome.settings),
             "optimizer_info": {"summary": spec.summary, "source": spec.source},
             "engine": outcome.engine,
+            "steps": int(outcome.steps[-1]),
             "final": {"x": outcome.final_x, "avg_regret": outcome.final_avg_regret},
             "elapsed_s": outcome.elapsed,
             **meta,
