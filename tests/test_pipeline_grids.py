@@ -87,7 +87,7 @@ def test_nothing_reruns_and_the_claims_read_the_tables(smoke_grids):
     tables = [smoke_grids / f"results/grids/{g}/table.csv" for g in grid_names(smoke_grids)]
     claims = load_claims(smoke_grids / "workflow/claims.yaml")
     rows = evaluate_claims(
-        claims, pd.DataFrame(columns=FINALS_COLUMNS), load_grids(tables, settings)
+        claims, pd.DataFrame(columns=FINALS_COLUMNS), grids=load_grids(tables, settings)
     )
     about_grids = rows[rows["task"].isin(grid_names(smoke_grids))]
     assert len(about_grids) >= 7

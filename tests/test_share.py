@@ -280,8 +280,8 @@ def test_partial_pull_computes_only_what_is_missing(clone_a: Path, tmp_path: Pat
     run_seconds = time.monotonic() - started
     for path, mtime in pulled_runs.items():
         assert (c / path).stat().st_mtime_ns == mtime, f"{path} was recomputed"
-    assert not (c / "results/logs/train/logreg/adam/0.log").exists()
-    assert (c / "results/logs/train/logreg/amsgrad/0.log").exists()
+    assert not (c / "results/logs/train/logreg/adam/stacked.log").exists()
+    assert (c / "results/logs/train/logreg/amsgrad/stacked.log").exists()
     synthetic_logs = {p.name for p in (c / "results/logs/synthetic").rglob("*.log")}
     assert synthetic_logs == {"amsgrad.log"}, synthetic_logs
     # The runs computed here equal A's (bit-identical on CPU for a given seed; only the

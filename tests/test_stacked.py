@@ -144,6 +144,19 @@ def test_a_diverging_member_is_frozen_and_the_others_go_on(cache, tmp_path):
     assert saved["step"] == records[1]["diverged_at_step"]
 
 
+def test_a_job_whose_every_member_diverges_records_each_one(cache, tmp_path):
+    """The last active members leave the stack together (an empty stack once failed to
+    index with an empty list); every member still gets its outputs."""
+    members = [Member(0, tmp_path / "a", {"lr": 1e37}), Member(1, tmp_path / "b", {"lr": 1e37})]
+    records = train_stacked(
+        stacked_request(cache, tmp_path, "amsgrad", members=members, hparams={"lr": 1e37})
+    )
+    assert [r["status"] for r in records] == ["diverged", "diverged"]
+    for member in members:
+        assert (member.out_dir / "metrics.csv").exists()
+        assert (member.out_dir / "checkpoint.pt").exists()
+
+
 def test_stacked_network_round_trips_member_weights():
     meta = {"image_shape": [1, 28, 28], "num_classes": 10}
     models = []

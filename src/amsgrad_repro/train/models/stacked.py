@@ -86,7 +86,7 @@ class StackedNetwork(nn.Module):
 
     def select(self, keep: Sequence[int]) -> StackedNetwork:
         """A new stacked model of the members ``keep`` (new parameter tensors)."""
-        index = torch.as_tensor(list(keep), device=self.weights[0].device)
+        index = torch.as_tensor(list(keep), dtype=torch.long, device=self.weights[0].device)
         return StackedNetwork(
             [w.detach()[index].clone() for w in self.weights],
             [b.detach()[index].clone() for b in self.biases],
