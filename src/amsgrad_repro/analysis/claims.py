@@ -27,7 +27,7 @@ Two kinds of effect:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -138,19 +138,32 @@ def evaluate_claim(
         name: int((rows.loc[rows["optimizer"] == name, "status"] == "diverged").sum())
         for name in optimizers
     }
+    return claim_row(
+        claim,
+        effect,
+        f"{rule['side']} {threshold:g}",
+        replace(verdict, verdict=outcome),
+        ", ".join(f"{k} {v}" for k, v in diverged.items()) if ran else "",
+    )
+
+
+def claim_row(
+    claim: dict[str, Any], effect: str, threshold: str, verdict: Verdict, diverged: str
+) -> dict[str, Any]:
+    """One row of the claims table (every rule type, grids' included, gives these)."""
     return {
         "id": claim["id"],
         "source": claim["source"],
         "claim": claim["statement"],
         "task": claim["task"],
         "effect": effect,
-        "threshold": f"{rule['side']} {threshold:g}",
+        "threshold": threshold,
         "estimate": verdict.estimate,
         "lo": verdict.lo,
         "hi": verdict.hi,
         "n_seeds": verdict.n,
-        "diverged": ", ".join(f"{k} {v}" for k, v in diverged.items()) if ran else "",
-        "verdict": outcome,
+        "diverged": diverged,
+        "verdict": verdict.verdict,
     }
 
 

@@ -38,6 +38,7 @@ from amsgrad_repro.analysis.claims import (
     REPRODUCED,
     TOO_FEW_SEEDS,
     Verdict,
+    claim_row,
     decide,
 )
 from amsgrad_repro.stats import DEFAULT_LEVEL
@@ -91,21 +92,7 @@ def evaluate_claim(
     return row
 
 
-def _row(claim, effect: str, threshold: str, verdict: Verdict, diverged: str) -> dict[str, Any]:  # noqa: ANN001
-    return {
-        "id": claim["id"],
-        "source": claim["source"],
-        "claim": claim["statement"],
-        "task": claim["task"],
-        "effect": effect,
-        "threshold": threshold,
-        "estimate": verdict.estimate,
-        "lo": verdict.lo,
-        "hi": verdict.hi,
-        "n_seeds": verdict.n,
-        "diverged": diverged,
-        "verdict": verdict.verdict,
-    }
+_row = claim_row
 
 
 # --- selecting cells -------------------------------------------------------------------
