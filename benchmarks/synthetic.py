@@ -64,15 +64,22 @@ def main() -> None:
                 ratio = f"{kernel_rate / generic_rate:7.0f}x"
                 kernel_text = f"{kernel_rate:15.3e}"
             else:
-                generic_total += task["steps"] / args.generic_steps * slow
+                ran = min(task["steps"], task.get("generic_steps") or task["steps"])
+                generic_total += ran / args.generic_steps * slow
                 kernel_text, ratio = f"{'(none)':>15s}", f"{'':>8s}"
+                print(
+                    f"   {optimizer} on the generic path: 10^6 steps x {len(seeds)} seeds would "
+                    f"take {1e6 / args.generic_steps * slow / 60:.1f} min"
+                )
             print(f"{name:22s} {optimizer:14s} {kernel_text} {generic_rate:16.3e} {ratio}")
     numba.set_num_threads(cores)
     started = time.perf_counter()
-    for name, names in compiled.items():
-        run_task(
+    finals = {
+        name: run_task(
             name, settings["tasks"][name], specs, seeds, names=names, engine="kernel", threads=cores
         )
+        for name, names in compiled.items()
+    }
     wall = time.perf_counter() - started
     runs = sum(len(n) for n in compiled.values()) * len(seeds)
     print(
@@ -81,9 +88,19 @@ def main() -> None:
     )
     if generic_total:
         print(
-            f"generic-path optimizers at full length: about {generic_total / 60:.1f} min "
-            "on one core (projected from the timed runs)"
+            f"generic-path optimizers at their configured length (generic_steps): about "
+            f"{generic_total / 60:.1f} min on one core (projected from the timed runs)"
         )
+    print("\nmean final x over seeds (min … max) at the default setting")
+    for name, outcomes in finals.items():
+        by_optimizer: dict[str, list[float]] = {}
+        for outcome in outcomes:
+            by_optimizer.setdefault(outcome.optimizer, []).append(outcome.final_x)
+        for optimizer, xs in by_optimizer.items():
+            print(
+                f"  {name:22s} {optimizer:14s} {sum(xs) / len(xs):+.4f} "
+                f"({min(xs):+.4f} … {max(xs):+.4f})"
+            )
 
 
 if __name__ == "__main__":
