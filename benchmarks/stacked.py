@@ -212,6 +212,7 @@ def main() -> None:
     if not CACHE.exists():
         sys.exit(f"{CACHE} missing: run `snakemake --cores 1 {CACHE.relative_to(REPO)}` first")
     engine_table(args.members, args.steps)
+    shared_batch_table(args.members)
     if args.skip_pipeline:
         return
     print(
