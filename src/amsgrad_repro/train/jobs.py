@@ -76,15 +76,14 @@ def training_jobs(
                 StackedMember(seed, f"{runs}/{task_name}/{optimizer}/{seed}", {}) for seed in seeds
             )
             jobs.append(
-                StackedJob(
-                    name=rule_name("train_stacked", task_name, optimizer),
-                    task=task_name,
-                    optimizer=optimizer,
-                    members=members,
-                    settings=task,
-                    checkpoint_dir=f"results/checkpoints/{task_name}/{optimizer}/stacked",
-                    log=f"results/logs/train/{task_name}/{optimizer}/stacked.log",
-                    benchmark=f"results/benchmarks/train/{task_name}/{optimizer}/stacked.tsv",
+                _job(
+                    "train",
+                    task_name,
+                    optimizer,
+                    members,
+                    task,
+                    f"{task_name}/{optimizer}",
+                    "stacked",
                 )
             )
     return jobs
@@ -120,18 +119,43 @@ def tuning_jobs(
                     for p in group
                     for seed in seeds
                 )
-                where = f"{task_name}/{optimizer}/{label}"
                 jobs.append(
-                    StackedJob(
-                        name=rule_name("tune_stacked", task_name, optimizer, label),
-                        task=task_name,
-                        optimizer=optimizer,
-                        members=members,
-                        settings=settings,
-                        checkpoint_dir=f"results/checkpoints/tuning/{where}",
-                        log=f"results/logs/tune/{where}.log",
-                        benchmark=f"results/benchmarks/tune/{where}.tsv",
-                        tuning=True,
+                    _job(
+                        "tune",
+                        task_name,
+                        optimizer,
+                        members,
+                        settings,
+                        f"{task_name}/{optimizer}",
+                        label,
                     )
                 )
     return jobs
+
+
+def _job(
+    stage: str,
+    task: str,
+    optimizer: str,
+    members: tuple[StackedMember, ...],
+    settings: Mapping[str, Any],
+    folder: str,
+    label: str,
+) -> StackedJob:
+    """A stacked job of ``stage`` (``train`` or ``tune``): its rule name and its checkpoint,
+    log and benchmark paths all follow from ``folder``/``label``."""
+    tuning = stage == "tune"
+    where = f"{folder}/{label}"
+    return StackedJob(
+        name=rule_name(
+            f"{stage}_stacked", *([task, optimizer, label] if tuning else [task, optimizer])
+        ),
+        task=task,
+        optimizer=optimizer,
+        members=members,
+        settings=settings,
+        checkpoint_dir=f"results/checkpoints/{'tuning/' if tuning else ''}{where}",
+        log=f"results/logs/{stage}/{folder}/{label}.log",
+        benchmark=f"results/benchmarks/{stage}/{folder}/{label}.tsv",
+        tuning=tuning,
+    )
