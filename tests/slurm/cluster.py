@@ -50,6 +50,18 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie of another parent counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(OSError):
+        if Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z"):
+            return False
+    return True
+
+
 class SlurmCluster:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -177,21 +189,27 @@ PartitionName=gpu Nodes={self.host} Default=YES MaxTime=INFINITE State=UP
                 texts.append(f"--- {name}\n" + "\n".join(path.read_text().splitlines()[-30:]))
         return "\n".join(texts)
 
+    def _daemon_pid(self, name: str) -> int | None:
+        """The pid in ``name``'s pid file, or None once the daemon has removed it (a
+        daemon deletes its pid file as it exits, so the file can vanish between any
+        two looks at it)."""
+        try:
+            return int((self.root / f"{name}.pid").read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+
     def stop(self) -> None:
-        for name in ("slurmd", "slurmctld"):
-            pid_file = self.root / f"{name}.pid"
-            if pid_file.exists():
-                with contextlib.suppress(ProcessLookupError, ValueError):
-                    os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
+        """SIGTERM both daemons, wait up to 30 s for them to exit, SIGKILL what is left."""
+        pids = [pid for name in ("slurmd", "slurmctld") if (pid := self._daemon_pid(name))]
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
         deadline = time.time() + 30
-        for name in ("slurmd", "slurmctld"):
-            pid_file = self.root / f"{name}.pid"
-            while pid_file.exists() and time.time() < deadline:
-                try:
-                    os.kill(int(pid_file.read_text().strip()), 0)
-                except (ProcessLookupError, ValueError):
-                    break
-                time.sleep(0.2)
+        while any(map(_alive, pids)) and time.time() < deadline:
+            time.sleep(0.2)
+        for pid in filter(_alive, pids):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         if self.root.joinpath("munge.started").exists():
             subprocess.run(["pkill", "-x", "munged"], check=False)
         self._restore_config()
