@@ -21,6 +21,18 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def _ieee_subnormals():
+    """A trainer run in-process turns on flush-to-zero for the whole process
+    (``performance.flush_denormal``); put IEEE subnormals back so that a later test's
+    numerics do not depend on which tests ran before it."""
+    yield
+    import sys
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_flush_denormal(False)
+
+
 @pytest.fixture
 def repo_root() -> Path:
     return REPO_ROOT

@@ -97,6 +97,7 @@ def test_every_run_completed_on_its_dataset(smoke_run):
                     "channels_last": False,
                     "compile": False,
                     "cudnn_benchmark": False,
+                    "flush_denormal": True,
                 }
                 table = pd.read_csv(run / "metrics.csv")
                 steps = -(-settings["subset"]["train"] // settings["batch_size"])

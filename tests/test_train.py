@@ -505,3 +505,44 @@ def test_a_second_trainer_of_the_same_run_stops_with_the_holders_pid(cache, tmp_
     assert (root / "run" / "run.json").exists()
     assert not (root / "checkpoints" / "toy").exists()  # no empty folders left behind
     assert (root / "checkpoints").is_dir()
+
+
+@pytest.mark.parametrize("flush", [True, False])
+def test_flush_denormal_is_applied_on_the_cpu_and_can_be_switched_off(flush):
+    from amsgrad_repro.train.device import configure_backends, performance_options
+
+    subnormal = torch.tensor([1e-40], dtype=torch.float32)
+    try:
+        configure_backends(torch.device("cpu"), performance_options({"performance": {}}))
+        assert (subnormal * 1.0).item() == 0.0  # on by default
+        options = performance_options({"performance": {"flush_denormal": flush}})
+        configure_backends(torch.device("cpu"), options)
+        assert ((subnormal * 1.0).item() == 0.0) == flush
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def test_resident_inputs_equal_the_per_batch_transform_bit_for_bit(cache, monkeypatch):
+    from amsgrad_repro.data import load_cache
+    from amsgrad_repro.train import engine
+    from amsgrad_repro.train.kinds.classifier import KIND
+
+    data = load_cache(cache)
+    splits = engine.make_splits(data, {"holdout_val": True}, torch.device("cpu"))
+    for scale in ("unit", "standardize"):
+        transform = KIND.input_transform(data.train_x, {"input": {"scale": scale}})
+        inputs = engine.resident_inputs(transform, data.train_x, splits)
+        assert inputs.train_x.dtype == torch.float32
+        batch = splits.train_index[:50]
+        per_batch = transform(data.train_x.index_select(0, batch), True, None)
+        resident = inputs.transform(inputs.train_x.index_select(0, batch), True, None)
+        assert torch.equal(per_batch, resident)
+        for name, (x, y) in splits.evals.items():
+            assert torch.equal(inputs.evals[name][0], transform(x, False, None)), name
+            assert inputs.evals[name][1] is y
+    # Augmentation draws per batch: never precomputed; nor a copy over the memory budget.
+    augmented = KIND.input_transform(data.train_x, {"input": {"augment": "flip"}})
+    assert engine.resident_inputs(augmented, data.train_x, splits).train_x is data.train_x
+    monkeypatch.setattr(engine, "RESIDENT_BYTES", 1000)
+    unit = KIND.input_transform(data.train_x, {})
+    assert engine.resident_inputs(unit, data.train_x, splits).train_x is data.train_x

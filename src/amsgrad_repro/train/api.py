@@ -7,11 +7,13 @@ kind four things, all as batched tensor operations on the device:
 1. ``build_model(settings, meta)``: the network for the task's ``model`` block and the
    dataset's meta (``image_shape``, ``num_classes``). The engine seeds the global RNG right
    before calling it, so a seed fixes the initial weights for every optimizer.
-2. ``input_transform(train_x, settings)``: a callable turning a uint8 batch [B, C, H, W]
-   into the model's float input. It is built once from the training images (already on the
-   device) so statistics such as per-pixel means cost nothing per step. Random
-   augmentation draws from the ``generator`` the engine passes, so it is seeded and
-   checkpointed with the run.
+2. ``input_transform(train_x, settings)``: an :class:`InputTransform`, turning a uint8
+   batch [B, C, H, W] into the model's float input. It is built once from the training
+   images (already on the device) so statistics such as per-pixel means cost nothing per
+   step. Random augmentation draws from the ``generator`` the engine passes, so it is
+   seeded and checkpointed with the run. A transform that is ``pointwise`` (each image's
+   output depends on that image alone, with no randomness) is applied once to the whole
+   dataset when the float copy is small (``engine.resident_inputs``), not to every batch.
 3. ``batch_loss(model, inputs, targets, generator)``: the scalar loss to minimise (a mean
    over the batch) and a dict of extra per-batch metrics, each a 0-d tensor that is also a
    batch mean (``accuracy`` for a classifier, ``recon`` and ``kl`` for a VAE). The same
@@ -37,6 +39,7 @@ model there plus a config entry.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,8 +50,6 @@ if TYPE_CHECKING:  # torch is imported lazily at run time (the CLI must start fa
     from amsgrad_repro.data.cache import DatasetTensors
 
 Settings = Mapping[str, Any]
-# (uint8 batch, training?, generator) -> float model input, on the batch's device.
-InputTransform = Callable[["torch.Tensor", bool, "torch.Generator"], "torch.Tensor"]
 BatchLoss = tuple["torch.Tensor", dict[str, "torch.Tensor"]]
 
 # The module of each training kind (imported when a job runs: they import torch).
@@ -58,6 +59,26 @@ KIND_MODULES: dict[str, str] = {
 }
 # Files each kind's ``artifacts`` writes into the run folder, by kind name.
 ARTIFACT_FILES: dict[str, tuple[str, ...]] = {"vae": ("samples.png",)}
+
+
+@dataclass(frozen=True)
+class InputTransform:
+    """(uint8 batch, training?, generator) -> float model input, on the batch's device."""
+
+    apply: Callable[[torch.Tensor, bool, torch.Generator | None], torch.Tensor]
+    # Each image's output depends on that image alone and on nothing random, so applying
+    # it once to a whole split gives exactly the values applying it per batch gives.
+    pointwise: bool = False
+
+    def __call__(
+        self, batch: torch.Tensor, training: bool, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        return self.apply(batch, training, generator)
+
+
+def unit_scale(batch: torch.Tensor, training: bool, generator: torch.Generator | None):
+    """Pixel intensities scaled to [0, 1]."""
+    return batch.float().div_(255.0)
 
 
 class TaskKind:
@@ -83,11 +104,7 @@ class TaskKind:
 
     def input_transform(self, train_x: torch.Tensor, settings: Settings) -> InputTransform:
         """Default: pixel intensities scaled to [0, 1]."""
-
-        def unit(batch: torch.Tensor, training: bool, generator: torch.Generator) -> torch.Tensor:
-            return batch.float().div_(255.0)
-
-        return unit
+        return InputTransform(unit_scale, pointwise=True)
 
     def batch_loss(
         self,
@@ -131,4 +148,5 @@ __all__ = [
     "TaskKind",
     "load_kind",
     "metric_columns",
+    "unit_scale",
 ]

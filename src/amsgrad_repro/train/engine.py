@@ -36,7 +36,7 @@ from amsgrad_repro.optimizers.schedules import lr_factor
 from amsgrad_repro.optimizers.torch_optimizer import build
 from amsgrad_repro.staleness import NOT_IDENTITY  # what does not change a run's numbers
 from amsgrad_repro.train import checkpoint
-from amsgrad_repro.train.api import TaskKind, load_kind, metric_columns
+from amsgrad_repro.train.api import InputTransform, TaskKind, load_kind, metric_columns
 from amsgrad_repro.train.device import (
     configure_backends,
     device_description,
@@ -107,6 +107,49 @@ def make_splits(data: Any, settings: Mapping[str, Any], device: torch.device) ->
     return Splits(train_index=train_index, evals=evals, sizes=sizes)
 
 
+# The largest float copy of a dataset's images kept resident in place of per-batch
+# conversion: Fashion-MNIST's 60,000 images take 188 MB, CIFAR-10's 614 MB, CelebA's 8 GB.
+RESIDENT_BYTES = 1 << 30
+
+
+@dataclass
+class ModelInputs:
+    """The training images as the model reads them (float, transformed once) or as stored
+    (uint8, transformed per batch), the evaluation sets likewise, and the per-batch
+    transform still to apply."""
+
+    train_x: torch.Tensor
+    evals: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    transform: InputTransform
+
+
+def resident_inputs(
+    transform: InputTransform, train_x: torch.Tensor, splits: Splits
+) -> ModelInputs:
+    """Apply a pointwise transform once to every image, when the float copies fit in
+    :data:`RESIDENT_BYTES`: the uint8-to-float conversion and scaling per batch cost as much
+    as a layer of the MLP (about 20% of a stacked step on a CPU). Values are bit-identical
+    to the per-batch transform (an elementwise function of each image); later batches are
+    gathered from the float copy and passed through unchanged."""
+    images = train_x.shape[0] + sum(x.shape[0] for x, _ in splits.evals.values())
+    size = images * train_x[0].numel() * 4
+    if not transform.pointwise or size > RESIDENT_BYTES:
+        return ModelInputs(train_x, splits.evals, transform)
+
+    def converted(x: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+        out = torch.empty(x.shape, dtype=torch.float32, device=x.device)
+        for start in range(0, x.shape[0], chunk):
+            out[start : start + chunk] = transform(x[start : start + chunk], False, None)
+        return out
+
+    evals = {name: (converted(x), y) for name, (x, y) in splits.evals.items()}
+    return ModelInputs(converted(train_x), evals, InputTransform(_unchanged, pointwise=True))
+
+
+def _unchanged(batch: torch.Tensor, training: bool, generator: torch.Generator | None):
+    return batch
+
+
 class Trainer:
     """State and loop of one run; ``run()`` returns the run record for run.json."""
 
@@ -155,7 +198,11 @@ class Trainer:
         self.optimizer, self.scheduler = build(
             self.spec, self.model.parameters(), self.optimizer_settings
         )
-        self.transform = self.kind.input_transform(self.data.train_x, self.settings)
+        self.inputs = resident_inputs(
+            self.kind.input_transform(self.data.train_x, self.settings),
+            self.data.train_x,
+            self.splits,
+        )
         self.order_gen = torch.Generator().manual_seed(_derived_seed(request.seed, 1))
         self.kind_gen = torch.Generator(self.device).manual_seed(_derived_seed(request.seed, 2))
 
@@ -221,7 +268,7 @@ class Trainer:
     # --- evaluation and logging ---------------------------------------------------------
 
     def _inputs(self, batch: torch.Tensor, training: bool, generator: torch.Generator):
-        x = self.transform(batch, training, generator)
+        x = self.inputs.transform(batch, training, generator)
         if self.performance["channels_last"] and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
@@ -229,7 +276,7 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self, split: str) -> dict[str, torch.Tensor]:
         """Means over a whole evaluation set, still on the device."""
-        x_all, y_all = self.splits.evals[split]
+        x_all, y_all = self.inputs.evals[split]
         generator = torch.Generator(self.device).manual_seed(
             _derived_seed(self.request.seed, EVAL_SEED_OFFSET)
         )
@@ -282,7 +329,7 @@ class Trainer:
         for b in range(self.steps_per_epoch):
             index = order[b * self.batch_size : (b + 1) * self.batch_size]
             # index_select: a plain gather, several times faster than advanced indexing.
-            x = self._inputs(self.data.train_x.index_select(0, index), True, self.kind_gen)
+            x = self._inputs(self.inputs.train_x.index_select(0, index), True, self.kind_gen)
             y = self.data.train_y.index_select(0, index)
             loss, extras = self.kind.batch_loss(self.forward_model, x, y, self.kind_gen)
             if self.initial_loss is None:  # one host sync, at the first step only

@@ -51,6 +51,7 @@ from amsgrad_repro.train.engine import (
     _derived_seed,
     _maybe_kill_for_test,
     make_splits,
+    resident_inputs,
     run_record,
 )
 from amsgrad_repro.train.models.stacked import StackedNetwork
@@ -160,7 +161,11 @@ class StackedTrainer:
         self.model = StackedNetwork.from_models(models).to(self.device)
         self.optimizer_settings = settings
         self._build_optimizer()
-        self.transform = self.kind.input_transform(self.data.train_x, self.settings)
+        self.inputs = resident_inputs(
+            self.kind.input_transform(self.data.train_x, self.settings),
+            self.data.train_x,
+            self.splits,
+        )
         self.order_gens = [
             torch.Generator().manual_seed(_derived_seed(m.seed, 1)) for m in self.request.members
         ]
@@ -282,10 +287,10 @@ class StackedTrainer:
     @torch.no_grad()
     def evaluate(self, split: str) -> dict[str, torch.Tensor]:
         """Per-member means over a whole evaluation set (one batch feeds every member)."""
-        x_all, y_all = self.splits.evals[split]
+        x_all, y_all = self.inputs.evals[split]
         sums: dict[str, torch.Tensor] = {}
         for start in range(0, x_all.shape[0], self.eval_batch_size):
-            x = self.transform(x_all[start : start + self.eval_batch_size], False, None)
+            x = self.inputs.transform(x_all[start : start + self.eval_batch_size], False, None)
             y = y_all[start : start + self.eval_batch_size]
             loss, extras = self.kind.member_losses(self.model(x, shared=True), y)
             for name, value in {"loss": loss, **extras}.items():
@@ -336,8 +341,8 @@ class StackedTrainer:
             index = orders[:, b * self.batch_size : (b + 1) * self.batch_size]
             flat = index.flatten()
             # index_select: a plain gather, several times faster than advanced indexing.
-            images = self.data.train_x.index_select(0, flat)
-            x = self.transform(images.view(*index.shape, *images.shape[1:]), True, None)
+            images = self.inputs.train_x.index_select(0, flat)
+            x = self.inputs.transform(images.view(*index.shape, *images.shape[1:]), True, None)
             y = self.data.train_y.index_select(0, flat).view(index.shape)
             loss, extras = self.kind.member_losses(self.model(x), y)
             if self.states[self.active[0]].initial_loss is None:  # one sync, first step

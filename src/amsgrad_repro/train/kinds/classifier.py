@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from amsgrad_repro.train.api import BatchLoss, InputTransform, Settings, TaskKind
+from amsgrad_repro.train.api import BatchLoss, InputTransform, Settings, TaskKind, unit_scale
 
 
 def _input_options(settings: Settings) -> tuple[str, str]:
@@ -37,13 +37,13 @@ class Classifier(TaskKind):
         scale, augment_mode = _input_options(settings)
         standardize = PixelStandardizer(train_x) if scale == "standardize" else None
 
-        def transform(batch: torch.Tensor, training: bool, generator: torch.Generator):
-            x = standardize(batch) if standardize else batch.float().div_(255.0)
+        def transform(batch: torch.Tensor, training: bool, generator: torch.Generator | None):
+            x = standardize(batch) if standardize else unit_scale(batch, training, generator)
             if training and augment_mode != "none":
                 x = augment(x, augment_mode, generator)
             return x
 
-        return transform
+        return InputTransform(transform, pointwise=augment_mode == "none")
 
     def batch_loss(
         self,
