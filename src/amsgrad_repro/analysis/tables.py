@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from amsgrad_repro.analysis.claims import DEFAULT_MIN_SEEDS, evaluate_claims
+from amsgrad_repro.analysis.claims import DEFAULT_MIN_SEEDS, NOT_RUN, evaluate_claims
 from amsgrad_repro.analysis.finals import (
     FINAL,
     FINALS_COLUMNS,
@@ -170,9 +170,9 @@ def claim_context(
         for name, grid in settings.get("grids", {}).items()
     }
     rows = []
-    for task in claims["task"]:
+    for task, verdict in zip(claims["task"], claims["verdict"], strict=True):
         config = tasks.get(task) or grids.get(task)
-        if config is None:
+        if config is None or verdict == NOT_RUN:  # no setting was run: none to state
             rows.append({"run_length": "", "shortened": False, "reductions": ""})
             continue
         mine = [r for r in records if r.get("task") == task]

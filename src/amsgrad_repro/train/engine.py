@@ -150,10 +150,41 @@ def _unchanged(batch: torch.Tensor, training: bool, generator: torch.Generator |
     return batch
 
 
-class Trainer:
-    """State and loop of one run; ``run()`` returns the run record for run.json."""
+class RunningMeans:
+    """Batch metrics summed on the device between two log points, so that no step syncs
+    with the host: a 0-d tensor per metric for one run, a value per member for a stacked
+    job."""
 
-    def __init__(self, request: RunRequest) -> None:
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = 0
+
+    def add(self, metrics: Mapping[str, torch.Tensor], batch: int) -> None:
+        for name, value in metrics.items():
+            self.sums[name] = self.sums.get(name, 0.0) + value.detach().float() * batch
+        self.count += batch
+
+    def means(self) -> dict[str, torch.Tensor]:
+        """The interval's ``train_<metric>`` means."""
+        return {f"train_{name}": total / self.count for name, total in self.sums.items()}
+
+
+def update(optimizer: torch.optim.Optimizer, scheduler: Any, objective: torch.Tensor) -> None:
+    """The one parameter update per batch of every training loop (single and stacked)."""
+    optimizer.zero_grad(set_to_none=True)
+    objective.backward()
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+
+
+class TrainingJob:
+    """What a single run and a stacked job share: the task kind, the device and its speed
+    switches, the dataset resident on the device with its splits and model inputs, the
+    batch, log and divergence rules, the optimizer's declaration, the metrics columns, the
+    progress counters and the checkpoint's place and identity."""
+
+    def __init__(self, request: Any) -> None:
         from amsgrad_repro.data import load_cache
 
         self.request = request
@@ -164,24 +195,132 @@ class Trainer:
         configure_backends(self.device, self.performance)
         self.data = load_cache(request.dataset_cache, device=str(self.device))
         self.splits = make_splits(self.data, self.settings, self.device)
+        self.inputs = resident_inputs(
+            self.kind.input_transform(self.data.train_x, self.settings),
+            self.data.train_x,
+            self.splits,
+        )
         self.batch_size = int(self.settings["batch_size"])
         self.epochs = int(self.settings["epochs"])
         self.schedule = LogSchedule.from_settings(self.settings)
+        self.divergence = DivergenceRule.from_settings(self.settings)
         self.eval_batch_size = int(self.settings.get("eval_batch_size") or 1000)
         self.steps_per_epoch = math.ceil(self.splits.sizes["train"] / self.batch_size)
         self.spec = catalogue(request.plugins)[request.optimizer]
-        self.optimizer_settings = task_settings(self.spec, request.task, self.settings)
-        self.hparams = hparams.as_record(self.optimizer_settings)
-        self._build()
         self.columns = self._columns()
-        self.rows: list[dict[str, float]] = []
         self.step = 0
         self.epoch = 0
         self.elapsed = 0.0
         self.resumed_from_epoch: int | None = None
+
+    def _columns(self) -> list[str]:
+        columns = ["step", "epoch"] + metric_columns(self.kind, "train")
+        for split in ("val", "test"):
+            if split in self.splits.evals:
+                columns += metric_columns(self.kind, split)
+        return columns + ["lr", "wall_time"]
+
+    def identity(self) -> dict[str, Any]:
+        """What defines the job; a checkpoint must match it to be resumed."""
+        return {
+            "task": self.request.task,
+            "optimizer": self.request.optimizer,
+            "settings": {k: v for k, v in self.settings.items() if k not in NOT_IDENTITY},
+            "optimizer_source": self.spec.source,
+            "dataset": self.data.meta,
+            "device_type": self.device.type,
+            **self.own_identity(),
+        }
+
+    def own_identity(self) -> dict[str, Any]:
+        """The seeds and hyper-parameters that make this job's identity its own."""
+        raise NotImplementedError
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return Path(self.request.checkpoint_dir) / "last.pt"
+
+    def save_checkpoint(self) -> None:
+        """Everything a resumed job needs to continue bit-identically, written atomically."""
+        state = {
+            **self.own_state(),
+            "rng": checkpoint.rng_states(self.device),
+            "step": self.step,
+            "epoch": self.epoch,
+            "elapsed": self.elapsed,
+        }
+        checkpoint.save(self.checkpoint_path, state, checkpoint.fingerprint(self.identity()))
+
+    def try_resume(self) -> bool:
+        """Continue from the checkpoint of this very job, if there is one."""
+        state = checkpoint.load(self.checkpoint_path, checkpoint.fingerprint(self.identity()))
+        if state is None:
+            return False
+        self.restore_own_state(state)
+        checkpoint.restore_rng_states(state["rng"], self.device)
+        self.step, self.epoch, self.elapsed = state["step"], state["epoch"], state["elapsed"]
+        self.resumed_from_epoch = self.epoch
+        return True
+
+    def own_state(self) -> dict[str, Any]:
+        """The model, optimizer, generators and rows of this kind of job."""
+        raise NotImplementedError
+
+    def restore_own_state(self, state: Mapping[str, Any]) -> None:
+        raise NotImplementedError
+
+    # --- the loop -----------------------------------------------------------------------
+
+    def run(self) -> Any:
+        """Train (or resume) to the last epoch or until nothing is left to train,
+        checkpointing after every epoch, and write the outputs."""
+        resumed = self.try_resume()
+        self.model.train()
+        total = self.epochs * self.steps_per_epoch
+        progress = Progress(self.label(), total, self.step, bar=self.request.progress_bar)
+        if resumed:
+            progress.write(f"{self.label()}: resuming after epoch {self.epoch} (step {self.step})")
+        self._started = time.perf_counter()
+        try:
+            while self.epoch < self.epochs and self.train_epoch(progress):
+                self.epoch += 1
+                progress.epoch_end(self.epoch, self.epochs, self.step, self.latest_row())
+                self.elapsed += time.perf_counter() - self._started
+                self._started = time.perf_counter()
+                self.save_checkpoint()
+                _maybe_kill_for_test(self.epoch)
+        finally:
+            progress.close()
+        self.elapsed += time.perf_counter() - self._started
+        return self.write_outputs()
+
+    def train_epoch(self, progress: Progress) -> bool:
+        """One pass over the training set; False when nothing is left to train."""
+        raise NotImplementedError
+
+    def label(self) -> str:
+        """The job's name in progress lines."""
+        raise NotImplementedError
+
+    def latest_row(self) -> dict[str, float]:
+        """The metrics row the epoch line shows."""
+        raise NotImplementedError
+
+    def write_outputs(self) -> Any:
+        raise NotImplementedError
+
+
+class Trainer(TrainingJob):
+    """State and loop of one run; ``run()`` returns the run record for run.json."""
+
+    def __init__(self, request: RunRequest) -> None:
+        super().__init__(request)
+        self.optimizer_settings = task_settings(self.spec, request.task, self.settings)
+        self.hparams = hparams.as_record(self.optimizer_settings)
+        self._build()
+        self.rows: list[dict[str, float]] = []
         self.status = "completed"
         self.diverged_at: int | None = None
-        self.divergence = DivergenceRule.from_settings(self.settings)
         self.initial_loss: float | None = None  # the first batch's, before any update
         self.diverged_reason: str | None = None
 
@@ -198,72 +337,34 @@ class Trainer:
         self.optimizer, self.scheduler = build(
             self.spec, self.model.parameters(), self.optimizer_settings
         )
-        self.inputs = resident_inputs(
-            self.kind.input_transform(self.data.train_x, self.settings),
-            self.data.train_x,
-            self.splits,
-        )
         self.order_gen = torch.Generator().manual_seed(_derived_seed(request.seed, 1))
         self.kind_gen = torch.Generator(self.device).manual_seed(_derived_seed(request.seed, 2))
 
-    def _columns(self) -> list[str]:
-        columns = ["step", "epoch"] + metric_columns(self.kind, "train")
-        for split in ("val", "test"):
-            if split in self.splits.evals:
-                columns += metric_columns(self.kind, split)
-        return columns + ["lr", "wall_time"]
-
-    def identity(self) -> dict[str, Any]:
-        """What defines the run; a checkpoint must match it to be resumed."""
-        return {
-            "task": self.request.task,
-            "optimizer": self.request.optimizer,
-            "seed": self.request.seed,
-            "settings": {k: v for k, v in self.settings.items() if k not in NOT_IDENTITY},
-            "hparams": self.hparams,
-            "optimizer_source": self.spec.source,
-            "dataset": self.data.meta,
-            "device_type": self.device.type,
-        }
+    def own_identity(self) -> dict[str, Any]:
+        return {"seed": self.request.seed, "hparams": self.hparams}
 
     # --- checkpoint ---------------------------------------------------------------------
 
-    @property
-    def checkpoint_path(self) -> Path:
-        return Path(self.request.checkpoint_dir) / "last.pt"
-
-    def save_checkpoint(self) -> None:
-        state = {
+    def own_state(self) -> dict[str, Any]:
+        return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
             "order_gen": self.order_gen.get_state(),
             "kind_gen": self.kind_gen.get_state(),
-            "rng": checkpoint.rng_states(self.device),
             "rows": self.rows,
-            "step": self.step,
-            "epoch": self.epoch,
-            "elapsed": self.elapsed,
             "initial_loss": self.initial_loss,
         }
-        checkpoint.save(self.checkpoint_path, state, checkpoint.fingerprint(self.identity()))
 
-    def try_resume(self) -> bool:
-        state = checkpoint.load(self.checkpoint_path, checkpoint.fingerprint(self.identity()))
-        if state is None:
-            return False
+    def restore_own_state(self, state: Mapping[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         self.order_gen.set_state(state["order_gen"])
         self.kind_gen.set_state(state["kind_gen"])
-        checkpoint.restore_rng_states(state["rng"], self.device)
-        self.rows, self.step, self.epoch = state["rows"], state["step"], state["epoch"]
-        self.elapsed = state["elapsed"]
+        self.rows = state["rows"]
         self.initial_loss = state.get("initial_loss")
-        self.resumed_from_epoch = self.epoch
-        return True
 
     # --- evaluation and logging ---------------------------------------------------------
 
@@ -291,12 +392,10 @@ class Trainer:
         self.model.train()
         return {f"{split}_{name}": total / x_all.shape[0] for name, total in sums.items()}
 
-    def log_point(
-        self, running: dict[str, torch.Tensor], count: int, evaluate: bool
-    ) -> dict[str, float]:
+    def log_point(self, running: RunningMeans, evaluate: bool) -> dict[str, float]:
         """Read the running sums back (the one host sync of an interval) and, at an
         evaluation point, evaluate the held-out sets (else their columns stay NaN)."""
-        values = {f"train_{name}": total / count for name, total in running.items()}
+        values = running.means()
         if evaluate:
             for split in self.splits.evals:
                 values.update(self.evaluate(split))
@@ -324,8 +423,7 @@ class Trainer:
         order = self.splits.train_index[
             torch.randperm(self.splits.sizes["train"], generator=self.order_gen).to(self.device)
         ]
-        running: dict[str, torch.Tensor] = {}
-        count = 0
+        running = RunningMeans()
         for b in range(self.steps_per_epoch):
             index = order[b * self.batch_size : (b + 1) * self.batch_size]
             # index_select: a plain gather, several times faster than advanced indexing.
@@ -334,56 +432,31 @@ class Trainer:
             loss, extras = self.kind.batch_loss(self.forward_model, x, y, self.kind_gen)
             if self.initial_loss is None:  # one host sync, at the first step only
                 self.initial_loss = float(loss.detach())
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            if self.scheduler is not None:
-                self.scheduler.step()
-            n = index.shape[0]
-            for name, value in {"loss": loss, **extras}.items():
-                running[name] = running.get(name, 0.0) + value.detach().float() * n
-            count += n
+            update(self.optimizer, self.scheduler, loss)
+            running.add({"loss": loss, **extras}, index.shape[0])
             self.step += 1
             progress.step()
             last = b == self.steps_per_epoch - 1
             if self.schedule.logs(self.step, last):
                 evaluate = self.schedule.evaluates(self.step, last)
-                row = self.log_point(running, count, evaluate)
+                row = self.log_point(running, evaluate)
                 progress.log_point(row)
-                running, count = {}, 0
+                running = RunningMeans()
                 computed = self.computed(row, evaluate)
                 self.diverged_reason = self.divergence.reason(computed, self.initial_loss)
                 if self.diverged_reason:
                     self.status, self.diverged_at = "diverged", self.step
+                    progress.write(
+                        f"{self.label()}: diverged at step {self.step} ({self.diverged_reason})"
+                    )
                     return False
         return True
 
-    def run(self) -> dict[str, Any]:
-        resumed = self.try_resume()
-        self.model.train()
-        total = self.epochs * self.steps_per_epoch
-        label = f"{self.request.task}/{self.request.optimizer}/{self.request.seed}"
-        progress = Progress(label, total, self.step, bar=self.request.progress_bar)
-        if resumed:
-            progress.write(f"{label}: resuming after epoch {self.epoch} (step {self.step})")
-        self._started = time.perf_counter()
-        try:
-            while self.epoch < self.epochs:
-                if not self.train_epoch(progress):
-                    progress.write(
-                        f"{label}: diverged at step {self.step} ({self.diverged_reason})"
-                    )
-                    break
-                self.epoch += 1
-                progress.epoch_end(self.epoch, self.epochs, self.step, self.rows[-1])
-                self.elapsed += time.perf_counter() - self._started
-                self._started = time.perf_counter()
-                self.save_checkpoint()
-                _maybe_kill_for_test(self.epoch)
-        finally:
-            progress.close()
-        self.elapsed += time.perf_counter() - self._started
-        return self.write_outputs()
+    def label(self) -> str:
+        return f"{self.request.task}/{self.request.optimizer}/{self.request.seed}"
+
+    def latest_row(self) -> dict[str, float]:
+        return self.rows[-1]
 
     # --- outputs ------------------------------------------------------------------------
 

@@ -32,31 +32,21 @@ from typing import Any
 import torch
 
 from amsgrad_repro.config import deep_merge
-from amsgrad_repro.optimizers import catalogue, hparams, task_settings
+from amsgrad_repro.optimizers import hparams, task_settings
 from amsgrad_repro.optimizers.schedules import lr_factor
 from amsgrad_repro.optimizers.torch_optimizer import build
-from amsgrad_repro.staleness import NOT_IDENTITY
-from amsgrad_repro.train import checkpoint
-from amsgrad_repro.train.api import load_kind, metric_columns
-from amsgrad_repro.train.device import (
-    configure_backends,
-    performance_options,
-    resolve_device,
-    synchronize,
-)
-from amsgrad_repro.train.divergence import DivergenceRule
+from amsgrad_repro.train.device import synchronize
 from amsgrad_repro.train.engine import (
     MemberState,
+    RunningMeans,
+    TrainingJob,
     _atomic_binary,
     _derived_seed,
-    _maybe_kill_for_test,
-    make_splits,
-    resident_inputs,
     run_record,
+    update,
 )
 from amsgrad_repro.train.models.stacked import StackedNetwork
 from amsgrad_repro.train.progress import Progress
-from amsgrad_repro.train.schedule import LogSchedule
 
 
 @dataclass(frozen=True)
@@ -112,29 +102,13 @@ def member_values(spec: Any, task: str, settings: Mapping[str, Any], members: Se
     return resolved, resolved[0], per_member
 
 
-class StackedTrainer:
+class StackedTrainer(TrainingJob):
     """State and loop of a stacked job; ``run()`` writes every member's outputs."""
 
     def __init__(self, request: StackedRequest) -> None:
-        from amsgrad_repro.data import load_cache
-
-        self.request = request
-        self.settings = dict(request.settings)
-        self.kind = load_kind(self.settings["kind"])
+        super().__init__(request)
         if not self.kind.stackable:
             raise ValueError(f"task kind {self.kind.name!r} cannot be stacked")
-        self.device = resolve_device(request.device)
-        self.performance = performance_options(self.settings)
-        configure_backends(self.device, self.performance)
-        self.data = load_cache(request.dataset_cache, device=str(self.device))
-        self.splits = make_splits(self.data, self.settings, self.device)
-        self.batch_size = int(self.settings["batch_size"])
-        self.epochs = int(self.settings["epochs"])
-        self.schedule = LogSchedule.from_settings(self.settings)
-        self.divergence = DivergenceRule.from_settings(self.settings)
-        self.eval_batch_size = int(self.settings.get("eval_batch_size") or 1000)
-        self.steps_per_epoch = math.ceil(self.splits.sizes["train"] / self.batch_size)
-        self.spec = catalogue(request.plugins)[request.optimizer]
         self.member_settings, settings, self.per_member = member_values(
             self.spec, request.task, self.settings, request.members
         )
@@ -145,11 +119,6 @@ class StackedTrainer:
         self.active = list(range(len(request.members)))
         self.frozen: dict[int, dict[str, Any]] = {}
         self._build(settings)
-        self.columns = self._columns()
-        self.step = 0
-        self.epoch = 0
-        self.elapsed = 0.0
-        self.resumed_from_epoch: int | None = None
 
     # --- set-up -------------------------------------------------------------------------
 
@@ -161,11 +130,6 @@ class StackedTrainer:
         self.model = StackedNetwork.from_models(models).to(self.device)
         self.optimizer_settings = settings
         self._build_optimizer()
-        self.inputs = resident_inputs(
-            self.kind.input_transform(self.data.train_x, self.settings),
-            self.data.train_x,
-            self.splits,
-        )
         self.order_gens = [
             torch.Generator().manual_seed(_derived_seed(m.seed, 1)) for m in self.request.members
         ]
@@ -176,24 +140,10 @@ class StackedTrainer:
             self.spec, self.model.parameters(), self.optimizer_settings, members=members or None
         )
 
-    def _columns(self) -> list[str]:
-        columns = ["step", "epoch"] + metric_columns(self.kind, "train")
-        for split in ("val", "test"):
-            if split in self.splits.evals:
-                columns += metric_columns(self.kind, split)
-        return columns + ["lr", "wall_time"]
-
-    def identity(self) -> dict[str, Any]:
-        """What defines the job; a checkpoint must match it to be resumed."""
+    def own_identity(self) -> dict[str, Any]:
         return {
-            "task": self.request.task,
-            "optimizer": self.request.optimizer,
             "members": [(m.seed, dict(m.hparams)) for m in self.request.members],
-            "settings": {k: v for k, v in self.settings.items() if k not in NOT_IDENTITY},
             "hparams": [s.hparams for s in self.states],
-            "optimizer_source": self.spec.source,
-            "dataset": self.data.meta,
-            "device_type": self.device.type,
         }
 
     # --- freezing a member --------------------------------------------------------------
@@ -240,30 +190,18 @@ class StackedTrainer:
 
     # --- checkpoint ---------------------------------------------------------------------
 
-    @property
-    def checkpoint_path(self) -> Path:
-        return Path(self.request.checkpoint_dir) / "last.pt"
-
-    def save_checkpoint(self) -> None:
-        state = {
+    def own_state(self) -> dict[str, Any]:
+        return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict() if self.active else None,
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
             "order_gens": [g.get_state() for g in self.order_gens],
-            "rng": checkpoint.rng_states(self.device),
             "states": self.states,
             "active": self.active,
             "frozen": self.frozen,
-            "step": self.step,
-            "epoch": self.epoch,
-            "elapsed": self.elapsed,
         }
-        checkpoint.save(self.checkpoint_path, state, checkpoint.fingerprint(self.identity()))
 
-    def try_resume(self) -> bool:
-        state = checkpoint.load(self.checkpoint_path, checkpoint.fingerprint(self.identity()))
-        if state is None:
-            return False
+    def restore_own_state(self, state: Mapping[str, Any]) -> None:
         keep = state["active"]
         if keep != self.active:
             self.model = self.model.select(keep)
@@ -276,11 +214,7 @@ class StackedTrainer:
             self.scheduler.load_state_dict(state["scheduler"])
         for generator, saved in zip(self.order_gens, state["order_gens"], strict=True):
             generator.set_state(saved)
-        checkpoint.restore_rng_states(state["rng"], self.device)
         self.states, self.frozen = state["states"], state["frozen"]
-        self.step, self.epoch, self.elapsed = state["step"], state["epoch"], state["elapsed"]
-        self.resumed_from_epoch = self.epoch
-        return True
 
     # --- evaluation and logging ---------------------------------------------------------
 
@@ -297,10 +231,10 @@ class StackedTrainer:
                 sums[name] = sums.get(name, 0.0) + value.float() * x.shape[0]
         return {f"{split}_{name}": total / x_all.shape[0] for name, total in sums.items()}
 
-    def log_point(self, running: dict[str, torch.Tensor], count: int, evaluate: bool) -> list:
+    def log_point(self, running: RunningMeans, evaluate: bool) -> list:
         """Read the running sums back (one host sync) and append each active member's row;
         returns the positions (in the active stack) of members that diverged."""
-        values = {f"train_{name}": total / count for name, total in running.items()}
+        values = running.means()
         if evaluate:
             for split in self.splits.evals:
                 values.update(self.evaluate(split))
@@ -329,14 +263,17 @@ class StackedTrainer:
 
     # --- the loop -----------------------------------------------------------------------
 
-    def train_epoch(self, progress: Progress) -> None:
+    def train_epoch(self, progress: Progress) -> bool:
+        """One pass over the training set for every active member; False once every
+        member has diverged."""
+        if not self.active:
+            return False
         size = self.splits.sizes["train"]
         orders = torch.stack(
             [torch.randperm(size, generator=self.order_gens[i]) for i in self.active]
         ).to(self.device)
         orders = self.splits.train_index[orders]
-        running: dict[str, torch.Tensor] = {}
-        count = 0
+        running = RunningMeans()
         for b in range(self.steps_per_epoch):
             index = orders[:, b * self.batch_size : (b + 1) * self.batch_size]
             flat = index.flatten()
@@ -348,56 +285,31 @@ class StackedTrainer:
             if self.states[self.active[0]].initial_loss is None:  # one sync, first step
                 for position, value in enumerate(loss.detach().tolist()):
                     self.states[self.active[position]].initial_loss = value
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.sum().backward()
-            self.optimizer.step()
-            if self.scheduler is not None:
-                self.scheduler.step()
-            n = index.shape[1]
-            for name, value in {"loss": loss, **extras}.items():
-                running[name] = running.get(name, 0.0) + value.detach().float() * n
-            count += n
+            update(self.optimizer, self.scheduler, loss.sum())
+            running.add({"loss": loss, **extras}, index.shape[1])
             self.step += 1
             progress.step()
             last = b == self.steps_per_epoch - 1
             if self.schedule.logs(self.step, last):
                 evaluate = self.schedule.evaluates(self.step, last)
-                diverged = self.log_point(running, count, evaluate)
+                diverged = self.log_point(running, evaluate)
                 progress.log_point(self.states[self.active[0]].rows[-1])
-                running, count = {}, 0
+                running = RunningMeans()
                 if diverged:
                     seeds = [self.request.members[self.active[p]].seed for p in diverged]
                     progress.write(f"seeds {seeds}: diverged at step {self.step}, frozen")
                     keep = self.freeze(diverged)
                     if not self.active:
-                        return
+                        return False
                     orders = orders[keep]
+        return True
 
-    def run(self) -> list[dict[str, Any]]:
-        resumed = self.try_resume()
-        total = self.epochs * self.steps_per_epoch
+    def label(self) -> str:
         seeds = ",".join(str(m.seed) for m in self.request.members)
-        label = f"{self.request.task}/{self.request.optimizer}/[{seeds}]"
-        progress = Progress(label, total, self.step, bar=self.request.progress_bar)
-        if resumed:
-            progress.write(f"{label}: resuming after epoch {self.epoch} (step {self.step})")
-        self._started = time.perf_counter()
-        try:
-            while self.epoch < self.epochs and self.active:
-                self.train_epoch(progress)
-                if not self.active:
-                    break
-                self.epoch += 1
-                row = self.states[self.active[0]].rows[-1]
-                progress.epoch_end(self.epoch, self.epochs, self.step, row)
-                self.elapsed += time.perf_counter() - self._started
-                self._started = time.perf_counter()
-                self.save_checkpoint()
-                _maybe_kill_for_test(self.epoch)
-        finally:
-            progress.close()
-        self.elapsed += time.perf_counter() - self._started
-        return self.write_outputs()
+        return f"{self.request.task}/{self.request.optimizer}/[{seeds}]"
+
+    def latest_row(self) -> dict[str, float]:
+        return self.states[self.active[0]].rows[-1]
 
     # --- outputs ------------------------------------------------------------------------
 
