@@ -455,6 +455,26 @@ def test_float32_zero_denominator_rule_leaves_tiny_denominators_alone():
     assert x.detach().tolist() == [-1.0, 0.0]
 
 
+@pytest.mark.parametrize("foreach", [False, True])
+@pytest.mark.parametrize("name", ["adam", "amsgrad", "adamnc", "yogi", "padam", "amsbound"])
+@pytest.mark.parametrize(("flush", "gradient"), [(False, 1e-24), (True, 1e-20)])
+def test_an_underflowed_v_gives_a_bounded_step_not_a_blow_up(name, foreach, flush, gradient):
+    """ε = 0 with a gradient so small that v = (1 − β2)·g² underflows to 0 in float32 (g²
+    below the smallest subnormal, or any subnormal once they flush to zero as training on a
+    CPU does) while m = (1 − β1)·g is still normal: the step is bounded, not m/1.2e-38 ≈
+    10^17·α (the rule of the previous version, which made logistic regression diverge)."""
+    try:
+        torch.set_flush_denormal(flush)
+        x = torch.zeros(2, dtype=torch.float32, requires_grad=True)
+        hp = {"lr": 1.0, "beta1": 0.9, "beta2": 0.99, "eps": 0.0}
+        opt = ours(name, hp, foreach=foreach)([x])
+        x.grad = torch.tensor([gradient, 1.0], dtype=torch.float32)
+        opt.step()
+        assert torch.isfinite(x).all() and x.detach().abs().max() <= 20.0, x
+    finally:
+        torch.set_flush_denormal(False)
+
+
 @pytest.mark.parametrize("name", sorted(BUILTINS))
 def test_every_builtin_builds_and_descends(name):
     spec = BUILTINS[name]

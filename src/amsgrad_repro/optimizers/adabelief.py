@@ -16,13 +16,12 @@ from typing import TYPE_CHECKING, Any
 from amsgrad_repro.optimizers.hparams import real
 from amsgrad_repro.optimizers.lazy_torch import torch
 from amsgrad_repro.optimizers.moments import MomentSettings, moment_coefficients
-from amsgrad_repro.optimizers.scalar import TINY64, denominator_floor, scalar_code, sqrt
+from amsgrad_repro.optimizers.scalar import TINY64, guarded, scalar_code, sqrt
 from amsgrad_repro.optimizers.spec import NativeFamily, OptimizerSpec
 from amsgrad_repro.optimizers.tensor_ops import (
     corrected_sqrt,
     descend_,
     ema_square_,
-    floor_eps,
     foreach_corrected_sqrt,
     per_param,
     uses_tensors,
@@ -52,14 +51,13 @@ def adabelief_update(
     beta1, beta2, alpha, m_correction, _, v_scale = coeffs
     step = alpha / m_correction
     exp_avgs, exp_avg_vars = state["exp_avg"], state["exp_avg_var"]
-    eps = floor_eps(hp.eps, params[0])
     if foreach and not uses_tensors(*coeffs):
         torch._foreach_lerp_(exp_avgs, grads, 1.0 - beta1)
         residuals = torch._foreach_sub(grads, exp_avgs)
         torch._foreach_mul_(exp_avg_vars, beta2)
         torch._foreach_addcmul_(exp_avg_vars, residuals, residuals, value=1.0 - beta2)
         torch._foreach_add_(exp_avg_vars, hp.eps)
-        denoms = foreach_corrected_sqrt(exp_avg_vars, v_scale, eps)
+        denoms = foreach_corrected_sqrt(exp_avg_vars, v_scale, hp.eps)
         torch._foreach_addcdiv_(params, exp_avgs, denoms, value=-step)
         return
     for i, param in enumerate(params):
@@ -67,7 +65,7 @@ def adabelief_update(
         m.lerp_(grad, 1.0 - per_param(beta1, param))
         ema_square_(s, grad - m, per_param(beta2, param))
         s.add_(hp.eps)
-        descend_(param, m, corrected_sqrt(s, v_scale, eps, param), per_param(step, param))
+        descend_(param, m, corrected_sqrt(s, v_scale, hp.eps, param), per_param(step, param))
 
 
 @scalar_code
@@ -82,7 +80,7 @@ def adabelief_scalar_step(state: tuple, hp: Any, g: float, t: int) -> tuple[tupl
     beta1, beta2, alpha, m_correction, _, v_scale = coeffs
     m = beta1 * state[0] + (1.0 - beta1) * g
     s = beta2 * state[1] + (1.0 - beta2) * (g - m) * (g - m) + hp.eps
-    denom = sqrt(s) / v_scale + denominator_floor(hp.eps, TINY64)
+    denom = guarded(sqrt(s) / v_scale, hp.eps, TINY64)
     state = (m, s, carry[0], carry[1], 0.0, 0.0, 0.0, 0.0)
     return state, alpha / m_correction * m / denom
 

@@ -18,10 +18,16 @@ from typing import TYPE_CHECKING, Any
 from amsgrad_repro.optimizers.hparams import choice, flag, real
 from amsgrad_repro.optimizers.lazy_torch import torch
 from amsgrad_repro.optimizers.moments import MomentSettings, corrections, move_
-from amsgrad_repro.optimizers.scalar import TINY64, decayed, denominator_floor, scalar_code, sqrt
+from amsgrad_repro.optimizers.scalar import TINY64, decayed, guarded, scalar_code, sqrt
 from amsgrad_repro.optimizers.schedules import step_size
 from amsgrad_repro.optimizers.spec import NativeFamily, OptimizerSpec
-from amsgrad_repro.optimizers.tensor_ops import ema_square_, floor_eps, per_param, uses_tensors
+from amsgrad_repro.optimizers.tensor_ops import (
+    ema_square_,
+    foreach_guard_,
+    guard_,
+    per_param,
+    uses_tensors,
+)
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -74,7 +80,6 @@ def adabound_update(
     beta1, beta2, step, lower, upper, after = coeffs
     exp_avgs, exp_avg_sqs = state["exp_avg"], state["exp_avg_sq"]
     second = state["max_exp_avg_sq"] if hp.second_moment == MAX else exp_avg_sqs
-    eps = floor_eps(hp.eps, params[0])
     if foreach and not uses_tensors(*coeffs):
         torch._foreach_lerp_(exp_avgs, grads, 1.0 - beta1)
         torch._foreach_mul_(exp_avg_sqs, beta2)
@@ -82,7 +87,7 @@ def adabound_update(
         if hp.second_moment == MAX:
             torch._foreach_maximum_(second, exp_avg_sqs)
         rates = torch._foreach_sqrt(second)
-        torch._foreach_add_(rates, eps)
+        foreach_guard_(rates, hp.eps)
         torch._foreach_reciprocal_(rates)
         torch._foreach_mul_(rates, step)
         torch._foreach_clamp_min_(rates, lower)
@@ -96,7 +101,7 @@ def adabound_update(
         ema_square_(v, grad, per_param(beta2, param))
         if hp.second_moment == MAX:
             torch.maximum(second[i], v, out=second[i])
-        rate = second[i].sqrt().add_(eps).reciprocal_().mul_(per_param(step, param))
+        rate = guard_(second[i].sqrt(), hp.eps).reciprocal_().mul_(per_param(step, param))
         rate.clamp_(per_param(lower, param), per_param(upper, param)).mul_(m)
         move_(param, rate, after)
 
@@ -114,7 +119,7 @@ def adabound_scalar_step(state: tuple, hp: Any, g: float, t: int) -> tuple[tuple
     m = beta1 * state[0] + (1.0 - beta1) * g
     v = beta2 * state[1] + (1.0 - beta2) * g * g
     v_max = max(state[2], v) if hp.second_moment == MAX else v
-    rate = step / (sqrt(v_max) + denominator_floor(hp.eps, TINY64))
+    rate = step / guarded(sqrt(v_max), hp.eps, TINY64)
     rate = min(max(rate, lower), upper)
     return (m, v, v_max, carry[0], carry[1], 0.0, 0.0, 0.0), rate * m * after
 

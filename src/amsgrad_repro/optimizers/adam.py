@@ -27,15 +27,15 @@ from typing import TYPE_CHECKING, Any
 from amsgrad_repro.optimizers.hparams import choice, flag, real
 from amsgrad_repro.optimizers.lazy_torch import torch
 from amsgrad_repro.optimizers.moments import corrections
-from amsgrad_repro.optimizers.scalar import TINY64, decayed, denominator_floor, scalar_code, sqrt
+from amsgrad_repro.optimizers.scalar import TINY64, decayed, guarded, scalar_code, sqrt
 from amsgrad_repro.optimizers.schedules import StepSize, step_size
 from amsgrad_repro.optimizers.spec import NativeFamily, OptimizerSpec
 from amsgrad_repro.optimizers.tensor_ops import (
     corrected_sqrt,
     descend_,
     ema_square_,
-    floor_eps,
     foreach_corrected_sqrt,
+    guard_,
     per_param,
     uses_tensors,
 )
@@ -137,12 +137,12 @@ def _single_tensor(params, grads, state, hp, coeffs) -> None:
         ema_square_(v, grad, per_param(beta2, param))
         if hp.second_moment == MAX_CORRECTED:
             torch.maximum(max_sqs[i], v / per_param(v_correction, param), out=max_sqs[i])
-            denom = max_sqs[i].sqrt().add_(floor_eps(hp.eps, param))
+            denom = guard_(max_sqs[i].sqrt(), hp.eps)
         else:
             if hp.second_moment == MAX:
                 torch.maximum(max_sqs[i], v, out=max_sqs[i])
                 v = max_sqs[i]
-            denom = corrected_sqrt(v, v_scale, floor_eps(hp.eps, param), param)
+            denom = corrected_sqrt(v, v_scale, hp.eps, param)
         descend_(param, m, denom, per_param(step, param))
 
 
@@ -152,17 +152,16 @@ def _multi_tensor(params, grads, state, hp, coeffs) -> None:
     torch._foreach_lerp_(exp_avgs, grads, 1.0 - beta1)
     torch._foreach_mul_(exp_avg_sqs, beta2)
     torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1.0 - beta2)
-    eps = floor_eps(hp.eps, params[0])
     if hp.second_moment == MAX_CORRECTED:
         max_sqs = state["max_exp_avg_sq"]
         torch._foreach_maximum_(max_sqs, torch._foreach_div(exp_avg_sqs, v_correction))
-        denoms = foreach_corrected_sqrt(max_sqs, 1.0, eps)
+        denoms = foreach_corrected_sqrt(max_sqs, 1.0, hp.eps)
     else:
         second = exp_avg_sqs
         if hp.second_moment == MAX:
             second = state["max_exp_avg_sq"]
             torch._foreach_maximum_(second, exp_avg_sqs)
-        denoms = foreach_corrected_sqrt(second, v_scale, eps)
+        denoms = foreach_corrected_sqrt(second, v_scale, hp.eps)
     torch._foreach_addcdiv_(params, exp_avgs, denoms, value=-step)
 
 
@@ -179,15 +178,14 @@ def adam_scalar_step(state: tuple, hp: Any, g: float, t: int) -> tuple[tuple, fl
     m = beta1 * state[0] + (1.0 - beta1) * g
     v = beta2 * state[1] + (1.0 - beta2) * g * g
     v_max = state[2]
-    eps = denominator_floor(hp.eps, TINY64)
     if hp.second_moment == MAX_CORRECTED:
         v_max = max(v_max, v / v_correction)
-        denom = sqrt(v_max) + eps
+        denom = guarded(sqrt(v_max), hp.eps, TINY64)
     elif hp.second_moment == MAX:
         v_max = max(v_max, v)
-        denom = sqrt(v_max) / v_scale + eps
+        denom = guarded(sqrt(v_max) / v_scale, hp.eps, TINY64)
     else:
-        denom = sqrt(v) / v_scale + eps
+        denom = guarded(sqrt(v) / v_scale, hp.eps, TINY64)
     return (m, v, v_max, carry[0], carry[1], 0.0, 0.0, 0.0), step * m / denom
 
 

@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any
 from amsgrad_repro.optimizers.hparams import flag, real
 from amsgrad_repro.optimizers.lazy_torch import torch
 from amsgrad_repro.optimizers.moments import MomentSettings, moment_coefficients
-from amsgrad_repro.optimizers.scalar import TINY64, denominator_floor, scalar_code, sqrt
+from amsgrad_repro.optimizers.scalar import TINY64, guarded, scalar_code, sqrt
 from amsgrad_repro.optimizers.spec import NativeFamily, OptimizerSpec
 from amsgrad_repro.optimizers.tensor_ops import (
     descend_,
     ema_square_,
-    floor_eps,
+    foreach_guard_,
+    guard_,
     per_param,
     uses_tensors,
 )
@@ -56,7 +57,6 @@ def padam_update(
     step = alpha * v_scale / m_correction
     exp_avgs, exp_avg_sqs = state["exp_avg"], state["exp_avg_sq"]
     second = state["max_exp_avg_sq"] if hp.amsgrad else exp_avg_sqs
-    eps = floor_eps(hp.eps, params[0])
     power = 2.0 * hp.partial
     if foreach and not uses_tensors(*coeffs):
         torch._foreach_lerp_(exp_avgs, grads, 1.0 - beta1)
@@ -65,7 +65,7 @@ def padam_update(
         if hp.amsgrad:
             torch._foreach_maximum_(second, exp_avg_sqs)
         denoms = torch._foreach_sqrt(second)
-        torch._foreach_add_(denoms, eps)
+        foreach_guard_(denoms, hp.eps)
         torch._foreach_pow_(denoms, power)
         torch._foreach_addcdiv_(params, exp_avgs, denoms, value=-step)
         return
@@ -75,7 +75,7 @@ def padam_update(
         ema_square_(v, grad, per_param(beta2, param))
         if hp.amsgrad:
             torch.maximum(second[i], v, out=second[i])
-        denom = second[i].sqrt().add_(eps).pow_(power)
+        denom = guard_(second[i].sqrt(), hp.eps).pow_(power)
         descend_(param, m, denom, per_param(step, param))
 
 
@@ -92,7 +92,7 @@ def padam_scalar_step(state: tuple, hp: Any, g: float, t: int) -> tuple[tuple, f
     m = beta1 * state[0] + (1.0 - beta1) * g
     v = beta2 * state[1] + (1.0 - beta2) * g * g
     v_max = max(state[2], v) if hp.amsgrad else v
-    denom = (sqrt(v_max) + denominator_floor(hp.eps, TINY64)) ** (2.0 * hp.partial)
+    denom = guarded(sqrt(v_max), hp.eps, TINY64) ** (2.0 * hp.partial)
     state = (m, v, v_max, carry[0], carry[1], 0.0, 0.0, 0.0)
     return state, alpha * v_scale / m_correction * m / denom
 

@@ -8,10 +8,10 @@ fast scalar overloads (``value=``) for floats, as ``torch/optim/adam.py`` does.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from amsgrad_repro.optimizers.lazy_torch import torch
-from amsgrad_repro.optimizers.scalar import denominator_floor
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -34,9 +34,26 @@ def per_param(value: Coefficient, param: Tensor) -> Coefficient:
     return value.to(param.dtype).view(-1, *([1] * (param.dim() - 1)))
 
 
-def floor_eps(eps: float, tensor: Tensor) -> float:
-    """ε with the zero-denominator rule in the tensor's precision (``scalar.TINY64``)."""
-    return denominator_floor(eps, torch.finfo(tensor.dtype).tiny)
+def zero_eps_floor(dtype: torch.dtype) -> float:
+    """The ε = 0 rule's floor of a denominator in ``dtype``: √ of its smallest normal
+    (:func:`amsgrad_repro.optimizers.scalar.guarded` says why)."""
+    return math.sqrt(torch.finfo(dtype).tiny)
+
+
+def guard_(denominator: Tensor, eps: float) -> Tensor:
+    """``denominator`` + ε in place, or with ε = 0 floored at :func:`zero_eps_floor`:
+    one elementwise pass either way, as :func:`scalar.guarded` computes it."""
+    if eps > 0.0:
+        return denominator.add_(eps)
+    return denominator.clamp_min_(zero_eps_floor(denominator.dtype))
+
+
+def foreach_guard_(denominators: list[Tensor], eps: float) -> None:
+    """:func:`guard_` of a list, on the multi-tensor kernels."""
+    if eps > 0.0:
+        torch._foreach_add_(denominators, eps)
+    else:
+        torch._foreach_clamp_min_(denominators, zero_eps_floor(denominators[0].dtype))
 
 
 def ema_square_(average: Tensor, grad: Tensor, decay: Coefficient) -> None:
@@ -63,11 +80,12 @@ def uses_tensors(*values: Coefficient) -> bool:
 
 
 def corrected_sqrt(second: Tensor, v_scale: Coefficient, eps: float, param: Tensor) -> Tensor:
-    """√second / √(1 − Πβ2) + ε, a new tensor: the denominator of the Adam-like updates."""
+    """√second / √(1 − Πβ2) + ε (:func:`guard_`), a new tensor: the denominator of the
+    Adam-like updates."""
     denom = second.sqrt()
     if not is_one(v_scale):
         denom.div_(per_param(v_scale, param))
-    return denom.add_(eps)
+    return guard_(denom, eps)
 
 
 def foreach_corrected_sqrt(seconds: list[Tensor], v_scale: float, eps: float) -> list[Tensor]:
@@ -75,5 +93,5 @@ def foreach_corrected_sqrt(seconds: list[Tensor], v_scale: float, eps: float) ->
     denoms = torch._foreach_sqrt(seconds)
     if not is_one(v_scale):
         torch._foreach_div_(denoms, v_scale)
-    torch._foreach_add_(denoms, eps)
+    foreach_guard_(denoms, eps)
     return denoms

@@ -16,12 +16,11 @@ from typing import TYPE_CHECKING, Any
 from amsgrad_repro.optimizers.hparams import flag, real
 from amsgrad_repro.optimizers.lazy_torch import torch
 from amsgrad_repro.optimizers.moments import MomentSettings, moment_coefficients
-from amsgrad_repro.optimizers.scalar import TINY64, denominator_floor, scalar_code, sqrt
+from amsgrad_repro.optimizers.scalar import TINY64, guarded, scalar_code, sqrt
 from amsgrad_repro.optimizers.spec import NativeFamily, OptimizerSpec
 from amsgrad_repro.optimizers.tensor_ops import (
     corrected_sqrt,
     descend_,
-    floor_eps,
     foreach_corrected_sqrt,
     is_number,
     per_param,
@@ -59,14 +58,13 @@ def yogi_update(
     beta1, beta2, alpha, m_correction, _, v_scale = coeffs
     step = alpha / m_correction
     exp_avgs, exp_avg_sqs = state["exp_avg"], state["exp_avg_sq"]
-    eps = floor_eps(hp.eps, params[0])
     if foreach and not uses_tensors(*coeffs):
         torch._foreach_lerp_(exp_avgs, grads, 1.0 - beta1)
         squares = torch._foreach_mul(grads, grads)
         signs = torch._foreach_sub(exp_avg_sqs, squares)
         torch._foreach_sign_(signs)
         torch._foreach_addcmul_(exp_avg_sqs, signs, squares, value=-(1.0 - beta2))
-        denoms = foreach_corrected_sqrt(exp_avg_sqs, v_scale, eps)
+        denoms = foreach_corrected_sqrt(exp_avg_sqs, v_scale, hp.eps)
         torch._foreach_addcdiv_(params, exp_avgs, denoms, value=-step)
         return
     for i, param in enumerate(params):
@@ -79,7 +77,7 @@ def yogi_update(
             v.addcmul_(sign, square, value=-(1.0 - b2))
         else:
             v.addcmul_(sign, square * (b2 - 1.0))
-        descend_(param, m, corrected_sqrt(v, v_scale, eps, param), per_param(step, param))
+        descend_(param, m, corrected_sqrt(v, v_scale, hp.eps, param), per_param(step, param))
 
 
 @scalar_code
@@ -97,7 +95,7 @@ def yogi_scalar_step(state: tuple, hp: Any, g: float, t: int) -> tuple[tuple, fl
     gap = state[1] - square
     sign = 1.0 if gap > 0.0 else (-1.0 if gap < 0.0 else 0.0)
     v = state[1] - (1.0 - beta2) * sign * square
-    denom = sqrt(v) / v_scale + denominator_floor(hp.eps, TINY64)
+    denom = guarded(sqrt(v) / v_scale, hp.eps, TINY64)
     state = (m, v, carry[0], carry[1], 0.0, 0.0, 0.0, 0.0)
     return state, alpha / m_correction * m / denom
 
