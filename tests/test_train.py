@@ -531,7 +531,7 @@ def test_resident_inputs_equal_the_per_batch_transform_bit_for_bit(cache, monkey
     splits = engine.make_splits(data, {"holdout_val": True}, torch.device("cpu"))
     for scale in ("unit", "standardize"):
         transform = KIND.input_transform(data.train_x, {"input": {"scale": scale}})
-        inputs = engine.resident_inputs(transform, data.train_x, splits)
+        inputs = engine.resident_inputs(transform, data.train_x, splits, epochs=2)
         assert inputs.train_x.dtype == torch.float32
         batch = splits.train_index[:50]
         per_batch = transform(data.train_x.index_select(0, batch), True, None)
@@ -542,7 +542,11 @@ def test_resident_inputs_equal_the_per_batch_transform_bit_for_bit(cache, monkey
             assert inputs.evals[name][1] is y
     # Augmentation draws per batch: never precomputed; nor a copy over the memory budget.
     augmented = KIND.input_transform(data.train_x, {"input": {"augment": "flip"}})
-    assert engine.resident_inputs(augmented, data.train_x, splits).train_x is data.train_x
-    monkeypatch.setattr(engine, "RESIDENT_BYTES", 1000)
+    assert engine.resident_inputs(augmented, data.train_x, splits, 1).train_x is data.train_x
     unit = KIND.input_transform(data.train_x, {})
-    assert engine.resident_inputs(unit, data.train_x, splits).train_x is data.train_x
+    # A job reading fewer images than are stored (a subset for an epoch) does not pay for it.
+    subset = engine.make_splits(data, {"subset": {"train": 100}}, torch.device("cpu"))
+    assert engine.resident_inputs(unit, data.train_x, subset, 1).train_x is data.train_x
+    assert engine.resident_inputs(unit, data.train_x, subset, 10).train_x is not data.train_x
+    monkeypatch.setattr(engine, "RESIDENT_BYTES", 1000)
+    assert engine.resident_inputs(unit, data.train_x, splits, 1).train_x is data.train_x
