@@ -135,7 +135,8 @@ def test_analyse_writes_every_table(runs, tmp_path, repo_root):
     # Every verdict line says which scale and length produced it (the CSV too).
     assert "checked at scale smoke" in summary and "A REDUCED run" in summary
     assert (
-        "[REPRODUCED] logreg_train_loss (smoke: 1 of 100 epochs; SHORTENED: 1 of 100 epochs; "
+        "[REPRODUCED, SHORTENED] logreg_train_loss (smoke: 1 of 100 epochs; SHORTENED: 1 of 100 "
+        "epochs; "
         "DATA: fashion_mnist instead of mnist)" in summary
     ), summary
     # A task that did not run states no length it did not run.

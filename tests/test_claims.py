@@ -208,3 +208,61 @@ def test_best_statistic_is_judged_when_asked():
     best = {**PAIRED_CLAIM, "rule": {**PAIRED_CLAIM["rule"], "statistic": "best"}}
     assert evaluate_claims([PAIRED_CLAIM], frame).iloc[0]["verdict"] == NOT_REPRODUCED
     assert evaluate_claims([best], frame).iloc[0]["verdict"] == REPRODUCED
+
+
+def test_a_threshold_of_zero_is_never_printed_as_minus_zero():
+    """No margin on the claimed side "below" is −0.0: printed "0"; a claim that did not run
+    (no baseline values either) says the same, and a relative margin it could not compute
+    is named, not shown as −0."""
+    frame = finals_frame({"adam": [1.0, 1.1, 1.2], "amsgrad": [0.9, 1.0, 1.1]})
+    assert evaluate_claims([PAIRED_CLAIM], frame).iloc[0]["threshold"] == "below 0"
+    empty = frame.iloc[0:0]
+    assert evaluate_claims([PAIRED_CLAIM], empty).iloc[0]["threshold"] == "below 0"
+    with_margin = {**PAIRED_CLAIM, "rule": {**PAIRED_CLAIM["rule"], "relative_margin": 0.01}}
+    row = evaluate_claims([with_margin], empty).iloc[0]
+    assert row["verdict"] == NOT_RUN
+    assert row["threshold"] == "below 0 (without its relative margin: no finite adam value)"
+
+
+def test_the_claimed_side_has_the_digits_that_keep_it_apart_from_the_interval():
+    from amsgrad_repro.analysis.claims import Verdict, claimed_side
+    from amsgrad_repro.formatting import significant
+
+    # Six digits (":g") would show the threshold equal to the bound it is compared with.
+    verdict = Verdict(REPRODUCED, -0.0100000009, -0.0100000012, -0.0100000004, 5)
+    text = claimed_side("below", -0.0100000002, verdict)
+    assert text == "below -0.0100000002", text
+    assert float(text.split()[1]) > verdict.hi  # on the right side of the bound, as printed
+    assert claimed_side("below", -0.0103456, Verdict(REPRODUCED, -1, -2, -0.5, 5)) == (
+        "below -0.0103456"
+    )
+    assert significant(-0.0) == "0" and significant(1e-300) == "1e-300"
+    assert significant(0.9999999, near=[1.0]) == "0.9999999"  # not "1", which it is below
+
+
+def test_a_verdict_decided_on_a_shortened_run_says_so_in_its_tag():
+    from amsgrad_repro.analysis.tables import summary_text
+
+    claims = pd.DataFrame(
+        {
+            "id": ["grid_claim", "seeded_claim", "full_claim"],
+            "claim": ["c"] * 3,
+            "verdict": [REPRODUCED, TOO_FEW_SEEDS, NOT_REPRODUCED],
+            "effect": ["e"] * 3,
+            "estimate": [0.5] * 3,
+            "lo": [0.4] * 3,
+            "hi": [0.6] * 3,
+            "n_seeds": [1, 2, 10],
+            "threshold": ["above 0.1"] * 3,
+            "diverged": [""] * 3,
+            "scale": ["smoke", "smoke", "paper"],
+            "run_length": ["20000 of 1000000 steps", "1 of 100 epochs", "100 of 100 epochs"],
+            "shortened": [True, True, False],
+            "reductions": ["SHORTENED: 20000 of 1000000 steps", "SHORTENED: 1 of 100 epochs", ""],
+        }
+    )
+    empty = pd.DataFrame(columns=["statistic"])
+    text = summary_text(claims, pd.DataFrame(), empty, pd.DataFrame())
+    assert "[REPRODUCED, SHORTENED] grid_claim (smoke: 20000 of 1000000 steps; SHORTENED:" in text
+    assert "[TOO FEW SEEDS] seeded_claim (smoke:" in text  # decided nothing: nothing to flag
+    assert "[NOT REPRODUCED] full_claim (paper: 100 of 100 epochs)" in text

@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -51,6 +52,26 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[An
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """For a writer that opens the file itself (``snakemake --report``): a path of the same
+    name in a fresh hidden folder beside ``path``, moved over ``path`` with the mode the
+    umask allows when the block ends without an exception; else removed. An existing
+    ``path`` is never half-overwritten, and does not pass its old mode on."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    staged = folder / path.name
+    try:
+        yield staged
+        os.chmod(staged, 0o666 & ~current_umask())
+        with open(staged, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(staged, path)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def current_umask() -> int:

@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from amsgrad_repro.formatting import plural
+
 
 @dataclass(frozen=True)
 class Reduction:
@@ -30,8 +32,8 @@ def reduction(task: Mapping[str, Any], records: Sequence[Mapping[str, Any]] = ()
     add the steps a training run took per run, when known."""
     full = task.get("paper") or {}
     synthetic = task.get("kind") == "synthetic"
-    unit, ran = ("steps", task.get("steps", 0)) if synthetic else ("epochs", task.get("epochs", 0))
-    length, shortened = _length(int(ran), full.get(unit), unit)
+    unit, ran = ("step", task.get("steps", 0)) if synthetic else ("epoch", task.get("epochs", 0))
+    length, shortened = _length(int(ran), full.get(f"{unit}s"), unit)
     notes = [f"SHORTENED: {length}"] if shortened else []
     if synthetic:
         return Reduction(length, shortened, notes)
@@ -53,5 +55,5 @@ def reduction(task: Mapping[str, Any], records: Sequence[Mapping[str, Any]] = ()
 
 def _length(ran: int, full: Any, unit: str) -> tuple[str, bool]:
     if not full:
-        return f"{ran} {unit}", False
-    return f"{ran} of {int(full)} {unit}", ran < int(full)
+        return plural(ran, unit), False
+    return f"{ran} of {plural(int(full), unit)}", ran < int(full)

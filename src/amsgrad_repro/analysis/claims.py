@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from amsgrad_repro.analysis.finals import FINAL, paired_differences
+from amsgrad_repro.formatting import significant
 from amsgrad_repro.stats import interval_summary
 
 REPRODUCED = "reproduced"
@@ -141,10 +142,28 @@ def evaluate_claim(
     return claim_row(
         claim,
         effect,
-        f"{rule['side']} {threshold:g}",
+        claimed_side(rule["side"], threshold, verdict) + _unset_margin(rule, rows),
         replace(verdict, verdict=outcome),
         ", ".join(f"{k} {v}" for k, v in diverged.items()) if ran else "",
     )
+
+
+def claimed_side(side: str, threshold: float, verdict: Verdict) -> str:
+    """``below -0.01034``: the claimed side of the threshold, printed with the digits it
+    takes to keep its sign and its place against the interval (``formatting.significant``):
+    never "below -0", never a threshold that looks equal to a bound it is not."""
+    return f"{side} {significant(threshold, (verdict.lo, verdict.hi, verdict.estimate))}"
+
+
+def _unset_margin(rule: dict[str, Any], rows: pd.DataFrame) -> str:
+    """A paired claim's relative margin needs the baseline's mean; without a finite one the
+    threshold printed is the absolute margin alone, and the text says so."""
+    if rule["type"] != "paired" or not float(rule.get("relative_margin", 0.0)):
+        return ""
+    baseline = rows.loc[rows["optimizer"] == rule["baseline"], "value"].to_numpy(dtype=float)
+    if np.isfinite(baseline).any():
+        return ""
+    return f" (without its relative margin: no finite {rule['baseline']} value)"
 
 
 def claim_row(

@@ -39,6 +39,7 @@ from amsgrad_repro.analysis.claims import (
     TOO_FEW_SEEDS,
     Verdict,
     claim_row,
+    claimed_side,
     decide,
 )
 from amsgrad_repro.stats import DEFAULT_LEVEL
@@ -167,7 +168,8 @@ def _threshold(claim: dict[str, Any], data: GridData) -> dict[str, Any]:
         f"mean final {claim['metric']} of {rule['optimizer']} on {rule['problem']}, "
         f"{cell_label(cell)}{_halfway(rows) if claim['metric'] == 'x' else ''}"
     )
-    return _row(claim, effect, f"{rule['side']} {float(rule['value']):g}", verdict, _diverged(rows))
+    threshold = claimed_side(rule["side"], float(rule["value"]), verdict)
+    return _row(claim, effect, threshold, verdict, _diverged(rows))
 
 
 def _halfway(rows: pd.DataFrame) -> str:
@@ -246,12 +248,11 @@ def _agreement(claim: dict[str, Any], data: GridData) -> dict[str, Any]:
         f"{rule['prediction']} predicts it; cells measured to fail: {int(fails.sum())}; "
         f"{_disagreements(predicted, fails, members, np.nanmean(values, axis=1))}"
     )
-    threshold = (
-        f"{rule['side']} {float(rule['value']):g} (min {int(rule.get('min_cells', 1))} cells)"
-    )
+    least = f" (min {int(rule.get('min_cells', 1))} cells)"
     if count < int(rule.get("min_cells", 1)):
         nan = float("nan")
         verdict = Verdict(INCONCLUSIVE, nan, nan, nan, values.shape[1])
+        threshold = claimed_side(rule["side"], float(rule["value"]), verdict) + least
         return _row(claim, effect, threshold, verdict, _diverged(rows))
     estimate = float(np.mean((fails == predicted)[members]))
     shares = np.mean((resampled_fails == predicted)[:, members], axis=1)
@@ -259,6 +260,7 @@ def _agreement(claim: dict[str, Any], data: GridData) -> dict[str, Any]:
     lo, hi = (float(q) for q in np.quantile(shares, [tail, 1.0 - tail]))
     outcome = _compare(estimate, lo, hi, float(rule["value"]), rule["side"])
     verdict = Verdict(outcome, estimate, lo, hi, values.shape[1])
+    threshold = claimed_side(rule["side"], float(rule["value"]), verdict) + least
     return _row(claim, effect, threshold, verdict, _diverged(rows))
 
 

@@ -13,7 +13,14 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from amsgrad_repro.analysis.claims import DEFAULT_MIN_SEEDS, NOT_RUN, evaluate_claims
+from amsgrad_repro.analysis.claims import (
+    DEFAULT_MIN_SEEDS,
+    INCONCLUSIVE,
+    NOT_REPRODUCED,
+    NOT_RUN,
+    REPRODUCED,
+    evaluate_claims,
+)
 from amsgrad_repro.analysis.finals import (
     FINAL,
     FINALS_COLUMNS,
@@ -23,6 +30,7 @@ from amsgrad_repro.analysis.finals import (
     paired_table,
     time_to_target,
 )
+from amsgrad_repro.formatting import plural
 from amsgrad_repro.io import atomic_open, write_csv
 from amsgrad_repro.reduction import reduction
 
@@ -138,7 +146,8 @@ def tuning_section(settings: dict[str, Any]) -> str:
     metric = html.escape(str(tuning.get("metric", "val_loss")))
     items = "".join(
         f"<li>{html.escape(task)}: α ∈ {grid['lr']} × β2 ∈ {grid['beta2']} for "
-        f"{html.escape(', '.join(grid['optimizers']))}, {grid['epochs']} epochs per point</li>"
+        f"{html.escape(', '.join(grid['optimizers']))}, "
+        f"{plural(grid['epochs'], 'epoch')} per point</li>"
         for task, grid in grids.items()
     )
     return (
@@ -190,6 +199,17 @@ def _setting(row: Any) -> str:
     return f"{row.scale}: {row.run_length}{reduced}" if row.run_length else str(row.scale)
 
 
+DECIDED = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE)
+
+
+def verdict_tag(row: Any) -> str:
+    """``REPRODUCED``, or ``REPRODUCED, SHORTENED`` for a verdict the data decided on a run
+    shorter than the task's full setting (a deterministic problem decides at any seed
+    count, so a smoke run gives such verdicts): the tag a reader's eye lands on says it."""
+    shortened = bool(getattr(row, "shortened", False)) and row.verdict in DECIDED
+    return row.verdict.upper() + (", SHORTENED" if shortened else "")
+
+
 def summary_text(
     claims: pd.DataFrame, finals: pd.DataFrame, paired: pd.DataFrame, ttt: pd.DataFrame
 ) -> str:
@@ -210,7 +230,7 @@ def summary_text(
                 f"\n      {row.effect}: {_interval(row.estimate, row.lo, row.hi)}, "
                 f"{row.n_seeds} seeds, claimed {row.threshold}; diverged: {row.diverged or '0'}"
             )
-        lines.append(f"[{row.verdict.upper()}] {row.id} ({_setting(row)}): {row.claim}{detail}")
+        lines.append(f"[{verdict_tag(row)}] {row.id} ({_setting(row)}): {row.claim}{detail}")
     lines += ["", "Paired comparisons, final values (candidate − baseline, same seeds):"]
     for row in paired[paired["statistic"] == FINAL].itertuples(index=False):
         lines.append(

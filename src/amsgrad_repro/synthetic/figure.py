@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from amsgrad_repro.analysis.aggregate import curve
+from amsgrad_repro.formatting import plural
 from amsgrad_repro.plots import (
     band_plot,
     legend_labels,
@@ -53,7 +54,7 @@ def optimizer_groups(names: Sequence[str]) -> dict[str, list[str]]:
 
 def describe_task(task: dict[str, Any], seeds: int) -> str:
     parameter = f", C={task['C']:g}" if task.get("problem") == "theorem1" else ""
-    return f"T={task['steps']:.0e}, x₁={task['x1']:g}{parameter}, {seeds} seeds"
+    return f"T={task['steps']:.0e}, x₁={task['x1']:g}{parameter}, {plural(seeds, 'seed')}"
 
 
 def shortened_labels(records: Sequence[dict], labels: dict[str, str]) -> dict[str, str]:

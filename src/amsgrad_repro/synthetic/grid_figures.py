@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from amsgrad_repro.formatting import plural
 from amsgrad_repro.optimizers import hparams
 from amsgrad_repro.plots import legend_labels, save_figure, styles_for, themed
 from amsgrad_repro.synthetic.figure import REFERENCES, ROW_TITLES, optimizer_groups
@@ -218,7 +219,8 @@ def quartile_figure(grid: GridSpec, table: pd.DataFrame):  # noqa: ANN201
             _quartile_panel(ax, frame, names, steps, styles, labels, refs)
             seeds = len(grid.seeds_for(problem))
             ax.set_title(
-                f"{problem} problem, {axis} = {value:g} — {ROW_TITLES[group]} ({seeds} seeds)",
+                f"{problem} problem, {axis} = {value:g} — {ROW_TITLES[group]} "
+                f"({plural(seeds, 'seed')})",
                 fontsize=8,
             )
             ax.set_xlabel("iteration $t$")

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from amsgrad_repro.analysis.aggregate import curve
+from amsgrad_repro.formatting import plural
 from amsgrad_repro.plots import (
     band_plot,
     integer_iterations,
@@ -51,7 +52,7 @@ def describe(task: Mapping[str, Any], seeds: int, common: str) -> str:
     shared = f", {common}" if common else ""
     return (
         f"{model} on {task.get('dataset')}, batch {task.get('batch_size')}{shared}, "
-        f"{task.get('epochs')} epochs, {seeds} seeds"
+        f"{plural(task.get('epochs', 0), 'epoch')}, {plural(seeds, 'seed')}"
     )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from amsgrad_repro.formatting import plural
 from amsgrad_repro.plots import LINESTYLES, save_figure, styles_for, themed
 from amsgrad_repro.stats import interval_summary
 
@@ -83,8 +84,8 @@ def sensitivity_figure(
     schedule = task_settings.get("hparams", {}).get("lr_schedule", "constant")
     ax.set_title(
         f"{task}: sensitivity to α and β2\n({task_settings.get('dataset')}, "
-        f"{epochs} epochs, "
-        f"schedule {schedule}, {seeds} tuning seeds; mean, 95% interval)",
+        f"{plural(epochs, 'epoch')}, "
+        f"schedule {schedule}, {plural(seeds, 'tuning seed')}; mean, 95% interval)",
         fontsize=8,
     )
     note = diverged_note(points)
