@@ -6,16 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from amsgrad_repro.analysis.claims import (
+from amsgrad_repro.analysis.claims import evaluate_claims
+from amsgrad_repro.analysis.finals import finals_table, paired_table, time_to_target
+from amsgrad_repro.analysis.verdicts import (
     INCONCLUSIVE,
     NOT_REPRODUCED,
     NOT_RUN,
     REPRODUCED,
     TOO_FEW_SEEDS,
     decide,
-    evaluate_claims,
 )
-from amsgrad_repro.analysis.finals import finals_table, paired_table, time_to_target
 
 
 def finals_frame(values: dict[str, list[float]], task="logreg", metric="train_loss"):
@@ -225,7 +225,7 @@ def test_a_threshold_of_zero_is_never_printed_as_minus_zero():
 
 
 def test_the_claimed_side_has_the_digits_that_keep_it_apart_from_the_interval():
-    from amsgrad_repro.analysis.claims import Verdict, claimed_side
+    from amsgrad_repro.analysis.verdicts import Verdict, claimed_side
     from amsgrad_repro.formatting import significant
 
     # Six digits (":g") would show the threshold equal to the bound it is compared with.
@@ -266,3 +266,18 @@ def test_a_verdict_decided_on_a_shortened_run_says_so_in_its_tag():
     assert "[REPRODUCED, SHORTENED] grid_claim (smoke: 20000 of 1000000 steps; SHORTENED:" in text
     assert "[TOO FEW SEEDS] seeded_claim (smoke:" in text  # decided nothing: nothing to flag
     assert "[NOT REPRODUCED] full_claim (paper: 100 of 100 epochs)" in text
+
+
+def test_every_declared_rule_type_has_one_evaluator_and_an_unknown_one_is_named():
+    from amsgrad_repro.analysis import grid_claims
+    from amsgrad_repro.analysis.verdicts import EVALUATORS, RULE_TYPES, evaluates
+
+    assert set(EVALUATORS) == set(RULE_TYPES)
+    assert set(grid_claims.RULE_TYPES) == {n for n, r in RULE_TYPES.items() if r.subject == "grid"}
+    with pytest.raises(ValueError, match="two evaluators"):
+        evaluates("paired")(lambda claim, evidence: {})
+    with pytest.raises(ValueError, match="not declared"):
+        evaluates("majority_vote")
+    claim = {**PAIRED_CLAIM, "rule": {"type": "majority_vote", "side": "below"}}
+    with pytest.raises(ValueError, match=r"claim c: unknown rule type 'majority_vote' \(known: "):
+        evaluate_claims([claim], finals_frame({"adam": [1.0]}))

@@ -11,13 +11,6 @@ import pandas as pd
 import pytest
 import yaml
 
-from amsgrad_repro.analysis.claims import (
-    INCONCLUSIVE,
-    NOT_REPRODUCED,
-    NOT_RUN,
-    REPRODUCED,
-    TOO_FEW_SEEDS,
-)
 from amsgrad_repro.analysis.grid_claims import (
     GridData,
     drift,
@@ -26,6 +19,13 @@ from amsgrad_repro.analysis.grid_claims import (
     smallest_from_which,
     steady_state,
     theorem1_condition,
+)
+from amsgrad_repro.analysis.verdicts import (
+    INCONCLUSIVE,
+    NOT_REPRODUCED,
+    NOT_RUN,
+    REPRODUCED,
+    TOO_FEW_SEEDS,
 )
 from amsgrad_repro.config import ConfigError, load, resolve
 from amsgrad_repro.optimizers import BUILTINS, catalogue, hparams

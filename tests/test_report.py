@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from amsgrad_repro.analysis.claims import VERDICTS
+from amsgrad_repro.analysis.verdicts import VERDICTS
 from tests.pipeline import copy_workflow, run_snakemake
 
 SMOKE = ("--config", "scale=smoke", "tune=True")

@@ -100,7 +100,7 @@ def legend_labels(records: Sequence[dict]) -> tuple[str, dict[str, str]]:
     particular to each optimizer (for its legend entry), e.g. ``("α=0.5/√t, β1=0.9",
     {"adopt": "adopt (β2=0.9999, ε=1e-06)", ...})``. Read from the runs, not the config,
     so tuned or overridden values show as they were run."""
-    from amsgrad_repro.optimizers import run_label_parts
+    from amsgrad_repro.optimizers.labels import run_label_parts
 
     parts: dict[str, dict[str, str]] = {}
     for record in records:

@@ -11,7 +11,7 @@ coverage by simulation on known distributions at n = 3, 5 and 10 (table in
 docs/claims.md): the t interval covers 95% on normal data, 93–95% on uniform and 88–92% on
 skewed data (lognormal, exponential), while the percentile and the bias-corrected (BCa)
 bootstraps cover 65–93%, worst at few seeds. A verdict also needs ``analysis.min_seeds``
-seeds (``analysis.claims``).
+seeds (``analysis.verdicts``).
 """
 
 from __future__ import annotations

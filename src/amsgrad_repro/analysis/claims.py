@@ -27,66 +27,31 @@ Two kinds of effect:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from amsgrad_repro.analysis import grid_claims
 from amsgrad_repro.analysis.finals import FINAL, paired_differences
-from amsgrad_repro.formatting import significant
-from amsgrad_repro.stats import interval_summary
+from amsgrad_repro.analysis.verdicts import (
+    DEFAULT_MIN_SEEDS,
+    EVALUATORS,
+    INCONCLUSIVE,
+    NOT_RUN,
+    Evidence,
+    claim_row,
+    claimed_side,
+    decide,
+    evaluates,
+    rule_type,
+)
 
-REPRODUCED = "reproduced"
-NOT_REPRODUCED = "not reproduced"
-INCONCLUSIVE = "inconclusive"
-NOT_RUN = "not run"
-TOO_FEW_SEEDS = "too few seeds"
-VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_RUN, TOO_FEW_SEEDS)
-DEFAULT_MIN_SEEDS = 5
-
-
-@dataclass(frozen=True)
-class Verdict:
-    verdict: str
-    estimate: float
-    lo: float
-    hi: float
-    n: int
-
-
-def decide(
-    samples: np.ndarray,
-    threshold: float,
-    claimed_side: str,
-    min_seeds: int = DEFAULT_MIN_SEEDS,
-) -> Verdict:
-    """Verdict for "the mean of ``samples`` is ``claimed_side`` (``above``/``below``) of
-    ``threshold``", from the Student-t interval of the mean; below ``min_seeds`` finite
-    samples the interval decides nothing."""
-    values = np.asarray(samples, dtype=float)
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return Verdict(NOT_RUN, float("nan"), float("nan"), float("nan"), 0)
-    summary = interval_summary(values[None, :])
-    mean, lo, hi = float(summary.mean[0]), float(summary.lo[0]), float(summary.hi[0])
-    if claimed_side == "below":
-        verdict = REPRODUCED if hi < threshold else NOT_REPRODUCED if lo > threshold else None
-    elif claimed_side == "above":
-        verdict = REPRODUCED if lo > threshold else NOT_REPRODUCED if hi < threshold else None
-    else:
-        raise ValueError(f"claimed side must be 'above' or 'below', got {claimed_side!r}")
-    if values.size < min_seeds:
-        verdict = TOO_FEW_SEEDS
-    return Verdict(verdict or INCONCLUSIVE, mean, lo, hi, int(values.size))
-
-
-def _optimizers(rule: dict[str, Any]) -> list[str]:
-    if rule["type"] == "threshold":
-        return [rule["optimizer"]]
-    if rule["type"] == "paired":
-        return [rule["candidate"], rule["baseline"]]
-    raise ValueError(f"unknown rule type {rule['type']!r}")
+# What a task rule's effect is: (per-seed samples, threshold, label) from the claim, its
+# rows of the finals table and the whole table.
+Samples = Callable[[dict[str, Any], pd.DataFrame, pd.DataFrame], tuple[np.ndarray, float, str]]
 
 
 def paired_threshold(rule: dict[str, Any], rows: pd.DataFrame) -> float:
@@ -101,13 +66,18 @@ def paired_threshold(rule: dict[str, Any], rows: pd.DataFrame) -> float:
     return -size if rule["side"] == "below" else size
 
 
-def _samples(rule: dict[str, Any], rows: pd.DataFrame, finals: pd.DataFrame, claim: dict):
-    """The per-seed values whose mean is the claim's effect, its threshold and a label."""
-    task, metric = claim["task"], claim["metric"]
+def _threshold_samples(claim: dict[str, Any], rows: pd.DataFrame, finals: pd.DataFrame):
+    """One optimizer's per-seed values against the rule's ``value``."""
+    rule, metric = claim["rule"], claim["metric"]
     statistic = rule.get("statistic", FINAL)
-    if rule["type"] == "threshold":
-        samples = rows.loc[rows["optimizer"] == rule["optimizer"], "value"].to_numpy()
-        return samples, float(rule["value"]), f"mean {statistic} {metric} of {rule['optimizer']}"
+    samples = rows.loc[rows["optimizer"] == rule["optimizer"], "value"].to_numpy()
+    return samples, float(rule["value"]), f"mean {statistic} {metric} of {rule['optimizer']}"
+
+
+def _paired_samples(claim: dict[str, Any], rows: pd.DataFrame, finals: pd.DataFrame):
+    """candidate − baseline seed by seed, against :func:`paired_threshold`."""
+    rule, task, metric = claim["rule"], claim["task"], claim["metric"]
+    statistic = rule.get("statistic", FINAL)
     samples = paired_differences(
         finals, task, metric, rule["candidate"], rule["baseline"], statistic
     )
@@ -115,24 +85,19 @@ def _samples(rule: dict[str, Any], rows: pd.DataFrame, finals: pd.DataFrame, cla
     return samples, paired_threshold(rule, rows), effect
 
 
-def evaluate_claim(
-    claim: dict[str, Any], finals: pd.DataFrame, min_seeds: int = DEFAULT_MIN_SEEDS
-) -> dict[str, Any]:
-    """One row of the claims table. A claim whose optimizers all ran but left no finite
-    value (every seed diverged) is inconclusive, not "not run"; diverged seeds are counted
-    beside the verdict."""
-    rule = claim["rule"]
-    try:
-        optimizers = _optimizers(rule)
-    except ValueError as error:
-        raise ValueError(f"claim {claim['id']}: {error}") from None
+def _judge_finals(claim: dict[str, Any], evidence: Evidence, samples_of: Samples) -> dict:
+    """One row of the claims table for a rule on a task's finals. A claim whose optimizers
+    all ran but left no finite value (every seed diverged) is inconclusive, not "not
+    run"; diverged seeds are counted beside the verdict."""
+    rule, finals = claim["rule"], evidence.finals
+    optimizers = [rule[field] for field in rule_type(rule).optimizers]
     rows = finals[
         (finals["task"] == claim["task"])
         & (finals["metric"] == claim["metric"])
         & (finals["statistic"] == rule.get("statistic", FINAL))
     ]
-    samples, threshold, effect = _samples(rule, rows, finals, claim)
-    verdict = decide(samples, threshold, rule["side"], min_seeds)
+    samples, threshold, effect = samples_of(claim, rows, finals)
+    verdict = decide(samples, threshold, rule["side"], evidence.min_seeds)
     ran = all((rows["optimizer"] == name).any() for name in optimizers)
     outcome = INCONCLUSIVE if verdict.verdict == NOT_RUN and ran else verdict.verdict
     diverged = {
@@ -148,13 +113,6 @@ def evaluate_claim(
     )
 
 
-def claimed_side(side: str, threshold: float, verdict: Verdict) -> str:
-    """``below -0.01034``: the claimed side of the threshold, printed with the digits it
-    takes to keep its sign and its place against the interval (``formatting.significant``):
-    never "below -0", never a threshold that looks equal to a bound it is not."""
-    return f"{side} {significant(threshold, (verdict.lo, verdict.hi, verdict.estimate))}"
-
-
 def _unset_margin(rule: dict[str, Any], rows: pd.DataFrame) -> str:
     """A paired claim's relative margin needs the baseline's mean; without a finite one the
     threshold printed is the absolute margin alone, and the text says so."""
@@ -166,40 +124,39 @@ def _unset_margin(rule: dict[str, Any], rows: pd.DataFrame) -> str:
     return f" (without its relative margin: no finite {rule['baseline']} value)"
 
 
-def claim_row(
-    claim: dict[str, Any], effect: str, threshold: str, verdict: Verdict, diverged: str
+@evaluates("threshold")
+def _threshold(claim: dict[str, Any], evidence: Evidence) -> dict[str, Any]:
+    return _judge_finals(claim, evidence, _threshold_samples)
+
+
+@evaluates("paired")
+def _paired(claim: dict[str, Any], evidence: Evidence) -> dict[str, Any]:
+    return _judge_finals(claim, evidence, _paired_samples)
+
+
+def judge(claim: dict[str, Any], evidence: Evidence) -> dict[str, Any]:
+    """One row of the claims table, from the evaluator registered for the claim's rule
+    type (``analysis.verdicts.EVALUATORS``); an unknown type names the claim."""
+    try:
+        rule_type(claim["rule"])
+    except ValueError as error:
+        raise ValueError(f"claim {claim['id']}: {error}") from None
+    return EVALUATORS[claim["rule"]["type"]](claim, evidence)
+
+
+def evaluate_claim(
+    claim: dict[str, Any], finals: pd.DataFrame, min_seeds: int = DEFAULT_MIN_SEEDS
 ) -> dict[str, Any]:
-    """One row of the claims table (every rule type, grids' included, gives these)."""
-    return {
-        "id": claim["id"],
-        "source": claim["source"],
-        "claim": claim["statement"],
-        "task": claim["task"],
-        "effect": effect,
-        "threshold": threshold,
-        "estimate": verdict.estimate,
-        "lo": verdict.lo,
-        "hi": verdict.hi,
-        "n_seeds": verdict.n,
-        "diverged": diverged,
-        "verdict": verdict.verdict,
-    }
+    """One row of the claims table for a claim about a task's finals."""
+    return judge(claim, Evidence(finals, {}, min_seeds))
 
 
 def evaluate_claims(
     claims: list[dict[str, Any]],
     finals: pd.DataFrame,
     min_seeds: int = DEFAULT_MIN_SEEDS,
-    grids: dict[str, Any] | None = None,
+    grids: Mapping[str, grid_claims.GridData] | None = None,
 ) -> pd.DataFrame:
     """Every claim's row; claims about a grid (``analysis.grid_claims``) read ``grids``."""
-    from amsgrad_repro.analysis import grid_claims
-
-    return pd.DataFrame(
-        [
-            grid_claims.evaluate_claim(claim, grids or {}, min_seeds)
-            if grid_claims.handles(claim)
-            else evaluate_claim(claim, finals, min_seeds)
-            for claim in claims
-        ]
-    )
+    evidence = Evidence(finals, grids or {}, min_seeds)
+    return pd.DataFrame([judge(claim, evidence) for claim in claims])

@@ -1,13 +1,13 @@
 """Claims about grids (``synthetic.grid_spec``), judged on the grid's table.
 
-A claim whose rule ``type`` is one of :data:`RULE_TYPES` names a grid as its ``task``;
-``analysis.claims.evaluate_claims`` hands it here. "Reaches x*" is the grid's own
-``success_radius`` test on a cell's mean final x over seeds. Every interval comes from
-resampling the seeds (2,000 resamples, the same indices in every cell, since a seed draws
-the same gradients in every cell), so a deterministic problem, which runs one seed, gets a
-point interval.
+A claim whose rule type is declared with subject ``grid`` (``analysis.verdicts.RULE_TYPES``)
+names a grid as its ``task``; its evaluator here is registered for that type. "Reaches x*"
+is the grid's own ``success_radius`` test on a cell's mean final x over seeds. Every
+interval comes from resampling the seeds (2,000 resamples, the same indices in every cell,
+since a seed draws the same gradients in every cell), so a deterministic problem, which
+runs one seed, gets a point interval.
 
-* ``grid_threshold``: one cell's per-seed final metric, judged by ``claims.decide`` exactly
+* ``grid_threshold``: one cell's per-seed final metric, judged by ``verdicts.decide`` exactly
   like a ``threshold`` rule.
 * ``grid_boundary``: along ``axis`` with the other axes fixed by ``where``, the smallest
   value from which on every cell reaches x* (Zhang et al.'s "β2 large enough"); its
@@ -30,23 +30,27 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from amsgrad_repro.analysis.claims import (
+from amsgrad_repro.analysis import verdicts
+from amsgrad_repro.analysis.verdicts import (
     DEFAULT_MIN_SEEDS,
+    EVALUATORS,
     INCONCLUSIVE,
     NOT_REPRODUCED,
     NOT_RUN,
     REPRODUCED,
     TOO_FEW_SEEDS,
+    Evidence,
     Verdict,
     claim_row,
     claimed_side,
     decide,
+    evaluates,
 )
 from amsgrad_repro.stats import DEFAULT_LEVEL
 from amsgrad_repro.synthetic.grid_spec import GridSpec, cell_label
 from amsgrad_repro.synthetic.problems import DETERMINISTIC
 
-RULE_TYPES = ("grid_threshold", "grid_boundary", "grid_agreement")
+RULE_TYPES = tuple(name for name, rule in verdicts.RULE_TYPES.items() if rule.subject == "grid")
 # Seed resamples behind the boundary and agreement intervals (a cell-wide statistic has
 # no closed-form interval); fixed generator seed, so the table is reproducible.
 RESAMPLES = 2000
@@ -62,38 +66,45 @@ class GridData:
     table: pd.DataFrame
 
 
-def handles(claim: Mapping[str, Any]) -> bool:
-    return claim["rule"]["type"] in RULE_TYPES
+# A rule judged on one grid's data: one row of the claims table.
+GridRule = Callable[[dict[str, Any], GridData], dict[str, Any]]
+_row = claim_row
 
 
 def evaluate_claim(
     claim: dict[str, Any], grids: Mapping[str, GridData], min_seeds: int = DEFAULT_MIN_SEEDS
 ) -> dict[str, Any]:
-    """One row of the claims table, with the columns ``claims.evaluate_claim`` gives. On a
+    """One row of the claims table for a claim about a grid (the evaluator registered for
+    its rule type)."""
+    return EVALUATORS[claim["rule"]["type"]](claim, Evidence(None, grids, min_seeds))
+
+
+def _on_grid(name: str) -> Callable[[GridRule], GridRule]:
+    """Register a rule judged on one grid's data as the evaluator of rule type ``name``:
+    a grid that did not run gives "not run"; a wrong field names the claim; on a
     stochastic problem a verdict from fewer than ``min_seeds`` seeds is "too few seeds",
-    as for every other claim; a deterministic problem's one seed is exact."""
-    rule = claim["rule"]
-    if claim["task"] not in grids:
-        nan = float("nan")
-        return _row(
-            claim,
-            f"{rule['type']} on grid {claim['task']}",
-            "",
-            Verdict(NOT_RUN, nan, nan, nan, 0),
-            "",
-        )
-    data = grids[claim["task"]]
-    try:
-        row = EVALUATORS[rule["type"]](claim, data)
-    except (KeyError, ValueError) as error:
-        raise ValueError(f"claim {claim['id']}: {error}") from None
-    sampled = rule["problem"] not in DETERMINISTIC
-    if sampled and row["verdict"] != NOT_RUN and row["n_seeds"] < min_seeds:
-        row["verdict"] = TOO_FEW_SEEDS
-    return row
+    as for every other claim (a deterministic problem's one seed is exact)."""
 
+    def register(rule_on_grid: GridRule) -> GridRule:
+        @evaluates(name)
+        def evaluator(claim: dict[str, Any], evidence: Evidence) -> dict[str, Any]:
+            rule = claim["rule"]
+            if claim["task"] not in evidence.grids:
+                nan = float("nan")
+                effect = f"{rule['type']} on grid {claim['task']}"
+                return _row(claim, effect, "", Verdict(NOT_RUN, nan, nan, nan, 0), "")
+            try:
+                row = rule_on_grid(claim, evidence.grids[claim["task"]])
+            except (KeyError, ValueError) as error:
+                raise ValueError(f"claim {claim['id']}: {error}") from None
+            sampled = rule["problem"] not in DETERMINISTIC
+            if sampled and row["verdict"] != NOT_RUN and row["n_seeds"] < evidence.min_seeds:
+                row["verdict"] = TOO_FEW_SEEDS
+            return row
 
-_row = claim_row
+        return rule_on_grid
+
+    return register
 
 
 # --- selecting cells -------------------------------------------------------------------
@@ -154,6 +165,7 @@ def _compare(estimate: float, lo: float, hi: float, threshold: float, side: str)
 # --- rules -----------------------------------------------------------------------------
 
 
+@_on_grid("grid_threshold")
 def _threshold(claim: dict[str, Any], data: GridData) -> dict[str, Any]:
     rule = claim["rule"]
     rows = _rows(data, rule, rule.get("where") or {})
@@ -192,6 +204,7 @@ def smallest_from_which(axis_values: np.ndarray, reaches: np.ndarray) -> np.ndar
     return np.where(found, axis_values[first], np.inf)
 
 
+@_on_grid("grid_boundary")
 def _boundary(claim: dict[str, Any], data: GridData) -> dict[str, Any]:
     rule = claim["rule"]
     axis, radius = rule["axis"], data.spec.success_radius
@@ -227,6 +240,7 @@ def _boundary(claim: dict[str, Any], data: GridData) -> dict[str, Any]:
     return _row(claim, effect, threshold, verdict, _diverged(rows))
 
 
+@_on_grid("grid_agreement")
 def _agreement(claim: dict[str, Any], data: GridData) -> dict[str, Any]:
     rule = claim["rule"]
     rows = _rows(data, rule, rule.get("where") or {})
@@ -279,13 +293,6 @@ def _disagreements(predicted, fails, members, means) -> str:  # noqa: ANN001
             f" (their mean final x {np.nanmin(means[missed]):.3g} … {np.nanmax(means[missed]):.3g})"
         )
     return text
-
-
-EVALUATORS: dict[str, Callable[[dict[str, Any], GridData], dict[str, Any]]] = {
-    "grid_threshold": _threshold,
-    "grid_boundary": _boundary,
-    "grid_agreement": _agreement,
-}
 
 
 # --- predictions: which cells fail, from the theory alone -----------------------------

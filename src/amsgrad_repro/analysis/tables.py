@@ -13,14 +13,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from amsgrad_repro.analysis.claims import (
-    DEFAULT_MIN_SEEDS,
-    INCONCLUSIVE,
-    NOT_REPRODUCED,
-    NOT_RUN,
-    REPRODUCED,
-    evaluate_claims,
-)
+from amsgrad_repro.analysis.claims import evaluate_claims
 from amsgrad_repro.analysis.finals import (
     FINAL,
     FINALS_COLUMNS,
@@ -29,6 +22,13 @@ from amsgrad_repro.analysis.finals import (
     load_finals,
     paired_table,
     time_to_target,
+)
+from amsgrad_repro.analysis.verdicts import (
+    DEFAULT_MIN_SEEDS,
+    INCONCLUSIVE,
+    NOT_REPRODUCED,
+    NOT_RUN,
+    REPRODUCED,
 )
 from amsgrad_repro.formatting import plural
 from amsgrad_repro.io import atomic_open, write_csv

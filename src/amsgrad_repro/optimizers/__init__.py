@@ -27,7 +27,6 @@ from amsgrad_repro.optimizers import (
     yogi,
 )
 from amsgrad_repro.optimizers.hparams import HParamError
-from amsgrad_repro.optimizers.schedules import describe_step_size
 from amsgrad_repro.optimizers.spec import NativeFamily, OptimizerSpec, TorchClass
 
 BUILTINS: dict[str, OptimizerSpec] = {
@@ -105,22 +104,12 @@ def scalar_form(spec: OptimizerSpec, settings: Any) -> tuple[NativeFamily, Any] 
     return twin.native, twin_settings  # type: ignore[return-value]
 
 
-def run_label_parts(name: str, values: Mapping[str, Any]) -> dict[str, str]:
-    """Label parts of one run's recorded hyper-parameters (``hparams`` of its run.json);
-    a plug-in or unknown name shows its step size only."""
-    spec = BUILTINS.get(name)
-    if spec is None:
-        return {"lr": describe_step_size(values)} if "lr" in values else {}
-    return hparams.label_parts(spec.settings, values)
-
-
 __all__ = [
     "BUILTINS",
     "NATIVE_FAMILIES",
     "HParamError",
     "OptimizerSpec",
     "catalogue",
-    "run_label_parts",
     "check_shared_hparams",
     "scalar_form",
     "task_settings",

@@ -7,7 +7,7 @@ Everything else is derived from that declaration:
 
 * validation of the values a task gives (:func:`resolve`), naming the key that is wrong;
 * the resolved settings object a job uses (an instance of the dataclass, frozen);
-* ``run.json`` records (:func:`as_record`) and legends (:func:`label_parts`);
+* ``run.json`` records (:func:`as_record`) and legends (``optimizers.labels``);
 * the packed form the shared scalar code reads (:func:`pack`): choices become their index
   and booleans stay booleans, as a namedtuple in Python and a numpy record in the compiled
   1-D kernel, so one function body serves both (``optimizers.scalar``).
@@ -189,24 +189,6 @@ def resolve(
 def as_record(settings: Any) -> dict[str, Any]:
     """The settings as plain JSON-able values (run.json, legends, fingerprints)."""
     return dataclasses.asdict(settings)
-
-
-def label_parts(settings_type: type, values: Mapping[str, Any]) -> dict[str, str]:
-    """Short labels of recorded values, ``{field: "β1=0.9"}``: α with its schedule, then
-    every field that declares a symbol (a flag shows its symbol when set)."""
-    from amsgrad_repro.optimizers.schedules import describe_step_size
-
-    parts = {"lr": describe_step_size(values)} if "lr" in values else {}
-    for name, rule in rules(settings_type).items():
-        if not rule.symbol or name not in values:
-            continue
-        value = values[name]
-        if rule.kind == "flag":
-            if value:
-                parts[name] = rule.symbol
-        else:
-            parts[name] = f"{rule.symbol}={value:g}"
-    return parts
 
 
 _PACKED_TYPES: dict[type, type] = {}

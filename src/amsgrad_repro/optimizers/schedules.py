@@ -10,7 +10,6 @@ classes and plug-ins get it from a ``LambdaLR`` (``optimizers.build``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,16 +46,3 @@ def step_size(lr: Any, schedule: int, decay: float, t: int) -> Any:
 def lr_factor(settings: Any, t: int) -> float:
     """α_t / α, the factor a LambdaLR applies at step t (≥ 1)."""
     return step_size(1.0, LR_SCHEDULES.index(settings.lr_schedule), settings.lr_decay, t)
-
-
-def describe_step_size(values: Mapping[str, Any]) -> str:
-    """``α=0.5/√t``, ``α=0.01/√(1+0.01t)`` or ``α=0.001`` from recorded values ("" when
-    they have no α, e.g. a record written before α was recorded)."""
-    if "lr" not in values:
-        return ""
-    lr = f"α={values['lr']:g}"
-    if values.get("lr_schedule") == "inv_sqrt":
-        return f"{lr}/√t"
-    if values.get("lr_schedule") == "inv_sqrt_affine":
-        return f"{lr}/√(1+{values.get('lr_decay', 0):g}t)"
-    return lr
