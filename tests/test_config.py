@@ -175,3 +175,160 @@ def test_paper_and_full_fashion_presets_run_the_papers_protocol(raw):
     assert config["tasks"]["mlp"]["optimizers"] == paper_forms == grids["mlp"]["optimizers"]
     enabled = [t for t, s in config["tasks"].items() if s.get("enabled", True)]
     assert enabled == ["logreg", "mlp"]
+
+
+def test_a_plugins_unknown_keyword_is_refused_though_the_class_takes_kwargs(raw):
+    """pytorch-optimizer's Lion takes ``**kwargs`` and even copies them into its defaults:
+    a typo must still be named, the way torch.optim.SGD's constructor refuses it."""
+    raw["scale"] = "smoke"
+    for path in ("pytorch_optimizer:Lion", "torch.optim:SGD"):
+        plugins = {"lion2": {"class": path, "hparams": {"lr": "0.1", "nope": "3"}}}
+        overrides = {"plugins": plugins, "tasks": {"logreg": {"optimizers": ["adam", "lion2"]}}}
+        with pytest.raises(ConfigError, match=r"plugins\.lion2(\.hparams\.nope|: cannot build)"):
+            resolve(raw, overrides=overrides)
+    # A keyword the class names but does not record in its defaults (Lion's maximize) is fine.
+    plugins = {"lion2": {"class": "pytorch_optimizer:Lion", "hparams": {"lr": 0.1}}}
+    plugins["lion2"]["hparams"]["maximize"] = False
+    overrides = {"plugins": plugins, "tasks": {"logreg": {"optimizers": ["adam", "lion2"]}}}
+    assert resolve(raw, overrides=overrides)["plugins"]["lion2"]["hparams"]["maximize"] is False
+
+
+@pytest.mark.parametrize(
+    "typed, number",
+    [("1e6", 1e6), ("1E-3", 1e-3), ("+1e6", 1e6), ("-2.5e-2", -0.025), (".5e1", 5.0),
+     ("1.0e6", 1e6), (".5", 0.5), ("1.0e+6", 1e6)],
+)  # fmt: skip
+def test_numbers_are_read_as_a_person_types_them(raw, typed, number):
+    """YAML 1.1 (PyYAML, Snakemake) reads 1e6 as a string; config.yaml and --config read it
+    as the number, like YAML 1.2."""
+    from_file = yaml.safe_load(f"x1: {typed}\nsteps: {typed}")
+    raw["tasks"]["logreg"]["hparams"]["lr"] = yaml.safe_load(typed.lstrip("+-"))
+    raw["tasks"]["synthetic_online"]["x1"] = from_file["x1"]
+    if float(number).is_integer() and number > 10:
+        raw["tasks"]["synthetic_online"]["steps"] = from_file["steps"]
+    cut = {"x1": "0.0"} if abs(number) > 1 else {}  # beyond x1's range [-1, 1]
+    command_line = {"mlp": {"hparams": {"lr": typed.lstrip("+-")}}, "synthetic_online": cut}
+    resolved = resolve(raw, overrides={"tasks": command_line})
+    assert resolved["tasks"]["logreg"]["hparams"]["lr"] == abs(number)
+    assert resolved["tasks"]["mlp"]["hparams"]["lr"] == abs(number)
+    steps = resolved["tasks"]["synthetic_online"]["steps"]
+    whole = float(number).is_integer() and number > 10
+    assert type(steps) is int and steps == (number if whole else 10**7)
+    if not cut:
+        assert resolved["tasks"]["synthetic_online"]["x1"] == number
+
+
+def test_a_md5_of_digits_is_not_read_as_a_number(raw):
+    md5 = "1" * 20 + "e" + "1" * 11
+    raw["datasets"]["mnist"]["files"][0]["md5"] = md5
+    assert resolve(raw)["datasets"]["mnist"]["files"][0]["md5"] == md5
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf"])
+def test_nan_and_infinity_are_refused_naming_the_key(raw, value):
+    raw["tasks"]["synthetic_online"]["x1"] = yaml.safe_load(value)
+    with pytest.raises(ConfigError, match="tasks.synthetic_online.x1: expected a finite number"):
+        resolve(raw)
+
+
+def test_optimizers_command_refuses_a_malformed_plugin_declaration(capsys):
+    from amsgrad_repro.cli import main
+
+    for text, key in (('{"x": 1}', "plugins.x"), ("[1]", "plugins"), ('{"adam": {}}', "adam")):
+        assert main(["optimizers", "--plugins", text]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("amsgrad-repro: configuration error:") and key in err, err
+        assert "Traceback" not in err
+
+
+def test_version_comes_from_the_package_metadata(capsys):
+    from importlib import metadata
+
+    from amsgrad_repro.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"amsgrad-repro {metadata.version('amsgrad-repro')}"
+
+
+def test_a_new_task_joins_only_the_presets_that_name_it(raw):
+    """Presets list what they run: a task added to config.yaml runs under ``run: all``
+    (paper) and nowhere else until a preset names it."""
+    raw["tasks"]["logreg2"] = copy.deepcopy(raw["tasks"]["logreg"])
+    raw["grids"]["beta_map2"] = copy.deepcopy(raw["grids"]["beta_map"])
+    for scale, preset in raw["presets"].items():
+        resolved = resolve({**copy.deepcopy(raw), "scale": scale})
+        runs_all = preset["run"] == "all"
+        assert resolved["tasks"]["logreg2"].get("enabled", True) is runs_all, scale
+        assert resolved["grids"]["beta_map2"].get("enabled", True) is runs_all, scale
+        listed = set(preset["run"]) if not runs_all else None
+        for section in ("tasks", "grids"):
+            for name, entry in resolved[section].items():
+                if listed is not None and name not in listed:
+                    assert entry["enabled"] is False, (scale, name)
+    raw["presets"]["smoke"]["run"].append("logreg2")
+    assert resolve({**raw, "scale": "smoke"})["tasks"]["logreg2"].get("enabled", True)
+
+
+@pytest.mark.parametrize(
+    "run, expected",
+    [
+        (None, "presets.smoke.run: name the tasks and grids this preset runs"),
+        ("everything", "presets.smoke.run: name the tasks and grids"),
+        (["logreg", "lgoreg"], r"presets.smoke.run\[1\]: unknown task or grid 'lgoreg'"),
+    ],
+)
+def test_a_preset_must_name_what_it_runs(raw, run, expected):
+    raw["scale"] = "smoke"
+    raw["presets"]["smoke"]["run"] = run
+    with pytest.raises(ConfigError, match=expected):
+        resolve(raw)
+
+
+def test_the_command_line_and_a_presets_own_entry_still_switch_a_task_on(raw):
+    raw["scale"] = "quick"
+    assert resolve(raw)["tasks"]["cifarnet"]["enabled"] is False
+    on = {"tasks": {"cifarnet": {"enabled": "true"}}}
+    assert resolve(raw, overrides=on)["tasks"]["cifarnet"]["enabled"] is True
+    raw["presets"]["quick"]["tasks"]["cifarnet"]["enabled"] = True
+    assert resolve(raw)["tasks"]["cifarnet"]["enabled"] is True
+
+
+def test_every_tasks_model_arch_is_in_the_model_table(raw):
+    from amsgrad_repro.train.models import MODELS
+
+    raw["tasks"]["vae_celeba"]["model"]["arch"] = "vae2"
+    raw["tasks"]["vae_celeba"]["enabled"] = False  # checked for every task, run or not
+    with pytest.raises(ConfigError) as error:
+        resolve(raw)
+    assert str(error.value) == (
+        f"tasks.vae_celeba.model.arch: unknown model 'vae2' (known: {', '.join(sorted(MODELS))})"
+    )
+
+
+def test_the_schemas_kinds_and_problems_are_the_registries(repo_root):
+    """The schema's enums of task kinds and synthetic problems repeat the registries (a
+    JSON schema cannot import them): this fails when one changes without the other."""
+    from amsgrad_repro.config import TASK_KINDS
+    from amsgrad_repro.synthetic.problems import PARAMETER, PROBLEMS
+    from amsgrad_repro.train.api import KIND_MODULES
+
+    schema = yaml.safe_load((repo_root / "workflow/schemas/config.schema.yaml").read_text())
+    defs = schema["$defs"]
+    branches = schema["properties"]["tasks"]["additionalProperties"]["allOf"]
+    assert branches[0]["if"]["properties"]["kind"]["const"] == "synthetic"
+    assert branches[1]["if"]["properties"]["kind"]["enum"] == list(KIND_MODULES)
+    assert defs["training_task"]["properties"]["kind"]["enum"] == list(KIND_MODULES)
+    assert ("synthetic", *KIND_MODULES) == TASK_KINDS
+    assert defs["synthetic_task"]["properties"]["problem"]["enum"] == list(PROBLEMS)
+    assert defs["grid"]["properties"]["problems"]["items"]["enum"] == list(PROBLEMS)
+    assert list(PARAMETER) == list(PROBLEMS)
+    for problem, parameter in PARAMETER.items():  # a problem's parameter is required
+        if parameter is not None:
+            required = [
+                b["then"]["required"]
+                for b in defs["synthetic_task"]["allOf"]
+                if b["if"]["properties"]["problem"]["const"] == problem
+            ]
+            assert required == [[parameter]], problem

@@ -114,12 +114,14 @@ def test_sensitivity_is_the_mean_excess_over_the_best_point():
     ],
 )
 def test_tuning_config_errors_name_the_key(repo_root, tuning_section, task_change, message):
-    settings = load(
-        repo_root / "config.yaml",
-        {"tune": True, "tuning": {"tasks": tuning_section}, "tasks": {"logreg": task_change}},
-    )
+    """config.resolve calls check_tuning: the error comes while loading."""
+    overrides = {
+        "tune": True,
+        "tuning": {"tasks": tuning_section},
+        "tasks": {"logreg": task_change},
+    }
     with pytest.raises(ConfigError, match=message):
-        tuning_grid.check_tuning(settings)
+        tuning_grid.check_tuning(load(repo_root / "config.yaml", overrides))
 
 
 def test_tuning_is_off_unless_asked(repo_root):
@@ -225,8 +227,6 @@ def test_untuned_task_may_train_on_its_validation_split(repo_root):
     """holdout_val: false is refused only where the task is tuned in this run."""
     untuned = load(repo_root / "config.yaml", {"tasks": {"logreg": {"holdout_val": False}}})
     tuning_grid.check_tuning(untuned)
-    tuned = load(
-        repo_root / "config.yaml", {"tune": True, "tasks": {"logreg": {"holdout_val": False}}}
-    )
-    with pytest.raises(ConfigError, match="holdout_val"):
-        tuning_grid.check_tuning(tuned)
+    tuned = {"tune": True, "tasks": {"logreg": {"holdout_val": False}}}
+    with pytest.raises(ConfigError, match="holdout_val"):  # raised by load (config.resolve)
+        tuning_grid.check_tuning(load(repo_root / "config.yaml", tuned))

@@ -12,7 +12,11 @@ import importlib
 import json
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from typing import Any
+
+from amsgrad_repro.errors import ReportedError
+from amsgrad_repro.settings_base import ConfigError
 
 # Modules that contribute commands, in the order `--help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -36,11 +40,20 @@ def json_arg(text: str) -> Any:
         raise argparse.ArgumentTypeError(f"not valid JSON: {error}") from error
 
 
+def version() -> str:
+    """The installed package's version (its metadata, from pyproject.toml)."""
+    try:
+        return metadata.version("amsgrad-repro")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed: run `make install`)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="amsgrad-repro",
         description="Reproduce 'On the Convergence of Adam and Beyond' (ICLR 2018).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
@@ -50,9 +63,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from amsgrad_repro.config import ConfigError
-    from amsgrad_repro.errors import ReportedError
-
     try:
         return int(args.func(args) or 0)
     except ConfigError as error:

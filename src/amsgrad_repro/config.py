@@ -9,58 +9,48 @@ instead of hours later inside a job.
 
 from __future__ import annotations
 
-import copy
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
+from amsgrad_repro.optimizers import HParamError, catalogue, check_shared_hparams
+from amsgrad_repro.optimizers import task_settings as optimizer_settings
+from amsgrad_repro.optimizers.plugins import PluginError, check_cached
+from amsgrad_repro.settings_base import (
+    DEFAULT_SCHEMA,
+    REPO_ROOT,
+    ConfigError,
+    deep_merge,
+    enabled_tasks,
+    integers_where_expected,
+    normalise_seeds,
+    validate_schema,
+)
+from amsgrad_repro.synthetic.grid_spec import check_grids
 from amsgrad_repro.train.api import KIND_MODULES
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_SCHEMA = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
-
+from amsgrad_repro.train.models import MODELS
+from amsgrad_repro.tuning.grid import check_tuning
 
 # Every task kind: the synthetic problems, and the training kinds.
 TASK_KINDS: tuple[str, ...] = ("synthetic", *KIND_MODULES)
 
-
-class ConfigError(ValueError):
-    """A configuration value is wrong; the message names the key."""
-
-
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge ``override`` into a copy of ``base``; nested mappings merge, the rest replaces."""
-    merged = copy.deepcopy(dict(base))
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def _key_path(path: Any) -> str:
-    parts = [str(p) for p in path]
-    return ".".join(parts) if parts else "<top level>"
-
-
-def validate_schema(config: Mapping[str, Any], schema_path: Path = DEFAULT_SCHEMA) -> None:
-    """Raise ConfigError naming the first wrong key, with the schema's complaint."""
-    with open(schema_path) as handle:
-        schema = yaml.safe_load(handle)
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
-    if not errors:
-        return
-    lines = []
-    for error in errors[:5]:
-        where = _key_path(error.absolute_path)
-        lines.append(f"  {where}: {error.message}")
-    raise ConfigError("invalid configuration:\n" + "\n".join(lines))
+# Re-exported: the configuration's primitives live in the leaf module settings_base.
+__all__ = [
+    "ConfigError",
+    "deep_merge",
+    "enabled_tasks",
+    "error_source",
+    "load",
+    "normalise_seeds",
+    "resolve",
+    "validate_schema",
+    "DEFAULT_SCHEMA",
+    "REPO_ROOT",
+]
 
 
 def resolve(
@@ -69,32 +59,128 @@ def resolve(
     overrides: Mapping[str, Any] | None = None,
     plugin_cache: Path | None = None,
 ) -> dict[str, Any]:
-    """Apply the selected scale preset, then validate the result.
+    """Apply the selected scale preset, then validate the result: the one caller of every
+    validator (the schema, the registries' names, the grids, tuning), so that a resolved
+    configuration is a checked one.
 
     Precedence, lowest first: the config file, the preset, then ``overrides`` (what the user
     gave on the command line, e.g. ``--config seeds=3``), so a preset never silently undoes
     an explicit request. ``plugin_cache`` is a folder remembering which plug-in
     declarations already passed their import-and-build check (it costs seconds).
     """
-    presets = config.get("presets", {})
-    scale = config.get("scale")
-    if scale not in presets:
-        known = ", ".join(sorted(presets)) or "none defined"
-        raise ConfigError(f"scale: unknown preset {scale!r} (known presets: {known})")
-    base = {k: v for k, v in config.items() if k != "presets"}
-    resolved = deep_merge(base, presets[scale] or {})
-    explicit = {k: _typed_leaf(v) for k, v in (overrides or {}).items() if k != "presets"}
-    resolved = deep_merge(resolved, explicit)
+    if not isinstance(config, Mapping):
+        raise ConfigError(
+            f"<top level>: the configuration must be a mapping of keys to values, "
+            f"got {type(config).__name__}"
+        )
+    resolved = yaml12_numbers(_merge_preset(config, overrides))
+    _check_finite(resolved)
     _check_task_names(resolved)
     resolved["seeds"] = normalise_seeds(resolved.get("seeds"))
-    validate_schema(resolved, schema_path)
+    validate_schema(integers_where_expected(resolved, schema_path), schema_path)
     _check_registry_names(resolved, plugin_cache)
+    _check_models(resolved)
     _check_dataset_names(resolved)
     _check_stacking(resolved)
-    from amsgrad_repro.synthetic.grid_spec import check_grids
-
     check_grids(resolved)
+    check_tuning(resolved)
     return resolved
+
+
+def _merge_preset(config: Mapping[str, Any], overrides: Mapping[str, Any] | None) -> dict:
+    """The file's base, the preset ``scale`` names merged over it, then the command line."""
+    presets = config.get("presets") or {}
+    if not isinstance(presets, Mapping):
+        raise ConfigError(f"presets: expected a mapping of preset names, got {presets!r}")
+    scale = config.get("scale")
+    if not isinstance(scale, str) or scale not in presets:
+        known = ", ".join(sorted(map(str, presets))) or "none defined"
+        raise ConfigError(f"scale: unknown preset {scale!r} (known presets: {known})")
+    preset = presets[scale] or {}
+    if not isinstance(preset, Mapping):
+        raise ConfigError(f"presets.{scale}: expected a mapping of settings, got {preset!r}")
+    if not isinstance(overrides or {}, Mapping):
+        raise ConfigError(f"--config: expected key=value settings, got {overrides!r}")
+    base = {k: v for k, v in config.items() if k != "presets"}
+    explicit = {k: _typed_leaf(v) for k, v in (overrides or {}).items() if k != "presets"}
+    preset = dict(preset)
+    switched_off = _not_run(base, scale, preset.pop(PRESET_RUN, None))
+    return deep_merge(deep_merge(deep_merge(base, switched_off), preset), explicit)
+
+
+PRESET_RUN = "run"  # the key of a preset that names the tasks and grids it runs
+SECTIONS_RUN = ("tasks", "grids")  # the sections whose entries a preset's run list names
+
+
+def _not_run(base: Mapping[str, Any], scale: str, run: Any) -> dict[str, Any]:
+    """``{"tasks": {name: {"enabled": False}}, "grids": …}`` for every task and grid that
+    the preset's ``run`` list leaves out (``all``: none), so that a task added to
+    config.yaml joins only the presets that name it. Merged below the preset and the
+    command line: an ``enabled`` either of them gives still wins."""
+    where = f"presets.{scale}.{PRESET_RUN}"
+    sections = {key: base.get(key) or {} for key in SECTIONS_RUN}
+    if not all(isinstance(section, Mapping) for section in sections.values()):
+        return {}  # the schema names the section that is not a mapping
+    if run == "all":
+        return {}
+    known = [str(name) for section in sections.values() for name in section]
+    if not isinstance(run, list) or not all(isinstance(name, str) for name in run):
+        raise ConfigError(
+            f"{where}: name the tasks and grids this preset runs, as a list of names or "
+            f"`all` (got {run!r}; names: {', '.join(known)})"
+        )
+    for index, name in enumerate(run):
+        if name not in known:
+            raise ConfigError(
+                f"{where}[{index}]: unknown task or grid {name!r} (known: {', '.join(known)})"
+            )
+    return {
+        key: {name: {"enabled": False} for name in section if name not in run}
+        for key, section in sections.items()
+    }
+
+
+# A number as YAML 1.2 (and a person) writes it with an exponent: 1e6, 1E-3, +2.5e+3, .5e1.
+# YAML 1.1, which PyYAML and Snakemake read config.yaml and --config with, takes these for
+# strings (it wants a dot and a signed exponent: 1.0e+6). Short: a 32-digit md5 stays text.
+_EXPONENT_NUMBER = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)[eE][-+]?[0-9]+")
+_LONGEST_NUMBER = 24
+
+
+def yaml12_number(text: str) -> float | None:
+    """The number ``text`` is in YAML 1.2 if YAML 1.1 left it a string, else None."""
+    if len(text) <= _LONGEST_NUMBER and _EXPONENT_NUMBER.fullmatch(text.strip()):
+        return float(text)
+    return None
+
+
+def yaml12_numbers(value: Any) -> Any:
+    """``value`` with every string that YAML 1.2 reads as a number replaced by it, in
+    mapping values and list items (keys are names and stay as they are)."""
+    if isinstance(value, Mapping):
+        return {key: yaml12_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [yaml12_numbers(item) for item in value]
+    if isinstance(value, str):
+        number = yaml12_number(value)
+        return value if number is None else number
+    return value
+
+
+def _check_finite(value: Any, where: str = "") -> None:
+    """No setting is NaN or infinite (YAML reads .nan and .inf): the schema's ranges let a
+    NaN through (every comparison with it is false), and a run would carry it silently."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_finite(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_finite(item, f"{where}[{index}]")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(
+            f"{where or '<top level>'}: expected a finite number, got {value!r} (give a "
+            "number, or leave the key out for its default)"
+        )
 
 
 def _check_task_names(config: Mapping[str, Any]) -> None:
@@ -164,32 +250,9 @@ def _typed_leaf(value: Any) -> Any:
     return value
 
 
-def normalise_seeds(seeds: Any) -> list[int]:
-    """``seeds`` may be a count (``10`` → 0..9) or an explicit list."""
-    if isinstance(seeds, bool):
-        raise ConfigError(f"seeds: expected a count or a list of integers, got {seeds!r}")
-    if isinstance(seeds, int):
-        if seeds < 1:
-            raise ConfigError(f"seeds: need at least one seed, got {seeds}")
-        return list(range(seeds))
-    if (
-        isinstance(seeds, list)
-        and seeds
-        and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
-    ):
-        if len(set(seeds)) != len(seeds):
-            raise ConfigError(f"seeds: duplicate seeds in {seeds}")
-        return list(seeds)
-    raise ConfigError(f"seeds: expected a count or a non-empty list of integers, got {seeds!r}")
-
-
 def _check_registry_names(config: Mapping[str, Any], plugin_cache: Path | None = None) -> None:
     """Task kinds, optimizer names and every optimizer's hyper-parameters, checked against
     their declarations (``amsgrad_repro.optimizers``), plus the plug-ins the tasks use."""
-    from amsgrad_repro.optimizers import HParamError, catalogue, check_shared_hparams
-    from amsgrad_repro.optimizers import task_settings as optimizer_settings
-    from amsgrad_repro.optimizers.plugins import PluginError, check_cached
-
     try:
         specs = catalogue(config.get("plugins"))
     except PluginError as error:
@@ -239,11 +302,22 @@ def _check_registry_names(config: Mapping[str, Any], plugin_cache: Path | None =
                 raise ConfigError(str(error)) from None
 
 
+def _check_models(config: Mapping[str, Any]) -> None:
+    """Every training task's ``model.arch`` names a model of the table (train.models)."""
+    for name, task in config["tasks"].items():
+        if task.get("kind") == "synthetic":
+            continue
+        arch = (task.get("model") or {}).get("arch")
+        if arch not in MODELS:
+            raise ConfigError(
+                f"tasks.{name}.model.arch: unknown model {arch!r} "
+                f"(known: {', '.join(sorted(MODELS))})"
+            )
+
+
 def _check_stacking(config: Mapping[str, Any]) -> None:
     """``stack: seeds`` needs a model the stacked engine can stack and no random input
     augmentation (each member would need its own random stream inside one batch)."""
-    from amsgrad_repro.train.models import MODELS
-
     stackable = ", ".join(name for name, arch in MODELS.items() if arch.stackable)
     for name, task in config.get("tasks", {}).items():
         if task.get("stack") != "seeds":
@@ -265,12 +339,3 @@ def load(path: str | Path = "config.yaml", overrides: Mapping[str, Any] | None =
     if overrides:
         raw = deep_merge(raw, overrides)
     return resolve(raw, overrides=overrides)
-
-
-def enabled_tasks(config: Mapping[str, Any], kind: str | None = None) -> list[str]:
-    """Names of tasks switched on in the resolved config, optionally of one kind."""
-    return [
-        name
-        for name, task in config["tasks"].items()
-        if task.get("enabled", True) and (kind is None or task["kind"] == kind)
-    ]

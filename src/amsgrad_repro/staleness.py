@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from amsgrad_repro.errors import ReportedError
+from amsgrad_repro.settings_base import enabled_tasks
 
 PULLED_RECORD = Path("results") / ".pulled.json"
 RUN_RECORD = "run.json"
@@ -147,7 +148,6 @@ def expected_settings(
 ) -> dict[str, Any] | None:
     """The task settings the configuration gives the run in ``run_dir``, as its job would
     receive them; None when no stage of this configuration reads that run."""
-    from amsgrad_repro.config import enabled_tasks
     from amsgrad_repro.tuning import grid as tuning
 
     tasks = settings["tasks"]

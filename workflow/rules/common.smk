@@ -241,11 +241,6 @@ def all_aggregates():
 
 from amsgrad_repro.tuning import grid as _tuning
 
-try:
-    _tuning.check_tuning(SETTINGS)
-except ConfigError as error:
-    raise config_error(error) from None
-
 # {task: grid} of the tasks tuned in this run (empty unless tune: true).
 TUNED = _tuning.tuned_tasks(SETTINGS)
 TUNING_SEEDS = _tuning.tuning_seeds(SETTINGS.get("tuning") or {})

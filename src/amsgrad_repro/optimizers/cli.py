@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from amsgrad_repro.optimizers import BUILTINS, OptimizerSpec, catalogue, hparams, scalar_form
+from amsgrad_repro.settings_base import check_section
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -52,6 +53,6 @@ def markdown(specs: dict[str, OptimizerSpec]) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    specs = catalogue(args.plugins) if args.plugins else BUILTINS
+    specs = catalogue(check_section("plugins", args.plugins)) if args.plugins else BUILTINS
     print(markdown(specs))
     return 0

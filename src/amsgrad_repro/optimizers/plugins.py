@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import json
 import os
 from collections.abc import Mapping
@@ -36,9 +37,10 @@ from typing import Any
 from amsgrad_repro.optimizers import hparams
 from amsgrad_repro.optimizers.schedules import StepSize
 from amsgrad_repro.optimizers.spec import SCHEDULE_FIELDS, OptimizerSpec, TorchClass
+from amsgrad_repro.settings_base import ConfigError
 
 
-class PluginError(ValueError):
+class PluginError(ConfigError):
     """A plug-in declaration that cannot work; the message names its config key."""
 
 
@@ -114,17 +116,52 @@ def plugin_spec(name: str, declaration: Mapping[str, Any]) -> OptimizerSpec:
 
 def check(spec: OptimizerSpec) -> None:
     """Import the plug-in's class and build it on a dummy parameter with its defaults."""
-    import torch
+    import torch  # the plug-in check only: torch stays out of start-up
 
     where = f"plugins.{spec.name}.class"
     cls = spec.impl.load()  # type: ignore[union-attr]
     if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
         raise PluginError(f"{where}: {spec.source!r} is not a torch.optim.Optimizer subclass")
-    settings = spec.resolve()
+    kwargs = spec.impl.kwargs(spec.resolve())  # type: ignore[union-attr]
     try:
-        cls([torch.zeros(2, requires_grad=True)], **spec.impl.kwargs(settings))  # type: ignore[union-attr]
+        built = cls([torch.zeros(2, requires_grad=True)], **kwargs)
     except Exception as error:  # any constructor failure is the user's to see, named
         raise PluginError(f"plugins.{spec.name}: cannot build {spec.source}: {error}") from error
+    for key in kwargs:
+        if not _takes(cls, built, key):
+            raise PluginError(
+                f"plugins.{spec.name}.hparams.{key}: {spec.source} has no hyper-parameter "
+                f"{key!r} (it takes: {', '.join(sorted(_named_keywords(cls) or built.defaults))}"
+                "); remove it or correct its name"
+            )
+
+
+def _takes(cls: type, built: Any, key: str) -> bool:
+    """Whether the class really uses keyword ``key``. A class taking ``**kwargs`` accepts
+    any name without complaint, and may even copy it into its ``defaults`` unread
+    (pytorch-optimizer's Lion does): so a key counts when an ``__init__`` of the class or
+    of its bases names it; only a class that names no keyword at all is judged by what its
+    built instance records in ``defaults``."""
+    named = _named_keywords(cls)
+    return key in named if named else key in built.defaults
+
+
+def _named_keywords(cls: type) -> set[str]:
+    """The keyword parameters that the ``__init__`` of ``cls`` and of its bases below
+    ``torch.optim.Optimizer`` name (not ``params``, not ``**kwargs``)."""
+    import torch  # the plug-in check only: torch stays out of start-up
+
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if klass in torch.optim.Optimizer.__mro__ or "__init__" not in vars(klass):
+            continue
+        try:
+            parameters = inspect.signature(vars(klass)["__init__"]).parameters.values()
+        except (TypeError, ValueError):  # a builtin without a signature: nothing named
+            continue
+        names |= {p.name for p in parameters if p.kind in kinds} - {"self", "params", "defaults"}
+    return names
 
 
 def check_cached(spec: OptimizerSpec, cache: Path | None) -> None:

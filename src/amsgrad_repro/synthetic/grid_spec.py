@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from amsgrad_repro.config import ConfigError, normalise_seeds
+from amsgrad_repro.optimizers import HParamError, catalogue, scalar_form
+from amsgrad_repro.settings_base import ConfigError, normalise_seeds
 
 # How a piece of an axis makes its values (each piece is a mapping with one of these keys).
 RANGES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -105,7 +106,7 @@ class GridSpec:
     def seeds_for(self, problem: str) -> tuple[int, ...]:
         """The seeds a problem runs: all of them, or the first for a deterministic problem
         (its gradients do not depend on the seed, so every seed would repeat the run)."""
-        from amsgrad_repro.synthetic.problems import DETERMINISTIC
+        from amsgrad_repro.synthetic.problems import DETERMINISTIC  # numba: not at start-up
 
         return self.seeds[:1] if problem in DETERMINISTIC else self.seeds
 
@@ -116,7 +117,7 @@ class GridSpec:
 
     def parameter(self, problem: str, cell: Mapping[str, float]) -> float:
         """The problem's parameter (C or k) in one cell; 0 for the paper's problems."""
-        from amsgrad_repro.synthetic.problems import PARAMETER
+        from amsgrad_repro.synthetic.problems import PARAMETER  # numba: not at start-up
 
         key = PARAMETER[problem]
         if key is None:
@@ -166,8 +167,6 @@ def enabled_grids(config: Mapping[str, Any]) -> list[str]:
 
 def check_grids(config: Mapping[str, Any]) -> dict[str, GridSpec]:
     """Every enabled grid of a resolved configuration, checked (ConfigError names the key)."""
-    from amsgrad_repro.optimizers import catalogue
-
     specs = catalogue(config.get("plugins"))
     return {
         name: grid_spec(name, config["grids"][name], config["seeds"], specs)
@@ -199,7 +198,7 @@ def grid_spec(
         axes=axes,
         steps=int(declaration["steps"]),
         x1=float(declaration["x1"]),
-        seeds=tuple(_seeds(where, declaration.get("seeds", default_seeds))),
+        seeds=tuple(normalise_seeds(declaration.get("seeds", default_seeds), f"{where}.seeds")),
         record_points=int(declaration["record_points"]),
         success_radius=float(declaration["success_radius"]),
         parameters=_fixed_parameters(where, declaration, problems, axes),
@@ -214,16 +213,7 @@ def grid_spec(
     return grid
 
 
-def _seeds(where: str, seeds: Any) -> list[int]:
-    try:
-        return normalise_seeds(seeds)
-    except ConfigError as error:
-        raise ConfigError(f"{where}.{error}") from None
-
-
 def _optimizer_settings(where: str, declaration, specs, index: int, optimizer: str) -> Any:
-    from amsgrad_repro.optimizers import HParamError
-
     if optimizer not in specs:
         raise ConfigError(
             f"{where}.optimizers[{index}]: unknown optimizer {optimizer!r} "
@@ -272,7 +262,7 @@ def _check_axes_not_fixed(where: str, declaration: Mapping[str, Any]) -> None:
 def _axis(where: str, name: str, declaration, problems, settings, specs) -> Axis:
     """An axis is a tunable hyper-parameter of every optimizer, or the parameter of every
     problem; each value is checked against the field's (or the problem's) range."""
-    from amsgrad_repro.optimizers import HParamError
+    # numba: the problems module compiles kernels; start-up validation must not import it.
     from amsgrad_repro.synthetic.problems import PARAMETER, PARAMETER_MINIMUM
 
     values = axis_values(where, declaration)
@@ -303,6 +293,7 @@ def _axis(where: str, name: str, declaration, problems, settings, specs) -> Axis
 
 def _fixed_parameters(where: str, declaration, problems, axes) -> dict[str, float]:
     """C or k given as a fixed value, needed by a problem when it is not an axis."""
+    # numba: the problems module compiles kernels; start-up validation must not import it.
     from amsgrad_repro.synthetic.problems import PARAMETER, PARAMETER_MINIMUM
 
     on_axes = {axis.name for axis in axes}
@@ -325,8 +316,6 @@ def _fixed_parameters(where: str, declaration, problems, axes) -> dict[str, floa
 def _check_compiled(where: str, optimizer: str, spec, settings: list) -> None:  # noqa: ANN001
     """The optimizer runs in the compiled kernel with each of these settings: a grid is
     too many runs for the generic tensor path (a thousand times slower per step)."""
-    from amsgrad_repro.optimizers import scalar_form
-
     if any(scalar_form(spec, each) is None for each in settings):
         raise ConfigError(
             f"{where}: {optimizer} has no compiled step (plug-ins and torch.optim classes "

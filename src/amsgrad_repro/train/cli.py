@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from amsgrad_repro.settings_base import ConfigError
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from amsgrad_repro.cli import json_arg
@@ -120,7 +122,6 @@ def run_stacked(args: argparse.Namespace) -> int:
 
 def _job_settings(args: argparse.Namespace) -> dict:
     """The task's settings for this optimizer, with a tuning selection applied."""
-    from amsgrad_repro.config import ConfigError
 
     if args.optimizer not in args.settings.get("optimizers", [args.optimizer]):
         raise ConfigError(f"optimizer {args.optimizer!r} is not listed for task {args.task!r}")

@@ -31,10 +31,10 @@ from typing import Any
 
 import torch
 
-from amsgrad_repro.config import deep_merge
 from amsgrad_repro.optimizers import hparams, task_settings
 from amsgrad_repro.optimizers.schedules import lr_factor
 from amsgrad_repro.optimizers.torch_optimizer import build
+from amsgrad_repro.settings_base import deep_merge
 from amsgrad_repro.train.device import synchronize
 from amsgrad_repro.train.engine import (
     MemberState,

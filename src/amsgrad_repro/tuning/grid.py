@@ -15,6 +15,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from amsgrad_repro.optimizers import catalogue
+from amsgrad_repro.settings_base import ConfigError, deep_merge, enabled_tasks, normalise_seeds
+
 
 def point_name(lr: float, beta2: float) -> str:
     """Folder name of one grid point, e.g. ``lr0.001_beta20.999``; ``repr`` round-trips
@@ -28,16 +31,12 @@ def grid_points(grid: Mapping[str, Any]) -> list[dict[str, float]]:
 
 
 def tuning_seeds(tuning: Mapping[str, Any]) -> list[int]:
-    from amsgrad_repro.config import normalise_seeds
-
-    return normalise_seeds(tuning.get("seeds", 2))
+    return normalise_seeds(tuning.get("seeds", 2), "tuning.seeds")
 
 
 def tuned_tasks(settings: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """``{task: grid}`` for the enabled tasks that tuning covers (empty when tuning is off).
     Each grid has ``optimizers`` (default: the task's), ``lr``, ``beta2`` and ``epochs``."""
-    from amsgrad_repro.config import enabled_tasks
-
     tuning = settings.get("tuning") or {}
     if not settings.get("tune", False):
         return {}
@@ -59,9 +58,6 @@ def check_tuning(settings: Mapping[str, Any]) -> None:
     """Raise ConfigError for a tuning entry that cannot work: an unknown or untrainable
     task, and, for the tasks tuned in this run (``tune: true``, task enabled), an optimizer
     the task does not run or without a tunable α or β2, or no validation split."""
-    from amsgrad_repro.config import ConfigError
-    from amsgrad_repro.optimizers import catalogue
-
     specs = catalogue(settings.get("plugins"))
     tuning = settings.get("tuning") or {}
     for task, grid in (tuning.get("tasks") or {}).items():
@@ -91,8 +87,6 @@ def grid_settings(
 ) -> dict[str, Any]:
     """The task's settings for one grid point: α and β2 replaced for this optimizer (β1 and
     the schedules as configured), trained for the tuning budget."""
-    from amsgrad_repro.config import deep_merge
-
     point = {optimizer: {"lr": lr, "beta2": beta2}}
     merged = deep_merge(task_settings, {"overrides": point})
     merged["epochs"] = epochs
@@ -104,8 +98,6 @@ def apply_selection(
 ) -> dict[str, Any]:
     """The task's settings with a tuning selection's α and β2 for ``optimizer``; what the
     train command's ``--hparams-file`` does."""
-    from amsgrad_repro.config import ConfigError, deep_merge
-
     selection = json.loads(Path(selection_file).read_text())
     if selection.get("optimizer", optimizer) != optimizer:
         raise ConfigError(

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from amsgrad_repro.analysis.finals import lower_is_better
+from amsgrad_repro.settings_base import ConfigError
 
 GRID_COLUMNS = ["task", "optimizer", "lr", "beta2", "seed", "status", "metric", "value"]
 SENSITIVITY_METRIC = "hparam_sensitivity"
@@ -25,7 +26,6 @@ SENSITIVITY_METRIC = "hparam_sensitivity"
 def load_grid(run_files: Iterable[str | Path], metric: str) -> pd.DataFrame:
     """One row per grid run: its α, β2 (from the run's own record), seed, status and the
     metric at its last log point (NaN when diverged)."""
-    from amsgrad_repro.config import ConfigError
 
     rows = []
     for path in map(Path, run_files):

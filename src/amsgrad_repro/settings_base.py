@@ -1,0 +1,154 @@
+"""What every settings validator shares: the error it raises, merging, seed lists.
+
+A leaf of the package (it imports nothing of it), so that the domain modules that validate
+one part of the configuration (``synthetic.grid_spec``, ``tuning.grid``, ``train``…) import
+it, and :func:`amsgrad_repro.config.resolve`, which calls each of those validators, can
+import them at the top of the module: no import circle between ``config`` and its
+validators, and no import hidden inside a function to break one.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_SCHEMA = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message names the key and what to do."""
+
+
+def key_path(path: Any) -> str:
+    """``tasks.logreg.epochs`` for the key path ("<top level>" for the empty one)."""
+    parts = [str(p) for p in path]
+    return ".".join(parts) if parts else "<top level>"
+
+
+@functools.cache
+def _schema(schema_path: Path) -> dict[str, Any]:
+    with open(schema_path) as handle:
+        return yaml.safe_load(handle)
+
+
+def validate_schema(config: Mapping[str, Any], schema_path: Path = DEFAULT_SCHEMA) -> None:
+    """Raise ConfigError naming the first wrong keys, with the schema's complaint."""
+    _raise_schema_errors(config, _schema(Path(schema_path)))
+
+
+def check_section(key: str, value: Any, schema_path: Path = DEFAULT_SCHEMA) -> Any:
+    """``value`` checked as the configuration's top-level section ``key`` (e.g. the plug-in
+    declarations a command line gives); returns it."""
+    schema = _schema(Path(schema_path))
+    section = {**schema, "required": [], "properties": {key: schema["properties"][key]}}
+    _raise_schema_errors({key: value}, section)
+    return value
+
+
+_STRICT = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool)
+    ),
+)
+
+
+def integers_where_expected(
+    config: dict[str, Any], schema_path: Path = DEFAULT_SCHEMA
+) -> dict[str, Any]:
+    """``config`` with each whole float (``steps: 1e6``, ``1.0e+6``) made an int where the
+    schema expects an integer: JSON Schema counts 1e6 as an integer, but a job would then
+    count steps, epochs or megabytes in floats."""
+    validator = _STRICT(_schema(Path(schema_path)))
+    for _ in range(100):  # each pass converts every whole float the errors point to
+        paths = [
+            list(error.absolute_path)
+            for error in _flattened(validator.iter_errors(config))
+            if error.validator == "type"
+            and isinstance(error.instance, float)
+            and error.instance.is_integer()
+            and "integer" in _as_list(error.validator_value)
+        ]
+        if not paths:
+            break
+        for path in paths:
+            _set(config, path, int(_get(config, path)))
+    return config
+
+
+def _flattened(errors: Any) -> Any:
+    for error in errors:
+        yield error
+        yield from _flattened(error.context or ())
+
+
+def _as_list(value: Any) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _get(config: Any, path: list) -> Any:
+    for part in path:
+        config = config[part]
+    return config
+
+
+def _set(config: Any, path: list, value: Any) -> None:
+    _get(config, path[:-1])[path[-1]] = value
+
+
+def _raise_schema_errors(config: Any, schema: Mapping[str, Any]) -> None:
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    if not errors:
+        return
+    lines = [f"  {key_path(error.absolute_path)}: {error.message}" for error in errors[:5]]
+    raise ConfigError("invalid configuration:\n" + "\n".join(lines))
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``override`` into a copy of ``base``; nested mappings merge, the rest replaces."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def normalise_seeds(seeds: Any, where: str = "seeds") -> list[int]:
+    """``seeds`` may be a count (``10`` → 0..9) or an explicit list of distinct integers
+    (``where`` is the key the message names)."""
+    if isinstance(seeds, bool):
+        raise ConfigError(f"{where}: expected a count or a list of integers, got {seeds!r}")
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise ConfigError(f"{where}: need at least one seed, got {seeds}")
+        return list(range(seeds))
+    if (
+        isinstance(seeds, list)
+        and seeds
+        and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+    ):
+        if len(set(seeds)) != len(seeds):
+            raise ConfigError(f"{where}: duplicate seeds in {seeds}")
+        if min(seeds) < 0:
+            raise ConfigError(f"{where}: seeds are integers >= 0, got {min(seeds)}")
+        return list(seeds)
+    raise ConfigError(f"{where}: expected a count or a non-empty list of integers, got {seeds!r}")
+
+
+def enabled_tasks(config: Mapping[str, Any], kind: str | None = None) -> list[str]:
+    """Names of tasks switched on in the resolved config, optionally of one kind."""
+    return [
+        name
+        for name, task in config["tasks"].items()
+        if task.get("enabled", True) and (kind is None or task["kind"] == kind)
+    ]
