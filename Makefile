@@ -8,7 +8,7 @@ SNAKEMAKE_ARGS ?=
 # make push/pull: paths under results/ and --remote NAME (docs/sharing.md).
 SHARE_ARGS ?=
 
-.PHONY: run test lint format install report push pull
+.PHONY: run test lint format install report push pull unlock
 
 # The stamp re-installs when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -19,10 +19,18 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 # --rerun-incomplete: after an interrupted run, redo only the jobs that did not finish.
+# Snakemake ends with this make (AMSGRAD_REPRO_SUPERVISOR_PID: make's pid), its jobs with
+# it; a lock left by a killed Snakemake is removed at the next run (amsgrad_repro.supervision,
+# amsgrad_repro.snakemake_lock).
 run: install
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores $(CORES) --rerun-incomplete \
-		$(SNAKEMAKE_ARGS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" AMSGRAD_REPRO_SUPERVISOR_PID=$$PPID $(BIN)/snakemake \
+		--cores $(CORES) --rerun-incomplete $(SNAKEMAKE_ARGS)
 	$(MAKE) report
+
+# Remove the working directory's lock (snakemake --unlock); refused while a Snakemake of this
+# folder runs on this host.
+unlock: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores 1 --unlock $(SNAKEMAKE_ARGS)
 
 # Self-contained HTML: figures with captions, the claims table, settings and provenance
 # (snakemake --report; in a pulled clone its per-file "Missing metadata" warnings become one

@@ -61,8 +61,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run one command. As the process's entry point (``argv`` None) it also ends with the
+    Snakemake that started it and turns SIGTERM into an interruption
+    (``amsgrad_repro.supervision``); Ctrl-C or SIGTERM print one line, not a traceback."""
+    from amsgrad_repro import supervision
+
+    if argv is None:
+        supervision.install_stop_handler()
+        supervision.supervise()
+    args = None
+    try:
+        args = build_parser().parse_args(argv)
+        return _run(args)
+    except (KeyboardInterrupt, supervision.Stopped) as stop:
+        if argv is None:
+            supervision.ignore_further_interrupts()
+        command = getattr(args, "command", None) or "(starting)"
+        print(supervision.interrupted_line(command, args, stop), file=sys.stderr, flush=True)
+        return supervision.exit_status(stop)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except ConfigError as error:

@@ -7,6 +7,9 @@ a problem stops the run at once with one clear line instead of failing every job
   taken from beside the interpreter that runs Snakemake, which is the project's own.
 * :func:`check_pulled_runs`: pulled runs whose settings differ from what the configuration
   gives them stop the run before any stage reads them (``amsgrad_repro.staleness``).
+* :func:`snakemake_started`: this Snakemake ends with the ``make run`` that started it, its
+  jobs end with it (``amsgrad_repro.supervision``), and a lock left by a Snakemake that
+  died is removed or explained in one line (``amsgrad_repro.snakemake_lock``).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ __all__ = [
     "check_pulled_runs",
     "forcing",
     "own_cli_on_path",
+    "snakemake_started",
 ]
 
 CLI = "amsgrad-repro"
@@ -130,3 +134,32 @@ def check_pulled_runs(
     stale = stale_runs(root, settings, exempt)
     if stale:
         raise StaleRuns(stale_message(stale, list(command)))
+
+
+def snakemake_started(workflow: Any, argv: Sequence[str] = sys.argv) -> None:
+    """What every Snakemake of this project does first (one call in common.smk): die with
+    the ``make`` that started it (``make run`` names it), become the supervisor of the
+    jobs it starts, and, as the main process, handle a lock left by a Snakemake that
+    died. Raises Snakemake's ``WorkflowError`` with one line for ``--unlock`` while another
+    Snakemake of this folder runs."""
+    import signal
+
+    from amsgrad_repro import snakemake_lock, supervision
+
+    supervision.supervise(signum=signal.SIGKILL, who="the make that started this Snakemake")
+    supervision.name_supervisor()
+    if not workflow.is_main_process:
+        return
+    from snakemake.cli import get_argument_parser
+    from snakemake.exceptions import WorkflowError
+
+    try:
+        args, _ = get_argument_parser().parse_known_args(list(argv[1:]))
+    except SystemExit:  # a command line Snakemake itself will refuse
+        return
+    try:
+        snakemake_lock.check(
+            Path.cwd(), unlock=args.unlock, dry_run=args.dryrun, nolock=args.nolock
+        )
+    except snakemake_lock.LockHeld as error:
+        raise WorkflowError(str(error)) from None

@@ -28,6 +28,9 @@ try:
 except startup.StartupError as error:
     raise WorkflowError(str(error)) from None
 
+# Jobs die with this Snakemake; a lock left by a killed one is cleared (or explained).
+startup.snakemake_started(workflow)
+
 COMMAND_LINE_CONFIG = workflow.config_settings.overwrite_config
 
 

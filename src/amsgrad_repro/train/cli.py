@@ -172,6 +172,11 @@ def figure(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     from amsgrad_repro.gpus import claim_gpu
 
+    # Set first: an interrupted run names its checkpoint (amsgrad_repro.supervision).
+    args.checkpoint_dir = args.checkpoint_dir or Path(
+        "results", "checkpoints", args.task, args.optimizer, str(args.seed)
+    )
+
     if args.device in ("auto", "cuda"):
         # Before CUDA starts: on a multi-GPU machine, concurrent jobs get distinct GPUs.
         claim_gpu()
@@ -183,9 +188,6 @@ def run(args: argparse.Namespace) -> int:
     args.settings = _job_settings(args)
     if args.threads:
         torch.set_num_threads(args.threads)
-    checkpoint_dir = args.checkpoint_dir or Path(
-        "results", "checkpoints", args.task, args.optimizer, str(args.seed)
-    )
     request = RunRequest(
         task=args.task,
         optimizer=args.optimizer,
@@ -193,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
         settings=args.settings,
         dataset_cache=args.dataset_cache,
         out_dir=args.out,
-        checkpoint_dir=checkpoint_dir,
+        checkpoint_dir=args.checkpoint_dir,
         device=args.device,
         progress_bar=args.progress == "on" or (args.progress == "auto" and interactive()),
         plugins=args.plugins,
