@@ -98,6 +98,7 @@ def test_every_run_completed_on_its_dataset(smoke_run):
                     "compile": False,
                     "cudnn_benchmark": False,
                     "flush_denormal": True,
+                    "dtype": "float32",
                 }
                 table = pd.read_csv(run / "metrics.csv")
                 steps = -(-settings["subset"]["train"] // settings["batch_size"])

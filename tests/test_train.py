@@ -269,7 +269,15 @@ def test_checkpoint_of_other_settings_is_not_resumed(cache, tmp_path):
     assert Trainer(first).try_resume()
 
 
-def test_vae_reports_elbo_terms_and_image_grid(cache, tmp_path):
+# loss = recon + kl per batch, then each of the three averaged alike over a log interval
+# (at most 4 batches) or an evaluation set (a sum per batch of 50): a handful of roundings
+# of positive terms, each ≤ u = eps/2 relative, so |loss − (recon + kl)| ≤ ~10·u·loss:
+# 6e-7 in float32 (1e-5 leaves a margin of 16), 1.1e-15 in float64 (1e-13: 90).
+ELBO_RTOL = {"float32": 1e-5, "float64": 1e-13}
+
+
+@pytest.mark.parametrize("dtype", sorted(ELBO_RTOL))
+def test_vae_reports_elbo_terms_and_image_grid(cache, tmp_path, dtype):
     record = train(
         request(
             cache,
@@ -279,12 +287,15 @@ def test_vae_reports_elbo_terms_and_image_grid(cache, tmp_path):
             hparams={"lr": 0.0002, "lr_schedule": "inv_sqrt", "beta1": 0.5, "beta2": 0.999},
             epochs=1,
             subset={"train": 64, "eval": 32},
+            performance={"dtype": dtype},
         )
     )
     table = pd.read_csv(tmp_path / "run" / "metrics.csv")
     for split in ("train", "val", "test"):
         np.testing.assert_allclose(
-            table[f"{split}_loss"], table[f"{split}_recon"] + table[f"{split}_kl"], rtol=1e-5
+            table[f"{split}_loss"],
+            table[f"{split}_recon"] + table[f"{split}_kl"],
+            rtol=ELBO_RTOL[dtype],
         )
     assert (tmp_path / "run" / "samples.png").stat().st_size > 500
     assert record["artifacts"] == [str(tmp_path / "run" / "samples.png")]
@@ -303,6 +314,7 @@ def test_adding_an_optimizer_keeps_other_checkpoints_valid(cache, tmp_path):
         (lambda t: t.update(batch_size=0), "tasks.logreg.batch_size"),
         (lambda t: t["resources"].pop("gpus"), "tasks.logreg.resources: 'gpus' is a required"),
         (lambda t: t.update(subset={"train": 10, "test": 5}), "tasks.logreg.subset"),
+        (lambda t: t.update(performance={"dtype": "float16"}), "tasks.logreg.performance.dtype"),
     ],
 )
 def test_training_task_config_errors_name_the_key(repo_root, change, message):
@@ -550,3 +562,63 @@ def test_resident_inputs_equal_the_per_batch_transform_bit_for_bit(cache, monkey
     assert engine.resident_inputs(unit, data.train_x, subset, 10).train_x is not data.train_x
     monkeypatch.setattr(engine, "RESIDENT_BYTES", 1000)
     assert engine.resident_inputs(unit, data.train_x, splits, 1).train_x is data.train_x
+
+
+@pytest.mark.parametrize("stacked", [False, True], ids=["single", "stacked"])
+def test_float64_runs_in_float64_throughout_and_says_so(cache, tmp_path, stacked):
+    """``performance.dtype: float64``: parameters, inputs, optimizer state and metrics in
+    float64 (the precision of the equality tests, tests/test_stacked.py), recorded in
+    run.json; the same run as float32 up to float32 rounding, not bit for bit. One epoch
+    transforms each batch, two use the resident copy (``engine.resident_inputs``)."""
+    from amsgrad_repro.train.stacked import Member, StackedRequest, StackedTrainer
+
+    def job(dtype: str):
+        changes = {"performance": {"dtype": dtype}, "epochs": 2 if stacked else 1}
+        root = tmp_path / dtype
+        if not stacked:
+            return Trainer(request(cache, root, **changes))
+        members = [Member(seed, root / str(seed)) for seed in (0, 1)]
+        return StackedTrainer(
+            StackedRequest(
+                "toy", "amsgrad", members, task_settings(**changes), cache, root / "ckpt", "cpu"
+            )
+        )
+
+    tables = {}
+    for dtype in ("float32", "float64"):
+        trainer = job(dtype)
+        resident = trainer.inputs.train_x.is_floating_point()
+        assert resident == stacked
+        batch = trainer.inputs.transform(trainer.inputs.train_x[:2], True, None)
+        assert batch.dtype == getattr(torch, dtype)
+        evals = trainer.inputs.evals.values()
+        assert {trainer.inputs.transform(x[:2], False, None).dtype for x, _ in evals} == {
+            batch.dtype
+        }
+        records = trainer.run()
+        record = records[0] if stacked else records
+        assert record["performance"]["dtype"] == dtype
+        params = list(trainer.model.parameters())
+        state = trainer.optimizer.state_dict()["state"][0]
+        assert {p.dtype for p in params} == {getattr(torch, dtype)}
+        assert {v.dtype for v in state.values() if torch.is_tensor(v) and v.dim()} == {
+            getattr(torch, dtype)
+        }
+        run = tmp_path / dtype / ("0" if stacked else "run")
+        tables[dtype] = pd.read_csv(run / "metrics.csv")
+    loss32, loss64 = (tables[d]["train_loss"].to_numpy() for d in ("float32", "float64"))
+    assert not np.array_equal(loss32, loss64)
+    np.testing.assert_allclose(loss32, loss64, rtol=1e-4)  # float32 rounding of ≤ 20 steps
+
+
+def test_dtype_is_one_of_the_declared_ones_and_the_schema_lists_the_same(repo_root):
+    import yaml
+
+    from amsgrad_repro.train.device import DTYPES, performance_options
+
+    schema = yaml.safe_load((repo_root / "workflow/schemas/config.schema.yaml").read_text())
+    task = schema["$defs"]["training_task"]["properties"]
+    assert tuple(task["performance"]["properties"]["dtype"]["enum"]) == DTYPES
+    assert performance_options({})["dtype"] == "float32"
+    with pytest.raises(ValueError, match="performance.dtype: expected one of float32, float64"):
+        performance_options({"performance": {"dtype": "half"}})

@@ -19,6 +19,7 @@ from amsgrad_repro.optimizers.moments import MomentSettings, moment_coefficients
 from amsgrad_repro.optimizers.scalar import TINY64, guarded, scalar_code, sqrt
 from amsgrad_repro.optimizers.spec import NativeFamily, OptimizerSpec
 from amsgrad_repro.optimizers.tensor_ops import (
+    complement,
     corrected_sqrt,
     descend_,
     ema_square_,
@@ -62,8 +63,8 @@ def adabelief_update(
         return
     for i, param in enumerate(params):
         grad, m, s = grads[i], exp_avgs[i], exp_avg_vars[i]
-        m.lerp_(grad, 1.0 - per_param(beta1, param))
-        ema_square_(s, grad - m, per_param(beta2, param))
+        m.lerp_(grad, complement(beta1, param))
+        ema_square_(s, grad - m, beta2)
         s.add_(hp.eps)
         descend_(param, m, corrected_sqrt(s, v_scale, hp.eps, param), per_param(step, param))
 

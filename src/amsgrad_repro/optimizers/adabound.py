@@ -22,6 +22,7 @@ from amsgrad_repro.optimizers.scalar import TINY64, decayed, guarded, scalar_cod
 from amsgrad_repro.optimizers.schedules import step_size
 from amsgrad_repro.optimizers.spec import NativeFamily, OptimizerSpec
 from amsgrad_repro.optimizers.tensor_ops import (
+    complement,
     ema_square_,
     foreach_guard_,
     guard_,
@@ -97,8 +98,8 @@ def adabound_update(
         return
     for i, param in enumerate(params):
         grad, m, v = grads[i], exp_avgs[i], exp_avg_sqs[i]
-        m.lerp_(grad, 1.0 - per_param(beta1, param))
-        ema_square_(v, grad, per_param(beta2, param))
+        m.lerp_(grad, complement(beta1, param))
+        ema_square_(v, grad, beta2)
         if hp.second_moment == MAX:
             torch.maximum(second[i], v, out=second[i])
         rate = guard_(second[i].sqrt(), hp.eps).reciprocal_().mul_(per_param(step, param))

@@ -31,6 +31,7 @@ from amsgrad_repro.optimizers.scalar import TINY64, decayed, guarded, scalar_cod
 from amsgrad_repro.optimizers.schedules import StepSize, step_size
 from amsgrad_repro.optimizers.spec import NativeFamily, OptimizerSpec
 from amsgrad_repro.optimizers.tensor_ops import (
+    complement,
     corrected_sqrt,
     descend_,
     ema_square_,
@@ -133,8 +134,8 @@ def _single_tensor(params, grads, state, hp, coeffs) -> None:
     max_sqs = state.get("max_exp_avg_sq")
     for i, param in enumerate(params):
         grad, m, v = grads[i], exp_avgs[i], exp_avg_sqs[i]
-        m.lerp_(grad, 1.0 - per_param(beta1, param))
-        ema_square_(v, grad, per_param(beta2, param))
+        m.lerp_(grad, complement(beta1, param))
+        ema_square_(v, grad, beta2)
         if hp.second_moment == MAX_CORRECTED:
             torch.maximum(max_sqs[i], v / per_param(v_correction, param), out=max_sqs[i])
             denom = guard_(max_sqs[i].sqrt(), hp.eps)

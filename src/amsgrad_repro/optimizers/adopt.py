@@ -21,7 +21,12 @@ from amsgrad_repro.optimizers.moments import move_
 from amsgrad_repro.optimizers.scalar import scalar_code, sqrt
 from amsgrad_repro.optimizers.schedules import StepSize, step_size
 from amsgrad_repro.optimizers.spec import NativeFamily, OptimizerSpec
-from amsgrad_repro.optimizers.tensor_ops import ema_square_, per_param, uses_tensors
+from amsgrad_repro.optimizers.tensor_ops import (
+    complement,
+    ema_square_,
+    per_param,
+    uses_tensors,
+)
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -80,9 +85,9 @@ def adopt_update(
         normed = torch.div(grad, denom, out=denom)
         if hp.clip:
             normed.clamp_(-bound, bound)
-        m.lerp_(normed, 1.0 - per_param(beta1, param))
+        m.lerp_(normed, complement(beta1, param))
         move_(param, m, per_param(alpha, param))
-        ema_square_(v, grad, per_param(beta2, param))
+        ema_square_(v, grad, beta2)
 
 
 @scalar_code

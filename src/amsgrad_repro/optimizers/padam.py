@@ -19,6 +19,7 @@ from amsgrad_repro.optimizers.moments import MomentSettings, moment_coefficients
 from amsgrad_repro.optimizers.scalar import TINY64, guarded, scalar_code, sqrt
 from amsgrad_repro.optimizers.spec import NativeFamily, OptimizerSpec
 from amsgrad_repro.optimizers.tensor_ops import (
+    complement,
     descend_,
     ema_square_,
     foreach_guard_,
@@ -71,8 +72,8 @@ def padam_update(
         return
     for i, param in enumerate(params):
         grad, m, v = grads[i], exp_avgs[i], exp_avg_sqs[i]
-        m.lerp_(grad, 1.0 - per_param(beta1, param))
-        ema_square_(v, grad, per_param(beta2, param))
+        m.lerp_(grad, complement(beta1, param))
+        ema_square_(v, grad, beta2)
         if hp.amsgrad:
             torch.maximum(second[i], v, out=second[i])
         denom = guard_(second[i].sqrt(), hp.eps).pow_(power)

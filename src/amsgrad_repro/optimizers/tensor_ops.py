@@ -56,13 +56,22 @@ def foreach_guard_(denominators: list[Tensor], eps: float) -> None:
         torch._foreach_clamp_min_(denominators, zero_eps_floor(denominators[0].dtype))
 
 
+def complement(value: Coefficient, param: Tensor) -> Coefficient:
+    """1 − value shaped for ``param``, taken before a per-member value is cast to the
+    parameter's dtype: in float32, 1 − β2 of a β2 = 0.999 already rounded is 1.3e-5 off in
+    relative terms (float64 per-member values keep it exact, as a float step's is)."""
+    return per_param(1.0 - value, param)
+
+
 def ema_square_(average: Tensor, grad: Tensor, decay: Coefficient) -> None:
-    """average ← decay·average + (1 − decay)·grad²."""
-    average.mul_(decay)
+    """average ← decay·average + (1 − decay)·grad²; ``decay`` is a float or one value per
+    member (not yet :func:`per_param`-shaped, see :func:`complement`)."""
     if is_number(decay):
+        average.mul_(decay)
         average.addcmul_(grad, grad, value=1.0 - decay)
     else:
-        average.addcmul_(grad, grad * (1.0 - decay))
+        average.mul_(per_param(decay, average))
+        average.addcmul_(grad, grad * complement(decay, average))
 
 
 def descend_(param: Tensor, numerator: Tensor, denominator: Tensor, step: Coefficient) -> None:

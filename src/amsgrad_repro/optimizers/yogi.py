@@ -19,6 +19,7 @@ from amsgrad_repro.optimizers.moments import MomentSettings, moment_coefficients
 from amsgrad_repro.optimizers.scalar import TINY64, guarded, scalar_code, sqrt
 from amsgrad_repro.optimizers.spec import NativeFamily, OptimizerSpec
 from amsgrad_repro.optimizers.tensor_ops import (
+    complement,
     corrected_sqrt,
     descend_,
     foreach_corrected_sqrt,
@@ -69,14 +70,13 @@ def yogi_update(
         return
     for i, param in enumerate(params):
         grad, m, v = grads[i], exp_avgs[i], exp_avg_sqs[i]
-        b2 = per_param(beta2, param)
-        m.lerp_(grad, 1.0 - per_param(beta1, param))
+        m.lerp_(grad, complement(beta1, param))
         square = grad * grad
         sign = (v - square).sign_()
-        if is_number(b2):
-            v.addcmul_(sign, square, value=-(1.0 - b2))
+        if is_number(beta2):
+            v.addcmul_(sign, square, value=-(1.0 - beta2))
         else:
-            v.addcmul_(sign, square * (b2 - 1.0))
+            v.addcmul_(sign, square * complement(beta2, param), value=-1.0)
         descend_(param, m, corrected_sqrt(v, v_scale, hp.eps, param), per_param(step, param))
 
 

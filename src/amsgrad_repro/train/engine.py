@@ -38,6 +38,7 @@ from amsgrad_repro.staleness import NOT_IDENTITY  # what does not change a run's
 from amsgrad_repro.train import checkpoint
 from amsgrad_repro.train.api import InputTransform, TaskKind, load_kind, metric_columns
 from amsgrad_repro.train.device import (
+    compute_dtype,
     configure_backends,
     device_description,
     performance_options,
@@ -124,7 +125,11 @@ class ModelInputs:
 
 
 def resident_inputs(
-    transform: InputTransform, train_x: torch.Tensor, splits: Splits, epochs: int
+    transform: InputTransform,
+    train_x: torch.Tensor,
+    splits: Splits,
+    epochs: int,
+    dtype: torch.dtype = torch.float32,
 ) -> ModelInputs:
     """Apply a pointwise transform once to every image, when the float copies fit in
     :data:`RESIDENT_BYTES`: the uint8-to-float conversion and scaling per batch cost as much
@@ -134,13 +139,13 @@ def resident_inputs(
     images takes about 0.2 s, so a job that reads fewer training images than are stored
     (a smoke run's subset for an epoch) keeps the per-batch transform."""
     images = train_x.shape[0] + sum(x.shape[0] for x, _ in splits.evals.values())
-    size = images * train_x[0].numel() * 4
+    size = images * train_x[0].numel() * dtype.itemsize
     reads = epochs * splits.sizes["train"]
     if not transform.pointwise or size > RESIDENT_BYTES or reads < train_x.shape[0]:
         return ModelInputs(train_x, splits.evals, transform)
 
     def converted(x: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
-        out = torch.empty(x.shape, dtype=torch.float32, device=x.device)
+        out = torch.empty(x.shape, dtype=dtype, device=x.device)
         for start in range(0, x.shape[0], chunk):
             out[start : start + chunk] = transform(x[start : start + chunk], False, None)
         return out
@@ -151,6 +156,25 @@ def resident_inputs(
 
 def _unchanged(batch: torch.Tensor, training: bool, generator: torch.Generator | None):
     return batch
+
+
+def in_dtype(transform: InputTransform, dtype: torch.dtype) -> InputTransform:
+    """The kind's transform with its float32 output cast to ``dtype``
+    (``performance.dtype``); the float32 transform itself, unwrapped, when that is the
+    dtype (no extra work per batch)."""
+    if dtype == torch.float32:
+        return transform
+
+    def cast(batch: torch.Tensor, training: bool, generator: torch.Generator | None):
+        return transform(batch, training, generator).to(dtype)
+
+    return InputTransform(cast, pointwise=transform.pointwise)
+
+
+def wide(value: torch.Tensor) -> torch.Tensor:
+    """A metric as the float the sums keep: float32, or float64 in a float64 run (so that
+    its metrics are not rounded to float32)."""
+    return value if value.dtype == torch.float64 else value.float()
 
 
 class RunningMeans:
@@ -164,7 +188,7 @@ class RunningMeans:
 
     def add(self, metrics: Mapping[str, torch.Tensor], batch: int) -> None:
         for name, value in metrics.items():
-            self.sums[name] = self.sums.get(name, 0.0) + value.detach().float() * batch
+            self.sums[name] = self.sums.get(name, 0.0) + wide(value.detach()) * batch
         self.count += batch
 
     def means(self) -> dict[str, torch.Tensor]:
@@ -195,16 +219,18 @@ class TrainingJob:
         self.kind: TaskKind = load_kind(self.settings["kind"])
         self.device = resolve_device(request.device)
         self.performance = performance_options(self.settings)
+        self.dtype = compute_dtype(self.performance)
         configure_backends(self.device, self.performance)
         self.data = load_cache(request.dataset_cache, device=str(self.device))
         self.splits = make_splits(self.data, self.settings, self.device)
         self.batch_size = int(self.settings["batch_size"])
         self.epochs = int(self.settings["epochs"])
         self.inputs = resident_inputs(
-            self.kind.input_transform(self.data.train_x, self.settings),
+            in_dtype(self.kind.input_transform(self.data.train_x, self.settings), self.dtype),
             self.data.train_x,
             self.splits,
             self.epochs,
+            self.dtype,
         )
         self.schedule = LogSchedule.from_settings(self.settings)
         self.divergence = DivergenceRule.from_settings(self.settings)
@@ -336,7 +362,7 @@ class Trainer(TrainingJob):
         model = self.kind.build_model(self.settings, self.data.meta)
         if self.performance["channels_last"]:
             model = model.to(memory_format=torch.channels_last)
-        self.model = model.to(self.device)
+        self.model = model.to(self.device, self.dtype)
         self.forward_model = torch.compile(self.model) if self.performance["compile"] else model
         self.optimizer, self.scheduler = build(
             self.spec, self.model.parameters(), self.optimizer_settings
@@ -392,7 +418,7 @@ class Trainer(TrainingJob):
             y = y_all[start : start + self.eval_batch_size]
             loss, extras = self.kind.batch_loss(self.forward_model, x, y, generator)
             for name, value in {"loss": loss, **extras}.items():
-                sums[name] = sums.get(name, 0.0) + value.detach().float() * x.shape[0]
+                sums[name] = sums.get(name, 0.0) + wide(value.detach()) * x.shape[0]
         self.model.train()
         return {f"{split}_{name}": total / x_all.shape[0] for name, total in sums.items()}
 
@@ -404,7 +430,7 @@ class Trainer(TrainingJob):
             for split in self.splits.evals:
                 values.update(self.evaluate(split))
         names = list(values)
-        numbers = torch.stack([values[n].float() for n in names]).cpu().tolist()
+        numbers = torch.stack([wide(values[n]) for n in names]).cpu().tolist()
         row: dict[str, float] = {"step": self.step}
         row["epoch"] = round(self.step / self.steps_per_epoch, 6)
         row.update(zip(names, numbers, strict=True))

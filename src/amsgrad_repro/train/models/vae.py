@@ -192,11 +192,11 @@ def image_grid(
 
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
-    x = images_uint8.to(device=device, dtype=torch.float32) / 255.0
+    weight = next(model.parameters())  # its device and dtype (performance.dtype)
+    x = images_uint8.to(device=weight.device, dtype=weight.dtype) / 255.0
     logits, _, _ = model(x)
     z = torch.randn(samples, model.spec.latent, generator=generator, device=generator.device)
-    drawn = torch.sigmoid(model.decode_logits(z.to(device)))
+    drawn = torch.sigmoid(model.decode_logits(z.to(weight)))
     model.train(was_training)
     per_row = max(1, min(8, x.shape[0]))
     rows = []
