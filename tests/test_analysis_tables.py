@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from amsgrad_repro.analysis.aggregate import aggregate_files
-from amsgrad_repro.analysis.finals import best_values, load_finals
 from amsgrad_repro.cli import main
+from amsgrad_repro.summaries.aggregate import aggregate_files
+from amsgrad_repro.summaries.finals import best_values, load_finals
 
 SHA = "ab" * 32
 

@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 
 from amsgrad_repro.analysis.claims import evaluate_claims
-from amsgrad_repro.analysis.finals import finals_table, paired_table, time_to_target
 from amsgrad_repro.analysis.verdicts import (
     INCONCLUSIVE,
     NOT_REPRODUCED,
@@ -16,6 +15,7 @@ from amsgrad_repro.analysis.verdicts import (
     TOO_FEW_SEEDS,
     decide,
 )
+from amsgrad_repro.summaries.finals import finals_table, paired_table, time_to_target
 
 
 def finals_frame(values: dict[str, list[float]], task="logreg", metric="train_loss"):

@@ -31,12 +31,8 @@ from amsgrad_repro.config import ConfigError, load, resolve
 from amsgrad_repro.optimizers import BUILTINS, catalogue, hparams
 from amsgrad_repro.synthetic.grid_spec import RANGES, axis_values, check_grids, grid_spec
 from amsgrad_repro.synthetic.grids import cell_summary, grid_runs, run_alone, run_grid
-from amsgrad_repro.synthetic.problems import (
-    DETERMINISTIC,
-    PROBLEMS,
-    gradient_sequence,
-    problem_id,
-)
+from amsgrad_repro.synthetic.kernel import gradient_sequence
+from amsgrad_repro.synthetic.problems import DETERMINISTIC, PROBLEMS, problem_id
 
 SEEDS = [0, 1, 2]
 

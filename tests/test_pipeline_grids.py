@@ -79,9 +79,9 @@ def test_nothing_reruns_and_the_claims_read_the_tables(smoke_grids):
     dry = run_snakemake(smoke_grids, "-n", *grid_targets(smoke_grids), *SMOKE)
     assert "Nothing to be done" in dry.stdout + dry.stderr
     from amsgrad_repro.analysis.claims import evaluate_claims
-    from amsgrad_repro.analysis.finals import FINALS_COLUMNS
     from amsgrad_repro.analysis.tables import load_claims, load_grids
     from amsgrad_repro.config import load
+    from amsgrad_repro.summaries.finals import FINALS_COLUMNS
 
     settings = load(smoke_grids / "config.yaml", {"scale": "smoke"})
     tables = [smoke_grids / f"results/grids/{g}/table.csv" for g in grid_names(smoke_grids)]

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from amsgrad_repro.optimizers import BUILTINS, catalogue, scalar_form, task_settings
-from amsgrad_repro.synthetic.kernel import record_schedule
-from amsgrad_repro.synthetic.problems import PROBLEMS, gradient_sequence, problem_id
+from amsgrad_repro.synthetic.kernel import gradient_sequence, record_schedule
+from amsgrad_repro.synthetic.problems import PROBLEMS, problem_id
 from amsgrad_repro.synthetic.runner import run_task
 
 COMPILED = sorted(n for n, s in BUILTINS.items() if scalar_form(s, s.resolve()) is not None)
@@ -129,7 +129,7 @@ def test_generic_steps_caps_only_the_generic_path_and_is_recorded(tmp_path):
     a longer run."""
     import json
 
-    from amsgrad_repro.analysis.finals import load_finals, paired_differences
+    from amsgrad_repro.summaries.finals import load_finals, paired_differences
     from amsgrad_repro.synthetic.figure import shortened_labels
     from amsgrad_repro.synthetic.runner import write_run
 
@@ -189,7 +189,7 @@ def test_adopt_problem_gradient_law(k):
 
 def test_draws_are_counter_based():
     """A block of steps drawn alone equals the same steps of the whole sequence."""
-    from amsgrad_repro.synthetic.problems import gradient_block
+    from amsgrad_repro.synthetic.kernel import gradient_block
 
     whole = gradient_sequence(problem_id("stochastic"), 0.0, 11, 5000)
     block = gradient_block(problem_id("stochastic"), 0.0, 11, 1234, 100)

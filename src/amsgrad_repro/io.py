@@ -22,6 +22,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
 
+from amsgrad_repro.gpus import scheduler_record
+
 TRACKED_PACKAGES = (
     "amsgrad-repro",
     "torch",
@@ -149,8 +151,6 @@ def git_commit(cwd: str | os.PathLike[str] | None = None) -> str | None:
 
 def provenance() -> dict[str, Any]:
     """What a reader needs to know to trust (or redo) a run."""
-    from amsgrad_repro.gpus import scheduler_record
-
     return {
         "versions": package_versions(),
         "git_commit": git_commit(),

@@ -22,6 +22,8 @@ import seaborn as sns  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from amsgrad_repro.io import atomic_open  # noqa: E402
+from amsgrad_repro.optimizers import BUILTINS
+from amsgrad_repro.optimizers.labels import run_label_parts
 
 LINESTYLES = ("-", "--", "-.", ":")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
@@ -71,8 +73,6 @@ def optimizer_styles(names: Sequence[str]) -> dict[str, Style]:
 
 def optimizer_order() -> list[str]:
     """The catalogue's order (``optimizers.BUILTINS``): legends and styles follow it."""
-    from amsgrad_repro.optimizers import BUILTINS
-
     return list(BUILTINS)
 
 
@@ -100,8 +100,6 @@ def legend_labels(records: Sequence[dict]) -> tuple[str, dict[str, str]]:
     particular to each optimizer (for its legend entry), e.g. ``("α=0.5/√t, β1=0.9",
     {"adopt": "adopt (β2=0.9999, ε=1e-06)", ...})``. Read from the runs, not the config,
     so tuned or overridden values show as they were run."""
-    from amsgrad_repro.optimizers.labels import run_label_parts
-
     parts: dict[str, dict[str, str]] = {}
     for record in records:
         parts.setdefault(

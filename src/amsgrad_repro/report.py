@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from amsgrad_repro.io import atomic_path
+from amsgrad_repro.share import split_snakemake_args
 
 MISSING_METADATA = "Missing metadata for file"
 DEFAULT_REPORT = "results/report.html"
@@ -99,7 +100,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from amsgrad_repro.share import split_snakemake_args
 
     own, snakemake_args = split_snakemake_args(args.args)
     options = argparse.ArgumentParser(prog="amsgrad-repro report")

@@ -36,6 +36,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from amsgrad_repro.data import dvc
+from amsgrad_repro.data.dvc import DvcError
+from amsgrad_repro.staleness import record_pulled as remember
+from amsgrad_repro.startup import SKIP_STALE_CHECK_ENV
+
 RESULTS = "results"
 # Top-level folders of results/ that are never shared.
 NOT_SHARED = frozenset({"logs", "benchmarks", "checkpoints"})
@@ -70,8 +75,6 @@ def snakemake(
     """Run Snakemake of the running Python in ``root``, its rules finding ``amsgrad-repro``
     of the same environment. Its start-up check of pulled runs (``staleness``) is off
     unless ``check_stale``: a pull checks them once, at its end."""
-    from amsgrad_repro.startup import SKIP_STALE_CHECK_ENV
-
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     if not check_stale:
@@ -212,8 +215,6 @@ def push(
 ) -> list[Path]:
     """Track every finished, up-to-date unit with DVC and push it (and the datasets' raw
     files tracked under data/raw) to the remote. Returns the ``.dvc`` files to commit."""
-    from amsgrad_repro.data import dvc
-
     summary = workflow_summary(root, snakemake_args)
     # A tracked result that is no longer up to date (a run it reads was recomputed) must
     # not stay committed beside its newer inputs: a pull would date it as up to date.
@@ -341,8 +342,6 @@ def pull(
 ) -> list[str]:
     """``dvc pull`` the tracked results, then make Snakemake see them as up to date.
     Returns the files the pull wrote."""
-    from amsgrad_repro.data import dvc
-
     units = tracked_units(root, paths)
     if not units:
         raise ShareError(
@@ -387,8 +386,6 @@ def pull(
 def record_pulled(root: Path, run_records: Sequence[str]) -> None:
     """Remember the pulled run folders, so that Snakemake's start-up check compares their
     settings with the configuration (``amsgrad_repro.staleness``)."""
-    from amsgrad_repro.staleness import record_pulled as remember
-
     remember(root, sorted({str(Path(name).parent) for name in run_records}))
 
 
@@ -519,7 +516,6 @@ def split_snakemake_args(args: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def _share(args: argparse.Namespace) -> int:
-    from amsgrad_repro.data.dvc import DvcError
 
     own, snakemake_args = split_snakemake_args(args.args)
     options = options_parser().parse_args(own)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from amsgrad_repro.errors import ReportedError
+from amsgrad_repro.staleness import StaleRuns, stale_message, stale_runs
 
 __all__ = [
     "Forcing",
@@ -129,8 +130,6 @@ def check_pulled_runs(
 ) -> None:
     """Raise :class:`amsgrad_repro.staleness.StaleRuns` when a pulled run's settings differ
     from what the configuration gives it and this call does not recompute it."""
-    from amsgrad_repro.staleness import StaleRuns, stale_message, stale_runs
-
     stale = stale_runs(root, settings, exempt)
     if stale:
         raise StaleRuns(stale_message(stale, list(command)))

@@ -1,1 +1,1 @@
-"""Aggregation, statistics, claims and reports over finished runs."""
+"""Claims, verdicts and the analysis tables over finished runs, built on ``summaries``."""

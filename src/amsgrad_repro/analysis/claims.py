@@ -35,7 +35,6 @@ import numpy as np
 import pandas as pd
 
 from amsgrad_repro.analysis import grid_claims
-from amsgrad_repro.analysis.finals import FINAL, paired_differences
 from amsgrad_repro.analysis.verdicts import (
     DEFAULT_MIN_SEEDS,
     EVALUATORS,
@@ -48,6 +47,7 @@ from amsgrad_repro.analysis.verdicts import (
     evaluates,
     rule_type,
 )
+from amsgrad_repro.summaries.finals import FINAL, paired_differences
 
 # What a task rule's effect is: (per-seed samples, threshold, label) from the claim, its
 # rows of the finals table and the whole table.

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from amsgrad_repro.cli import json_arg
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from amsgrad_repro.cli import json_arg
 
     parser = subparsers.add_parser("analyse", help="tables, paired comparisons and claims")
     parser.add_argument("--runs", nargs="+", type=Path, required=True, help="run.json files")
@@ -25,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _analyse(args: argparse.Namespace) -> int:
+    # here, not at the top: it loads numba, pandas
     from amsgrad_repro.analysis.tables import analyse
 
     claims = analyse(

@@ -48,7 +48,8 @@ from amsgrad_repro.analysis.verdicts import (
 )
 from amsgrad_repro.stats import DEFAULT_LEVEL
 from amsgrad_repro.synthetic.grid_spec import GridSpec, cell_label
-from amsgrad_repro.synthetic.problems import DETERMINISTIC
+from amsgrad_repro.synthetic.grids import recorded_steps
+from amsgrad_repro.synthetic.problems import DETERMINISTIC, PARAMETER, PROBLEMS, problem_id
 
 RULE_TYPES = tuple(name for name, rule in verdicts.RULE_TYPES.items() if rule.subject == "grid")
 # Seed resamples behind the boundary and agreement intervals (a cell-wide statistic has
@@ -186,8 +187,6 @@ def _threshold(claim: dict[str, Any], data: GridData) -> dict[str, Any]:
 
 def _halfway(rows: pd.DataFrame) -> str:
     """The cell's mean x at the recorded step nearest T/2, to show whether it still moves."""
-    from amsgrad_repro.synthetic.grids import recorded_steps
-
     steps = recorded_steps(rows)
     if len(steps) < 2:
         return ""
@@ -303,13 +302,15 @@ def _settings(cells: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def one_period(problem: str, parameter: float = 0.0) -> np.ndarray:
-    """g_1 … g_P of a periodic problem (the online problem: P = 101; Theorem 1's: P = 3)."""
-    from amsgrad_repro.synthetic.problems import ONLINE_PERIOD, gradient_sequence, problem_id
+    """g_1 … g_P of a periodic problem, P its declared ``period`` (the online problem's
+    101, Theorem 1's 3)."""
+    # here, not at the top: it loads numba (drawn by the compiled kernel)
+    from amsgrad_repro.synthetic.kernel import gradient_sequence
 
-    periods = {"online": ONLINE_PERIOD, "theorem1": 3}
-    if problem not in periods:
-        raise ValueError(f"steady_state_drift needs a periodic problem ({', '.join(periods)})")
-    return gradient_sequence(problem_id(problem), parameter, 0, periods[problem])
+    periodic = [name for name, declared in PROBLEMS.items() if declared.period]
+    if problem not in periodic:
+        raise ValueError(f"steady_state_drift needs a periodic problem ({', '.join(periodic)})")
+    return gradient_sequence(problem_id(problem), parameter, 0, PROBLEMS[problem].period)
 
 
 def steady_state(gradients: np.ndarray, beta: float) -> np.ndarray:
@@ -336,8 +337,6 @@ def drift(gradients: np.ndarray, beta1: float, beta2: float, second_moment: str)
 def steady_state_drift(problem: str, cells: pd.DataFrame) -> np.ndarray:
     """Predicted to fail: the steady-state drift is not towards x* (paper-form Adam or
     AMSGrad: no bias correction, no ε, constant β1)."""
-    from amsgrad_repro.synthetic.problems import PARAMETER
-
     key = PARAMETER[problem]
     predicted = []
     for (_, cell), settings in zip(cells.iterrows(), _settings(cells), strict=True):

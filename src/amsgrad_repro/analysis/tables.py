@@ -14,15 +14,7 @@ import pandas as pd
 import yaml
 
 from amsgrad_repro.analysis.claims import evaluate_claims
-from amsgrad_repro.analysis.finals import (
-    FINAL,
-    FINALS_COLUMNS,
-    TTT_COLUMNS,
-    finals_table,
-    load_finals,
-    paired_table,
-    time_to_target,
-)
+from amsgrad_repro.analysis.grid_claims import GridData
 from amsgrad_repro.analysis.verdicts import (
     DEFAULT_MIN_SEEDS,
     INCONCLUSIVE,
@@ -32,7 +24,20 @@ from amsgrad_repro.analysis.verdicts import (
 )
 from amsgrad_repro.formatting import plural
 from amsgrad_repro.io import atomic_open, write_csv
+from amsgrad_repro.optimizers import catalogue
 from amsgrad_repro.reduction import reduction
+from amsgrad_repro.summaries.finals import (
+    FINAL,
+    FINALS_COLUMNS,
+    TTT_COLUMNS,
+    finals_table,
+    load_finals,
+    paired_table,
+    time_to_target,
+)
+from amsgrad_repro.synthetic.grid_spec import grid_spec
+from amsgrad_repro.synthetic.grids import read_table
+from amsgrad_repro.tuning.grid import tuned_tasks, tuning_seeds
 
 TTT_TITLE = (
     "Time to target (first logged step from which the seed-mean curve stays at or past "
@@ -137,8 +142,6 @@ def settings_page(settings: dict[str, Any], hparams: pd.DataFrame) -> str:
 
 def tuning_section(settings: dict[str, Any]) -> str:
     """The tuning protocol of the run in words: grids, seeds, budget, selection rule."""
-    from amsgrad_repro.tuning.grid import tuned_tasks, tuning_seeds
-
     grids = tuned_tasks(settings)
     if not grids:
         return "<h2>Tuning</h2><p>Off: every run used the configured hyper-parameters.</p>"
@@ -283,11 +286,6 @@ def load_sensitivity(paths: Iterable[Path]) -> pd.DataFrame:
 def load_grids(paths: Iterable[Path], settings: dict[str, Any]) -> dict[str, Any]:
     """``{grid: GridData}`` of the given tables, each with its declaration from the
     resolved configuration (the grid's name is the table's folder)."""
-    from amsgrad_repro.analysis.grid_claims import GridData
-    from amsgrad_repro.optimizers import catalogue
-    from amsgrad_repro.synthetic.grid_spec import grid_spec
-    from amsgrad_repro.synthetic.grids import read_table
-
     specs = catalogue(settings.get("plugins"))
     grids = {}
     for path in map(Path, paths):

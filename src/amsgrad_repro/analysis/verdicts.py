@@ -79,7 +79,7 @@ RULE_TYPES: dict[str, RuleType] = {
 @dataclass(frozen=True)
 class Evidence:
     """What claims are judged on: the per-seed finals of the tasks (a pandas frame,
-    ``analysis.finals``), the grids' tables by name (``analysis.grid_claims.GridData``) and
+    ``summaries.finals``), the grids' tables by name (``analysis.grid_claims.GridData``) and
     the fewest finite seeds that decide a verdict."""
 
     finals: Any

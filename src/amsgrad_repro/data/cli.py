@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+
+from amsgrad_repro.cli import json_arg
+from amsgrad_repro.data.dvc import DvcError
+from amsgrad_repro.data.formats import CorruptData
+from amsgrad_repro.data.prepare import prepare
+from amsgrad_repro.data.sources import DatasetUnavailable
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from amsgrad_repro.cli import json_arg
 
     prepare = subparsers.add_parser(
         "prepare-data", help="fetch (through DVC), verify and convert one dataset"
@@ -22,12 +28,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    import sys
-
-    from amsgrad_repro.data.dvc import DvcError
-    from amsgrad_repro.data.formats import CorruptData
-    from amsgrad_repro.data.prepare import prepare
-    from amsgrad_repro.data.sources import DatasetUnavailable
 
     try:
         prepare(args.root.resolve(), args.dataset, args.settings, args.out)

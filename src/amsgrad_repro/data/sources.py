@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from amsgrad_repro.data.formats import CorruptData
 from amsgrad_repro.io import atomic_open
 
 DOWNLOAD_TIMEOUT_S = 60
@@ -145,8 +146,6 @@ def fetch_files(
 def _fetch_from(source: Source, files: Mapping[str, str | None], staging: Path) -> None:
     """All files from one source into ``staging``; a published md5 that does not match
     quarantines the file. Errors name the file that failed."""
-    from amsgrad_repro.data.formats import CorruptData
-
     if source.direct and len(files) > 1:
         raise ValueError(f"`direct: true` names one file, but {len(files)} are needed")
     for name, md5 in files.items():

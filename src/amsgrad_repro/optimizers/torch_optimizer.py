@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch.optim import Optimizer
 
-from amsgrad_repro.optimizers import hparams
+from amsgrad_repro.optimizers import BUILTINS, hparams
 from amsgrad_repro.optimizers.schedules import lr_factor
 from amsgrad_repro.optimizers.spec import NativeFamily, OptimizerSpec, TorchClass
 
@@ -123,8 +123,6 @@ def build_named(
 ) -> tuple[Optimizer, Any]:
     """A built-in optimizer by name with these hyper-parameters over its defaults (for
     tests, benchmarks and notebooks; jobs resolve their settings from the task)."""
-    from amsgrad_repro.optimizers import BUILTINS
-
     spec = BUILTINS[name]
     return build(spec, params, spec.resolve(("", dict(hparams or {}))))
 

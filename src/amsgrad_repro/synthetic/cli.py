@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from amsgrad_repro.cli import json_arg
+from amsgrad_repro.optimizers import catalogue
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from amsgrad_repro.cli import json_arg
 
     run = subparsers.add_parser(
         "synthetic", help="run a synthetic task for one optimizer (or all) and every seed"
@@ -35,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from amsgrad_repro.optimizers import catalogue
+    # here, not at the top: it loads numba, pandas
     from amsgrad_repro.synthetic.runner import run_and_write
 
     specs = catalogue(args.plugins)
@@ -57,13 +59,15 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _aggregate(args: argparse.Namespace) -> int:
-    from amsgrad_repro.analysis.aggregate import aggregate_files
+    # here, not at the top: it loads pandas
+    from amsgrad_repro.summaries.aggregate import aggregate_files
 
     aggregate_files(args.metrics, args.out)
     return 0
 
 
 def _figure1(args: argparse.Namespace) -> int:
+    # here, not at the top: it loads matplotlib, pandas, seaborn
     from amsgrad_repro.synthetic.figure import figure1
 
     aggregates = {task: Path(path) for task, path in args.aggregate}

@@ -15,34 +15,30 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import pandas as pd
 
-from amsgrad_repro.analysis.aggregate import curve
 from amsgrad_repro.formatting import plural
+from amsgrad_repro.optimizers import BUILTINS
 from amsgrad_repro.plots import (
     band_plot,
     legend_labels,
+    optimizer_order,
     save_figure,
     styles_for,
     themed,
 )
+from amsgrad_repro.summaries.aggregate import curve
+from amsgrad_repro.synthetic.problems import PROBLEMS
 
-# (task, metric, title, y label) per panel, in the paper's order.
-PANELS: tuple[tuple[str, str, str, str], ...] = (
-    ("synthetic_online", "avg_regret", "Online: average regret", "$R_t/t$"),
-    ("synthetic_online", "x", "Online: iterate", "$x_t$"),
-    ("synthetic_stochastic", "x", "Stochastic: iterate", "$x_t$"),
-    ("synthetic_theorem1", "x", "Theorem 1 problem: iterate", "$x_t$"),
-)
+# What a panel of each metric shows: (title after the problem's, y label).
+METRICS = {"avg_regret": ("average regret", "$R_t/t$"), "x": ("iterate", "$x_t$")}
 REFERENCES = ("adam", "amsgrad")
 ROW_TITLES = {"paper": "the paper's optimizers", "other": "successors, baselines, plug-ins"}
 
 
 def optimizer_groups(names: Sequence[str]) -> dict[str, list[str]]:
     """The optimizers of each figure row, in catalogue order (plug-ins go to "other")."""
-    from amsgrad_repro.optimizers import BUILTINS
-    from amsgrad_repro.plots import optimizer_order
-
     order = optimizer_order()
     ranked = sorted(set(names), key=lambda n: (order.index(n) if n in order else len(order), n))
     groups: dict[str, list[str]] = {"paper": [], "other": []}
@@ -52,8 +48,24 @@ def optimizer_groups(names: Sequence[str]) -> dict[str, list[str]]:
     return {group: members for group, members in groups.items() if members}
 
 
+def panels(records: Sequence[dict]) -> list[tuple[str, str, str, str]]:
+    """(task, metric, title, y label) of every panel: each task's problem's ``panels``
+    (``synthetic.problems``), in the order the problems are declared (the paper's)."""
+    problem_of = {r["task"]: r["settings"]["problem"] for r in records}
+    order = list(PROBLEMS)
+    tasks = sorted(problem_of, key=lambda task: order.index(problem_of[task]))
+    found = []
+    for task in tasks:
+        problem = PROBLEMS[problem_of[task]]
+        for metric in problem.panels:
+            what, ylabel = METRICS[metric]
+            found.append((task, metric, f"{problem.title}: {what}", ylabel))
+    return found
+
+
 def describe_task(task: dict[str, Any], seeds: int) -> str:
-    parameter = f", C={task['C']:g}" if task.get("problem") == "theorem1" else ""
+    key = PROBLEMS[task["problem"]].parameter if "problem" in task else None
+    parameter = f", {key}={task[key]:g}" if key else ""
     return f"T={task['steps']:.0e}, x₁={task['x1']:g}{parameter}, {plural(seeds, 'seed')}"
 
 
@@ -90,20 +102,19 @@ def _panel(ax, table: pd.DataFrame, metric: str, names: list[str], palette, labe
 def figure1(
     aggregates: dict[str, Path], run_files: Sequence[str | Path], outputs: Sequence[str | Path]
 ) -> None:
-    import matplotlib.pyplot as plt
 
     themed()
     records = [json.loads(Path(p).read_text()) for p in run_files]
     tables = {task: pd.read_csv(path) for task, path in aggregates.items()}
-    panels = [p for p in PANELS if p[0] in aggregates]
+    shown = [p for p in panels(records) if p[0] in aggregates]
     groups = optimizer_groups(pd.concat(tables.values())["optimizer"].unique())
     palette = styles_for(pd.concat(tables.values())["optimizer"].unique())
     fig, axes = plt.subplots(
-        len(groups), len(panels), figsize=(4.4 * len(panels), 3.6 * len(groups)), squeeze=False
+        len(groups), len(shown), figsize=(4.4 * len(shown), 3.6 * len(groups)), squeeze=False
     )
     for row, (group, names) in enumerate(groups.items()):
         refs = [n for n in REFERENCES if n not in names] if group != "paper" else []
-        for col, (task, metric, title, ylabel) in enumerate(panels):
+        for col, (task, metric, title, ylabel) in enumerate(shown):
             task_records = [r for r in records if r["task"] == task]
             in_row = [r for r in task_records if r["optimizer"] in names]
             common, labels = legend_labels(in_row)

@@ -2,7 +2,7 @@
 
 Every seed is one coordinate of a single float64 tensor when the optimizer is elementwise
 (one ``step()`` serves all seeds; seeds cannot interact), else one parameter per seed in
-the same optimizer. Gradients come in blocks from ``problems.gradient_block``, exactly the
+the same optimizer. Gradients come in blocks from ``kernel.gradient_block``, exactly the
 draws the compiled kernel makes; the iterates of a block are kept so that the loss
 Σ g_t·x_t, the regret and the recorded x are computed block-wise, not per step in Python.
 """
@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from amsgrad_repro.optimizers.schedules import lr_factor
 from amsgrad_repro.optimizers.spec import OptimizerSpec
-from amsgrad_repro.synthetic.kernel import BatchResult
-from amsgrad_repro.synthetic.problems import gradient_block
+from amsgrad_repro.synthetic.kernel import BatchResult, gradient_block
 
 BLOCK = 65_536
 
@@ -35,6 +35,7 @@ def run_generic(
     """Run ``spec`` for every seed at once; same outputs as ``kernel.run_batch``."""
     import torch
 
+    # here, not at the top: it loads torch
     from amsgrad_repro.optimizers.torch_optimizer import build
 
     n = len(seeds)
@@ -80,8 +81,6 @@ def _steps(optimizer, schedule, first: int, params, grads, block, low: float, hi
     """One optimizer step per row of ``block`` (steps × seeds), the first being step
     ``first``; returns the iterates after each step as an array."""
     import torch
-
-    from amsgrad_repro.optimizers.schedules import lr_factor
 
     after = torch.empty_like(block)
     rows = block.unbind(0)

@@ -6,9 +6,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from amsgrad_repro.cli import json_arg
+from amsgrad_repro.io import write_csv
+from amsgrad_repro.optimizers import catalogue
+from amsgrad_repro.synthetic.grid_spec import grid_spec
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from amsgrad_repro.cli import json_arg
 
     run = subparsers.add_parser(
         "grid", help="run every cell x problem x optimizer x seed of one grid in one job"
@@ -36,14 +40,13 @@ def _common(parser: argparse.ArgumentParser, json_arg) -> None:  # noqa: ANN001
 
 
 def _spec(args: argparse.Namespace):  # noqa: ANN202
-    from amsgrad_repro.optimizers import catalogue
-    from amsgrad_repro.synthetic.grid_spec import grid_spec
 
     specs = catalogue(args.plugins)
     return grid_spec(args.name, args.settings, args.seeds, specs), specs
 
 
 def _run(args: argparse.Namespace) -> int:
+    # here, not at the top: it loads numba, pandas
     from amsgrad_repro.synthetic.grids import describe_timing, run_grid, write_grid
 
     grid, specs = _spec(args)
@@ -54,8 +57,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _figure(args: argparse.Namespace) -> int:
-    from amsgrad_repro.io import write_csv
+    # here, not at the top: it loads matplotlib, numba, pandas, seaborn
     from amsgrad_repro.synthetic.grid_figures import grid_figure
+
+    # here, not at the top: it loads numba, pandas
     from amsgrad_repro.synthetic.grids import cell_summary, read_table
 
     grid, _ = _spec(args)

@@ -19,8 +19,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 
 from amsgrad_repro.formatting import plural
 from amsgrad_repro.optimizers import hparams
@@ -127,8 +129,6 @@ def _panel_frame(summary: pd.DataFrame, grid: GridSpec, value: str) -> pd.DataFr
 
 
 def heatmap_figure(grid: GridSpec, table: pd.DataFrame):  # noqa: ANN201
-    import matplotlib.pyplot as plt
-    import seaborn as sns
 
     summary = cell_summary(table, grid)
     common, labels = settings_text(grid)
@@ -200,7 +200,6 @@ def _quartile_panel(ax, frame: pd.DataFrame, names, steps, styles, labels, refs)
 
 
 def quartile_figure(grid: GridSpec, table: pd.DataFrame):  # noqa: ANN201
-    import matplotlib.pyplot as plt
 
     axis = grid.figure["panels"]
     steps = recorded_steps(table)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
 import pandas as pd
 
@@ -31,7 +32,15 @@ from amsgrad_repro.io import provenance, write_csv, write_json
 from amsgrad_repro.optimizers import OptimizerSpec, hparams, scalar_form
 from amsgrad_repro.synthetic import BOUNDS
 from amsgrad_repro.synthetic.grid_spec import GridSpec
-from amsgrad_repro.synthetic.kernel import KernelRun, record_schedule, run_batch
+from amsgrad_repro.synthetic.kernel import (
+    HP_DTYPE,
+    KernelRun,
+    family_index,
+    hp_record,
+    record_schedule,
+    run_batch,
+    run_one,
+)
 from amsgrad_repro.synthetic.problems import PARAMETER, problem_id
 from amsgrad_repro.synthetic.runner import _kernel_label
 
@@ -87,8 +96,6 @@ def run_alone(
 ) -> tuple[float, float, np.ndarray]:
     """One grid run through the single-run kernel (``kernel.run_one``), on its own: its
     final x, final R_T/T and x at the ``record`` steps (what the grid must reproduce)."""
-    from amsgrad_repro.synthetic.kernel import HP_DTYPE, family_index, hp_record, run_one
-
     single = kernel_run(grid, run, spec)
     hp = np.zeros(1, dtype=HP_DTYPE)
     hp[0] = hp_record(single.settings)
@@ -126,7 +133,6 @@ def run_grid(
     started = time.perf_counter()
     batch = run_batch(batch_runs, steps=grid.steps, bounds=BOUNDS, record=record, threads=threads)
     elapsed = time.perf_counter() - started
-    import numba
 
     used = numba.get_num_threads()
     total = len(runs) * grid.steps

@@ -26,16 +26,17 @@ from numba.core.errors import NumbaExperimentalFeatureWarning
 from numba.extending import overload, register_jitable
 
 from amsgrad_repro import numba_cache
-from amsgrad_repro.optimizers import NATIVE_FAMILIES, hparams, scalar
+from amsgrad_repro.optimizers import BUILTINS, NATIVE_FAMILIES, hparams, scalar
 from amsgrad_repro.optimizers.spec import NativeFamily
-from amsgrad_repro.synthetic.problems import gradient, stream
+from amsgrad_repro.synthetic import problems
+from amsgrad_repro.synthetic.problems import stream
 
 numba_cache.configure()
 # literal_unroll over a tuple of compiled functions is what lets one cached kernel
 # dispatch between the families; numba labels that use of function types experimental.
 warnings.filterwarnings("ignore", category=NumbaExperimentalFeatureWarning)
 
-for _function in scalar.SCALAR_CODE:
+for _function in (*scalar.SCALAR_CODE, *problems.GENERATOR):
     register_jitable(inline="always")(_function)
 
 
@@ -50,6 +51,7 @@ def _compiled(functions) -> tuple:
 
 INITS = _compiled(f.scalar_init for f in NATIVE_FAMILIES)
 STEPS = _compiled(f.scalar_step for f in NATIVE_FAMILIES)
+LAWS = _compiled(problems.LAWS)
 
 
 def _record_dtype() -> np.dtype:
@@ -64,7 +66,6 @@ def _record_dtype() -> np.dtype:
 
 
 def _native_specs():
-    from amsgrad_repro.optimizers import BUILTINS
 
     return [spec for spec in BUILTINS.values() if spec.native is not None]
 
@@ -104,6 +105,35 @@ def _step(family: int, state: tuple, hp, g: float, t: int) -> tuple:  # noqa: AN
             state, dx = step(state, hp, g, t)
         index += 1  # noqa: SIM113 - numba cannot enumerate a literal_unroll
     return state, dx
+
+
+@numba.njit(cache=True, inline="always")
+def gradient(problem: int, t: int, big: float, start: np.uint64) -> float:
+    """g_t for step t ≥ 1 of the problem with index ``problem`` (``problems.problem_id``);
+    ``big`` is its parameter (C, k) and ``start`` the seed's ``problems.stream``."""
+    g = 0.0
+    index = 0
+    for law in literal_unroll(LAWS):
+        if index == problem:
+            g = law(t, big, start)
+        index += 1  # noqa: SIM113 - numba cannot enumerate a literal_unroll
+    return g
+
+
+@numba.njit(cache=True)
+def gradient_block(problem: int, big: float, seed: int, first: int, count: int) -> np.ndarray:
+    """g_first … g_{first+count−1}, drawn exactly as the kernel draws them (the generic
+    tensor path reads its gradients from here)."""
+    start = stream(seed)
+    out = np.empty(count)
+    for i in range(count):
+        out[i] = gradient(problem, first + i, big, start)
+    return out
+
+
+def gradient_sequence(problem: int, big: float, seed: int, steps: int) -> np.ndarray:
+    """g_1 … g_T."""
+    return gradient_block(problem, float(big), int(seed), 1, int(steps))
 
 
 @numba.njit(cache=True)

@@ -38,10 +38,13 @@ model there plus a config entry.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from amsgrad_repro.train.models import build_model
 
 if TYPE_CHECKING:  # torch is imported lazily at run time (the CLI must start fast)
     import torch
@@ -98,8 +101,6 @@ class TaskKind:
 
     def build_model(self, settings: Settings, meta: Mapping[str, Any]) -> nn.Module:
         """The model for ``settings["model"]`` (default: look ``arch`` up in MODELS)."""
-        from amsgrad_repro.train.models import build_model
-
         return build_model(settings.get("model") or {}, meta)
 
     def input_transform(self, train_x: torch.Tensor, settings: Settings) -> InputTransform:
@@ -129,8 +130,6 @@ def metric_columns(kind: TaskKind, split: str) -> list[str]:
 
 def load_kind(name: str) -> TaskKind:
     """The ``KIND`` object of the module ``KIND_MODULES[name]`` names."""
-    import importlib
-
     if name not in KIND_MODULES:
         raise KeyError(f"unknown task kind {name!r} (known: {', '.join(sorted(KIND_MODULES))})")
     kind = importlib.import_module(KIND_MODULES[name]).KIND

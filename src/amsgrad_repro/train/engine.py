@@ -31,6 +31,8 @@ from typing import Any
 
 import torch
 
+from amsgrad_repro.data import load_cache
+from amsgrad_repro.io import atomic_open, provenance, write_csv, write_json
 from amsgrad_repro.optimizers import catalogue, hparams, task_settings
 from amsgrad_repro.optimizers.schedules import lr_factor
 from amsgrad_repro.optimizers.torch_optimizer import build
@@ -47,6 +49,7 @@ from amsgrad_repro.train.device import (
 )
 from amsgrad_repro.train.divergence import DivergenceRule
 from amsgrad_repro.train.progress import Progress
+from amsgrad_repro.train.runlock import run_lock
 from amsgrad_repro.train.schedule import LogSchedule
 
 # Test hook: SIGKILL the process right after the checkpoint of this (1-based) epoch, to
@@ -212,7 +215,6 @@ class TrainingJob:
     progress counters and the checkpoint's place and identity."""
 
     def __init__(self, request: Any) -> None:
-        from amsgrad_repro.data import load_cache
 
         self.request = request
         self.settings = dict(request.settings)
@@ -493,8 +495,6 @@ class Trainer(TrainingJob):
     def write_outputs(self) -> dict[str, Any]:
         import pandas as pd
 
-        from amsgrad_repro.io import provenance, write_csv, write_json
-
         out = Path(self.request.out_dir)
         write_csv(out / "metrics.csv", pd.DataFrame(self.rows, columns=self.columns))
         final_state = {
@@ -594,7 +594,6 @@ def _device_label(device: torch.device) -> str:
 
 
 def _atomic_binary(path: Path):
-    from amsgrad_repro.io import atomic_open
 
     return atomic_open(path, "wb")
 
@@ -608,7 +607,5 @@ def train(request: RunRequest) -> dict[str, Any]:
     """Run (or resume) one training job and write its outputs; returns the run record.
     The run's lock is taken before anything is read, so a second trainer of the same run
     (an orphan left by a killed snakemake) is never run alongside (``train.runlock``)."""
-    from amsgrad_repro.train.runlock import run_lock
-
     with run_lock(request.checkpoint_dir, request.lock_wait_s):
         return Trainer(request).run()

@@ -16,9 +16,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import pandas as pd
 
-from amsgrad_repro.analysis.aggregate import curve
 from amsgrad_repro.formatting import plural
 from amsgrad_repro.plots import (
     band_plot,
@@ -30,6 +30,8 @@ from amsgrad_repro.plots import (
     themed,
 )
 from amsgrad_repro.reduction import reduction
+from amsgrad_repro.summaries.aggregate import curve
+from amsgrad_repro.train.api import ARTIFACT_FILES
 
 SPLITS: tuple[tuple[str, str], ...] = (("train", "train"), ("test", "test"))
 # Rows of the curve figure per task kind: (metric suffix, axis label).
@@ -113,8 +115,6 @@ def build_training_figure(
     log_y: bool = False,
 ):
     """The figure (returned open, for tests and :func:`training_figure` to save)."""
-    import matplotlib.pyplot as plt
-
     themed()
     seeds = len({r["seed"] for r in records}) if records else int(table["n"].max())
     styles = styles_for(table["optimizer"].unique())
@@ -161,10 +161,7 @@ def samples_figure(
     """The per-run image grids (``samples.png``: test images over their reconstructions,
     then samples from the prior) of the first seed of each optimizer, side by side. The
     same seed means the same test images and the same prior draws for every optimizer."""
-    import matplotlib.pyplot as plt
     from PIL import Image
-
-    from amsgrad_repro.train.api import ARTIFACT_FILES
 
     themed()
     (name,) = ARTIFACT_FILES["vae"]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from amsgrad_repro.optimizers import OptimizerSpec
+from amsgrad_repro.tuning.grid import grid_points, point_name
 
 RUN_FILES = ("metrics.csv", "run.json", "checkpoint.pt")
 
@@ -96,8 +97,6 @@ def tuning_jobs(
     seeds: Sequence[int],
 ) -> list[StackedJob]:
     """The stacked jobs of the tuning grids (``tuning.tuned_tasks``) of stacked tasks."""
-    from amsgrad_repro.tuning.grid import grid_points, point_name
-
     jobs = []
     for task_name, grid in grids.items():
         task = tasks[task_name]

@@ -11,6 +11,8 @@ import time
 from collections.abc import Mapping
 from typing import Any, TextIO
 
+from tqdm import tqdm
+
 
 def interactive(stream: TextIO | None = None) -> bool:
     stream = stream or sys.stderr
@@ -50,8 +52,6 @@ class Progress:
         self.run_start_step = start_step
         self.bar = None
         if bar:
-            from tqdm import tqdm
-
             self.bar = tqdm(total=total_steps, initial=start_step, desc=label, leave=False)
 
     def step(self, count: int = 1) -> None:

@@ -6,9 +6,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from amsgrad_repro.cli import json_arg
+from amsgrad_repro.io import write_csv, write_json
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from amsgrad_repro.cli import json_arg
 
     select = subparsers.add_parser(
         "tune-select", help="select α and β2 of one task × optimizer on the validation split"
@@ -36,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _tune_select(args: argparse.Namespace) -> int:
-    from amsgrad_repro.io import write_json
+    # here, not at the top: it loads pandas
     from amsgrad_repro.tuning.select import load_grid, selection_record
 
     grid = load_grid(args.runs, args.metric)
@@ -51,8 +53,10 @@ def _tune_select(args: argparse.Namespace) -> int:
 
 
 def _sensitivity(args: argparse.Namespace) -> int:
-    from amsgrad_repro.io import write_csv
+    # here, not at the top: it loads matplotlib, pandas, seaborn
     from amsgrad_repro.tuning.figure import sensitivity_figure
+
+    # here, not at the top: it loads pandas
     from amsgrad_repro.tuning.select import load_grid, sensitivity
 
     grid = load_grid(args.runs, args.metric)

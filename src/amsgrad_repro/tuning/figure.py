@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import pandas as pd
 
 from amsgrad_repro.formatting import plural
@@ -52,7 +53,6 @@ def sensitivity_figure(
     epochs: int,
     outputs: Sequence[str | Path],
 ) -> None:
-    import matplotlib.pyplot as plt
 
     themed()
     points = point_summary(grid)

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from amsgrad_repro.analysis.finals import lower_is_better
 from amsgrad_repro.settings_base import ConfigError
+from amsgrad_repro.summaries.finals import lower_is_better
 
 GRID_COLUMNS = ["task", "optimizer", "lr", "beta2", "seed", "status", "metric", "value"]
 SENSITIVITY_METRIC = "hparam_sensitivity"

@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from amsgrad_repro.train.api import BatchLoss, InputTransform, Settings, TaskKind, unit_scale
+from amsgrad_repro.train.models.cifarnet import PixelStandardizer, augment
 
 
 def _input_options(settings: Settings) -> tuple[str, str]:
@@ -32,7 +33,6 @@ class Classifier(TaskKind):
     stackable = True
 
     def input_transform(self, train_x: torch.Tensor, settings: Settings) -> InputTransform:
-        from amsgrad_repro.train.models.cifarnet import PixelStandardizer, augment
 
         scale, augment_mode = _input_options(settings)
         standardize = PixelStandardizer(train_x) if scale == "standardize" else None

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from amsgrad_repro.train.api import BatchLoss, TaskKind
+from amsgrad_repro.train.models.vae import negative_elbo, save_reconstructions
 
 
 class Vae(TaskKind):
@@ -28,7 +29,6 @@ class Vae(TaskKind):
         targets: torch.Tensor,
         generator: torch.Generator,
     ) -> BatchLoss:
-        from amsgrad_repro.train.models.vae import negative_elbo
 
         noise = torch.randn(
             inputs.shape[0], model.spec.latent, generator=generator, device=generator.device
@@ -40,8 +40,6 @@ class Vae(TaskKind):
     def artifacts(self, model: nn.Module, data, out_dir: Path, seed: int) -> list[Path]:
         """The reconstructions-and-samples grid of the final model (``samples.png``): test
         images over their reconstructions, then samples from the prior."""
-        from amsgrad_repro.train.models.vae import save_reconstructions
-
         (name,) = self.artifact_files
         path = Path(out_dir) / name
         save_reconstructions(model, data.test_x[:32], path, seed)

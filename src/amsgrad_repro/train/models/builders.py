@@ -8,14 +8,15 @@ from typing import Any
 
 from torch import nn
 
+from amsgrad_repro.train.models.cifarnet import CifarNet, CifarNetSpec
+from amsgrad_repro.train.models.vae import ConvVAE, VaeSpec
+
 
 def build_cifarnet(model: Mapping[str, Any], meta: Mapping[str, Any]) -> nn.Module:
-    from amsgrad_repro.train.models.cifarnet import CifarNet, CifarNetSpec
 
     return CifarNet(CifarNetSpec.from_settings(model), image_shape=tuple(meta["image_shape"]))
 
 
 def build_vae(model: Mapping[str, Any], meta: Mapping[str, Any]) -> nn.Module:
-    from amsgrad_repro.train.models.vae import ConvVAE, VaeSpec
 
     return ConvVAE(VaeSpec.from_settings(model, meta["image_shape"]))

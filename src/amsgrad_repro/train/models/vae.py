@@ -32,6 +32,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from amsgrad_repro.io import atomic_open
+
 
 @dataclass(frozen=True)
 class VaeSpec:
@@ -210,8 +212,6 @@ def image_grid(
 def save_grid_png(grid: torch.Tensor, path: str | Path) -> None:
     """Write a uint8 [C, H, W] grid as PNG, atomically."""
     from PIL import Image
-
-    from amsgrad_repro.io import atomic_open
 
     array = grid.permute(1, 2, 0).numpy()
     image = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)

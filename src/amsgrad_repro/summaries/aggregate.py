@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from amsgrad_repro.io import write_csv
 from amsgrad_repro.stats import interval_summary
 
 NON_METRIC_COLUMNS = ("step", "epoch", "wall_time", "lr")
@@ -86,7 +87,6 @@ def aggregate(long: pd.DataFrame) -> pd.DataFrame:
 
 
 def aggregate_files(paths: Iterable[str | Path], out: str | Path) -> pd.DataFrame:
-    from amsgrad_repro.io import write_csv
 
     table = aggregate(load_runs(paths))
     write_csv(out, table)
