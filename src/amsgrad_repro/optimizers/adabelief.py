@@ -19,13 +19,13 @@ from amsgrad_repro.optimizers.moments import MomentSettings, moment_coefficients
 from amsgrad_repro.optimizers.scalar import TINY64, guarded, scalar_code, sqrt
 from amsgrad_repro.optimizers.spec import NativeFamily, OptimizerSpec
 from amsgrad_repro.optimizers.tensor_ops import (
+    TensorState,
     complement,
     corrected_sqrt,
     descend_,
     ema_square_,
     foreach_corrected_sqrt,
     per_param,
-    uses_tensors,
 )
 
 if TYPE_CHECKING:
@@ -41,26 +41,26 @@ def state_names(hp: Any) -> tuple[str, ...]:
     return ("exp_avg", "exp_avg_var")
 
 
-def adabelief_update(
-    params: list[Tensor],
-    grads: list[Tensor],
-    state: dict[str, list[Tensor]],
-    hp: Any,
-    coeffs: tuple,
-    foreach: bool,
+def _multi_tensor(
+    params: list[Tensor], grads: list[Tensor], state: TensorState, hp: Any, coeffs: tuple
+) -> None:
+    beta1, beta2, alpha, m_correction, _, v_scale = coeffs
+    exp_avgs, exp_avg_vars = state["exp_avg"], state["exp_avg_var"]
+    torch._foreach_lerp_(exp_avgs, grads, 1.0 - beta1)
+    residuals = torch._foreach_sub(grads, exp_avgs)
+    torch._foreach_mul_(exp_avg_vars, beta2)
+    torch._foreach_addcmul_(exp_avg_vars, residuals, residuals, value=1.0 - beta2)
+    torch._foreach_add_(exp_avg_vars, hp.eps)
+    denoms = foreach_corrected_sqrt(exp_avg_vars, v_scale, hp.eps)
+    torch._foreach_addcdiv_(params, exp_avgs, denoms, value=-(alpha / m_correction))
+
+
+def _single_tensor(
+    params: list[Tensor], grads: list[Tensor], state: TensorState, hp: Any, coeffs: tuple
 ) -> None:
     beta1, beta2, alpha, m_correction, _, v_scale = coeffs
     step = alpha / m_correction
     exp_avgs, exp_avg_vars = state["exp_avg"], state["exp_avg_var"]
-    if foreach and not uses_tensors(*coeffs):
-        torch._foreach_lerp_(exp_avgs, grads, 1.0 - beta1)
-        residuals = torch._foreach_sub(grads, exp_avgs)
-        torch._foreach_mul_(exp_avg_vars, beta2)
-        torch._foreach_addcmul_(exp_avg_vars, residuals, residuals, value=1.0 - beta2)
-        torch._foreach_add_(exp_avg_vars, hp.eps)
-        denoms = foreach_corrected_sqrt(exp_avg_vars, v_scale, hp.eps)
-        torch._foreach_addcdiv_(params, exp_avgs, denoms, value=-step)
-        return
     for i, param in enumerate(params):
         grad, m, s = grads[i], exp_avgs[i], exp_avg_vars[i]
         m.lerp_(grad, complement(beta1, param))
@@ -96,7 +96,8 @@ SPEC = OptimizerSpec(
         state_names=state_names,
         carry=(1.0, 1.0),
         coefficients=moment_coefficients,
-        update=adabelief_update,
+        single_tensor=_single_tensor,
+        multi_tensor=_multi_tensor,
         scalar_init=adabelief_scalar_init,
         scalar_step=adabelief_scalar_step,
     ),

@@ -22,12 +22,12 @@ from amsgrad_repro.optimizers.scalar import TINY64, decayed, guarded, scalar_cod
 from amsgrad_repro.optimizers.schedules import step_size
 from amsgrad_repro.optimizers.spec import NativeFamily, OptimizerSpec
 from amsgrad_repro.optimizers.tensor_ops import (
-    complement,
-    ema_square_,
+    TensorState,
     foreach_guard_,
+    foreach_moments_,
     guard_,
+    moments_,
     per_param,
-    uses_tensors,
 )
 
 if TYPE_CHECKING:
@@ -70,36 +70,35 @@ def state_names(hp: Any) -> tuple[str, ...]:
     return ("exp_avg", "exp_avg_sq")
 
 
-def adabound_update(
-    params: list[Tensor],
-    grads: list[Tensor],
-    state: dict[str, list[Tensor]],
-    hp: Any,
-    coeffs: tuple,
-    foreach: bool,
+def _multi_tensor(
+    params: list[Tensor], grads: list[Tensor], state: TensorState, hp: Any, coeffs: tuple
+) -> None:
+    beta1, beta2, step, lower, upper, after = coeffs
+    exp_avgs, exp_avg_sqs = state["exp_avg"], state["exp_avg_sq"]
+    foreach_moments_(exp_avgs, exp_avg_sqs, grads, beta1, beta2)
+    second = exp_avg_sqs
+    if hp.second_moment == MAX:
+        second = state["max_exp_avg_sq"]
+        torch._foreach_maximum_(second, exp_avg_sqs)
+    rates = torch._foreach_sqrt(second)
+    foreach_guard_(rates, hp.eps)
+    torch._foreach_reciprocal_(rates)
+    torch._foreach_mul_(rates, step)
+    torch._foreach_clamp_min_(rates, lower)
+    torch._foreach_clamp_max_(rates, upper)
+    torch._foreach_mul_(rates, exp_avgs)
+    torch._foreach_add_(params, rates, alpha=-after)
+
+
+def _single_tensor(
+    params: list[Tensor], grads: list[Tensor], state: TensorState, hp: Any, coeffs: tuple
 ) -> None:
     beta1, beta2, step, lower, upper, after = coeffs
     exp_avgs, exp_avg_sqs = state["exp_avg"], state["exp_avg_sq"]
     second = state["max_exp_avg_sq"] if hp.second_moment == MAX else exp_avg_sqs
-    if foreach and not uses_tensors(*coeffs):
-        torch._foreach_lerp_(exp_avgs, grads, 1.0 - beta1)
-        torch._foreach_mul_(exp_avg_sqs, beta2)
-        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1.0 - beta2)
-        if hp.second_moment == MAX:
-            torch._foreach_maximum_(second, exp_avg_sqs)
-        rates = torch._foreach_sqrt(second)
-        foreach_guard_(rates, hp.eps)
-        torch._foreach_reciprocal_(rates)
-        torch._foreach_mul_(rates, step)
-        torch._foreach_clamp_min_(rates, lower)
-        torch._foreach_clamp_max_(rates, upper)
-        torch._foreach_mul_(rates, exp_avgs)
-        torch._foreach_add_(params, rates, alpha=-after)
-        return
     for i, param in enumerate(params):
         grad, m, v = grads[i], exp_avgs[i], exp_avg_sqs[i]
-        m.lerp_(grad, complement(beta1, param))
-        ema_square_(v, grad, beta2)
+        moments_(m, v, grad, beta1, beta2, param)
         if hp.second_moment == MAX:
             torch.maximum(second[i], v, out=second[i])
         rate = guard_(second[i].sqrt(), hp.eps).reciprocal_().mul_(per_param(step, param))
@@ -130,7 +129,8 @@ FAMILY = NativeFamily(
     state_names=state_names,
     carry=(1.0, 1.0),
     coefficients=adabound_coefficients,
-    update=adabound_update,
+    single_tensor=_single_tensor,
+    multi_tensor=_multi_tensor,
     scalar_init=adabound_scalar_init,
     scalar_step=adabound_scalar_step,
 )

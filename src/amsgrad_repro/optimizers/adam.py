@@ -31,14 +31,14 @@ from amsgrad_repro.optimizers.scalar import TINY64, decayed, guarded, scalar_cod
 from amsgrad_repro.optimizers.schedules import StepSize, step_size
 from amsgrad_repro.optimizers.spec import NativeFamily, OptimizerSpec
 from amsgrad_repro.optimizers.tensor_ops import (
-    complement,
+    TensorState,
     corrected_sqrt,
     descend_,
-    ema_square_,
     foreach_corrected_sqrt,
+    foreach_moments_,
     guard_,
+    moments_,
     per_param,
-    uses_tensors,
 )
 
 if TYPE_CHECKING:
@@ -113,29 +113,15 @@ def state_names(hp: Any) -> tuple[str, ...]:
     return ("exp_avg", "exp_avg_sq")
 
 
-def adam_update(
-    params: list[Tensor],
-    grads: list[Tensor],
-    state: dict[str, list[Tensor]],
-    hp: Any,
-    coeffs: tuple,
-    foreach: bool,
+def _single_tensor(
+    params: list[Tensor], grads: list[Tensor], state: TensorState, hp: Any, coeffs: tuple
 ) -> None:
-    """One step on lists of tensors; ``foreach`` takes the multi-tensor path."""
-    if foreach and not uses_tensors(*coeffs):
-        _multi_tensor(params, grads, state, hp, coeffs)
-    else:
-        _single_tensor(params, grads, state, hp, coeffs)
-
-
-def _single_tensor(params, grads, state, hp, coeffs) -> None:
     beta1, beta2, step, v_correction, v_scale = coeffs
     exp_avgs, exp_avg_sqs = state["exp_avg"], state["exp_avg_sq"]
     max_sqs = state.get("max_exp_avg_sq")
     for i, param in enumerate(params):
         grad, m, v = grads[i], exp_avgs[i], exp_avg_sqs[i]
-        m.lerp_(grad, complement(beta1, param))
-        ema_square_(v, grad, beta2)
+        moments_(m, v, grad, beta1, beta2, param)
         if hp.second_moment == MAX_CORRECTED:
             torch.maximum(max_sqs[i], v / per_param(v_correction, param), out=max_sqs[i])
             denom = guard_(max_sqs[i].sqrt(), hp.eps)
@@ -147,12 +133,12 @@ def _single_tensor(params, grads, state, hp, coeffs) -> None:
         descend_(param, m, denom, per_param(step, param))
 
 
-def _multi_tensor(params, grads, state, hp, coeffs) -> None:
+def _multi_tensor(
+    params: list[Tensor], grads: list[Tensor], state: TensorState, hp: Any, coeffs: tuple
+) -> None:
     beta1, beta2, step, v_correction, v_scale = coeffs
     exp_avgs, exp_avg_sqs = state["exp_avg"], state["exp_avg_sq"]
-    torch._foreach_lerp_(exp_avgs, grads, 1.0 - beta1)
-    torch._foreach_mul_(exp_avg_sqs, beta2)
-    torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1.0 - beta2)
+    foreach_moments_(exp_avgs, exp_avg_sqs, grads, beta1, beta2)
     if hp.second_moment == MAX_CORRECTED:
         max_sqs = state["max_exp_avg_sq"]
         torch._foreach_maximum_(max_sqs, torch._foreach_div(exp_avg_sqs, v_correction))
@@ -195,7 +181,8 @@ FAMILY = NativeFamily(
     state_names=state_names,
     carry=(1.0, 1.0),
     coefficients=adam_coefficients,
-    update=adam_update,
+    single_tensor=_single_tensor,
+    multi_tensor=_multi_tensor,
     scalar_init=adam_scalar_init,
     scalar_step=adam_scalar_step,
 )

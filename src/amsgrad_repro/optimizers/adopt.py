@@ -22,10 +22,10 @@ from amsgrad_repro.optimizers.scalar import scalar_code, sqrt
 from amsgrad_repro.optimizers.schedules import StepSize, step_size
 from amsgrad_repro.optimizers.spec import NativeFamily, OptimizerSpec
 from amsgrad_repro.optimizers.tensor_ops import (
+    TensorState,
     complement,
     ema_square_,
     per_param,
-    uses_tensors,
 )
 
 if TYPE_CHECKING:
@@ -51,31 +51,31 @@ def adopt_state_names(hp: Any) -> tuple[str, ...]:
     return ("exp_avg", "exp_avg_sq")
 
 
-def adopt_update(
-    params: list[Tensor],
-    grads: list[Tensor],
-    state: dict[str, list[Tensor]],
-    hp: Any,
-    coeffs: tuple,
-    foreach: bool,
+def _multi_tensor(
+    params: list[Tensor], grads: list[Tensor], state: TensorState, hp: Any, coeffs: tuple
 ) -> None:
     first, beta1, beta2, alpha, bound = coeffs
     exp_avgs, exp_avg_sqs = state["exp_avg"], state["exp_avg_sq"]
-    if foreach and not uses_tensors(*coeffs[1:]):
-        if first:
-            torch._foreach_addcmul_(exp_avg_sqs, grads, grads)
-            return
-        denoms = torch._foreach_sqrt(exp_avg_sqs)
-        torch._foreach_clamp_min_(denoms, hp.eps)
-        normed = torch._foreach_div(grads, denoms)
-        if hp.clip:
-            torch._foreach_clamp_min_(normed, -bound)
-            torch._foreach_clamp_max_(normed, bound)
-        torch._foreach_lerp_(exp_avgs, normed, 1.0 - beta1)
-        torch._foreach_add_(params, exp_avgs, alpha=-alpha)
-        torch._foreach_mul_(exp_avg_sqs, beta2)
-        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1.0 - beta2)
+    if first:
+        torch._foreach_addcmul_(exp_avg_sqs, grads, grads)
         return
+    denoms = torch._foreach_sqrt(exp_avg_sqs)
+    torch._foreach_clamp_min_(denoms, hp.eps)
+    normed = torch._foreach_div(grads, denoms)
+    if hp.clip:
+        torch._foreach_clamp_min_(normed, -bound)
+        torch._foreach_clamp_max_(normed, bound)
+    torch._foreach_lerp_(exp_avgs, normed, 1.0 - beta1)
+    torch._foreach_add_(params, exp_avgs, alpha=-alpha)
+    torch._foreach_mul_(exp_avg_sqs, beta2)
+    torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1.0 - beta2)
+
+
+def _single_tensor(
+    params: list[Tensor], grads: list[Tensor], state: TensorState, hp: Any, coeffs: tuple
+) -> None:
+    first, beta1, beta2, alpha, bound = coeffs
+    exp_avgs, exp_avg_sqs = state["exp_avg"], state["exp_avg_sq"]
     for i, param in enumerate(params):
         grad, m, v = grads[i], exp_avgs[i], exp_avg_sqs[i]
         if first:
@@ -121,7 +121,8 @@ SPEC = OptimizerSpec(
         state_names=adopt_state_names,
         carry=(),
         coefficients=adopt_coefficients,
-        update=adopt_update,
+        single_tensor=_single_tensor,
+        multi_tensor=_multi_tensor,
         scalar_init=adopt_scalar_init,
         scalar_step=adopt_scalar_step,
     ),

@@ -19,13 +19,13 @@ from amsgrad_repro.optimizers.moments import MomentSettings, moment_coefficients
 from amsgrad_repro.optimizers.scalar import TINY64, guarded, scalar_code, sqrt
 from amsgrad_repro.optimizers.spec import NativeFamily, OptimizerSpec
 from amsgrad_repro.optimizers.tensor_ops import (
-    complement,
+    TensorState,
     descend_,
-    ema_square_,
     foreach_guard_,
+    foreach_moments_,
     guard_,
+    moments_,
     per_param,
-    uses_tensors,
 )
 
 if TYPE_CHECKING:
@@ -46,37 +46,35 @@ def state_names(hp: Any) -> tuple[str, ...]:
     return ("exp_avg", "exp_avg_sq")
 
 
-def padam_update(
-    params: list[Tensor],
-    grads: list[Tensor],
-    state: dict[str, list[Tensor]],
-    hp: Any,
-    coeffs: tuple,
-    foreach: bool,
+def _multi_tensor(
+    params: list[Tensor], grads: list[Tensor], state: TensorState, hp: Any, coeffs: tuple
+) -> None:
+    beta1, beta2, alpha, m_correction, _, v_scale = coeffs
+    exp_avgs, exp_avg_sqs = state["exp_avg"], state["exp_avg_sq"]
+    foreach_moments_(exp_avgs, exp_avg_sqs, grads, beta1, beta2)
+    second = exp_avg_sqs
+    if hp.amsgrad:
+        second = state["max_exp_avg_sq"]
+        torch._foreach_maximum_(second, exp_avg_sqs)
+    denoms = torch._foreach_sqrt(second)
+    foreach_guard_(denoms, hp.eps)
+    torch._foreach_pow_(denoms, 2.0 * hp.partial)
+    torch._foreach_addcdiv_(params, exp_avgs, denoms, value=-(alpha * v_scale / m_correction))
+
+
+def _single_tensor(
+    params: list[Tensor], grads: list[Tensor], state: TensorState, hp: Any, coeffs: tuple
 ) -> None:
     beta1, beta2, alpha, m_correction, _, v_scale = coeffs
     step = alpha * v_scale / m_correction
     exp_avgs, exp_avg_sqs = state["exp_avg"], state["exp_avg_sq"]
     second = state["max_exp_avg_sq"] if hp.amsgrad else exp_avg_sqs
-    power = 2.0 * hp.partial
-    if foreach and not uses_tensors(*coeffs):
-        torch._foreach_lerp_(exp_avgs, grads, 1.0 - beta1)
-        torch._foreach_mul_(exp_avg_sqs, beta2)
-        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1.0 - beta2)
-        if hp.amsgrad:
-            torch._foreach_maximum_(second, exp_avg_sqs)
-        denoms = torch._foreach_sqrt(second)
-        foreach_guard_(denoms, hp.eps)
-        torch._foreach_pow_(denoms, power)
-        torch._foreach_addcdiv_(params, exp_avgs, denoms, value=-step)
-        return
     for i, param in enumerate(params):
         grad, m, v = grads[i], exp_avgs[i], exp_avg_sqs[i]
-        m.lerp_(grad, complement(beta1, param))
-        ema_square_(v, grad, beta2)
+        moments_(m, v, grad, beta1, beta2, param)
         if hp.amsgrad:
             torch.maximum(second[i], v, out=second[i])
-        denom = guard_(second[i].sqrt(), hp.eps).pow_(power)
+        denom = guard_(second[i].sqrt(), hp.eps).pow_(2.0 * hp.partial)
         descend_(param, m, denom, per_param(step, param))
 
 
@@ -108,7 +106,8 @@ SPEC = OptimizerSpec(
         state_names=state_names,
         carry=(1.0, 1.0),
         coefficients=moment_coefficients,
-        update=padam_update,
+        single_tensor=_single_tensor,
+        multi_tensor=_multi_tensor,
         scalar_init=padam_scalar_init,
         scalar_step=padam_scalar_step,
     ),

@@ -22,6 +22,7 @@ from typing import Any
 
 from amsgrad_repro.optimizers import hparams
 from amsgrad_repro.optimizers.schedules import StepSize
+from amsgrad_repro.optimizers.tensor_ops import uses_tensors
 
 # The step-size fields a torch.optim class does not take (a LambdaLR applies them).
 SCHEDULE_FIELDS = frozenset(f.name for f in fields(StepSize)) - {"lr"}
@@ -33,8 +34,10 @@ class NativeFamily:
 
     ``coefficients(hp, t, carry) -> (coeffs, carry)`` computes the scalars of step t from
     the packed hyper-parameters and the carried running values (products of β for bias
-    corrections); ``update(params, grads, state, hp, coeffs, foreach)`` applies the step to
-    lists of tensors (``state`` maps each name of ``state_names(hp)`` to its list);
+    corrections); ``single_tensor`` and ``multi_tensor``, each
+    ``(params, grads, state, hp, coeffs)``, apply the step to lists of tensors (``state``
+    maps each name of ``state_names(hp)`` to its list), one tensor at a time or with the
+    ``torch._foreach_*`` kernels, and :meth:`update` chooses between them for every family;
     ``scalar_init(hp)`` and ``scalar_step(state, hp, g, t) -> (state, dx)`` are the same
     algorithm on one float for the compiled kernel (``x ← Π(x − dx)``).
     """
@@ -43,11 +46,22 @@ class NativeFamily:
     state_names: Callable[[Any], tuple[str, ...]]  # packed hp -> per-parameter state names
     carry: tuple[float, ...]
     coefficients: Callable[..., Any]
-    update: Callable[..., None]
+    single_tensor: Callable[..., None]
+    multi_tensor: Callable[..., None]
     scalar_init: Callable[..., Any]
     scalar_step: Callable[..., Any]
     # (state name, parameter, packed hp) -> initial tensor; None: zeros like the parameter.
     init_state: Callable[..., Any] | None = None
+
+    def update(self, params: list, grads: list, state: dict, hp: Any, coeffs: tuple, foreach: bool):
+        """One step on lists of tensors: the multi-tensor path when ``foreach`` asks for
+        it and every coefficient is one number (a ``_foreach`` kernel takes one scalar for
+        a whole list), else the single-tensor path, which also takes per-member
+        coefficients (a stacked job's tensors), as ``torch/optim/adam.py`` chooses."""
+        if foreach and not uses_tensors(*coeffs):
+            self.multi_tensor(params, grads, state, hp, coeffs)
+        else:
+            self.single_tensor(params, grads, state, hp, coeffs)
 
 
 @dataclass(frozen=True)

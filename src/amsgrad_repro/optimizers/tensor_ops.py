@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from torch import Tensor
 
 Coefficient = Any  # float | Tensor
+TensorState = dict[str, list["Tensor"]]  # state name -> one tensor per parameter
 
 
 def is_number(value: Coefficient) -> bool:
@@ -104,3 +105,20 @@ def foreach_corrected_sqrt(seconds: list[Tensor], v_scale: float, eps: float) ->
         torch._foreach_div_(denoms, v_scale)
     foreach_guard_(denoms, eps)
     return denoms
+
+
+def moments_(
+    m: Tensor, v: Tensor, grad: Tensor, beta1: Coefficient, beta2: Coefficient, param: Tensor
+):
+    """m ← β1·m + (1 − β1)·g and v ← β2·v + (1 − β2)·g², the constant-β moments."""
+    m.lerp_(grad, complement(beta1, param))
+    ema_square_(v, grad, beta2)
+
+
+def foreach_moments_(
+    ms: list[Tensor], vs: list[Tensor], grads: list[Tensor], beta1: float, beta2: float
+) -> None:
+    """:func:`moments_` on lists with the multi-tensor kernels."""
+    torch._foreach_lerp_(ms, grads, 1.0 - beta1)
+    torch._foreach_mul_(vs, beta2)
+    torch._foreach_addcmul_(vs, grads, grads, value=1.0 - beta2)
