@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import Any
 
+from amsgrad_repro import supervision
 from amsgrad_repro.errors import ReportedError
 from amsgrad_repro.settings_base import ConfigError
 
@@ -64,8 +65,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command. As the process's entry point (``argv`` None) it also ends with the
     Snakemake that started it and turns SIGTERM into an interruption
     (``amsgrad_repro.supervision``); Ctrl-C or SIGTERM print one line, not a traceback."""
-    from amsgrad_repro import supervision
-
     if argv is None:
         supervision.install_stop_handler()
         supervision.supervise()

@@ -31,7 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from amsgrad_repro.errors import ReportedError
+from amsgrad_repro.io import write_json
+from amsgrad_repro.optimizers import catalogue, hparams, task_settings
 from amsgrad_repro.settings_base import enabled_tasks
+from amsgrad_repro.tuning import grid as tuning
 
 PULLED_RECORD = Path("results") / ".pulled.json"
 RUN_RECORD = "run.json"
@@ -62,8 +65,6 @@ def run_identity(
     """What defines one optimizer's run of a task: the task settings that change what is
     computed, and that optimizer's resolved hyper-parameters (its declaration's defaults,
     the task's shared values it declares, its overrides)."""
-    from amsgrad_repro.optimizers import catalogue, hparams, task_settings
-
     identity = {k: v for k, v in settings.items() if k not in NOT_IDENTITY}
     spec = catalogue(plugins)[optimizer]
     identity["hparams"] = hparams.as_record(task_settings(spec, "", settings))
@@ -105,8 +106,6 @@ def _digest(path: Path) -> str:
 
 def record_pulled(root: Path, run_dirs: Iterable[str]) -> None:
     """Remember these run folders (relative to ``root``) as pulled, as they are now."""
-    from amsgrad_repro.io import write_json
-
     path = root / PULLED_RECORD
     runs = _read_record(path)
     for run_dir in run_dirs:
@@ -148,8 +147,6 @@ def expected_settings(
 ) -> dict[str, Any] | None:
     """The task settings the configuration gives the run in ``run_dir``, as its job would
     receive them; None when no stage of this configuration reads that run."""
-    from amsgrad_repro.tuning import grid as tuning
-
     tasks = settings["tasks"]
     match = RUN_PATH.match(run_dir)
     if match:

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from amsgrad_repro import snakemake_lock, supervision
 from amsgrad_repro.errors import ReportedError
 from amsgrad_repro.staleness import StaleRuns, stale_message, stale_runs
 
@@ -141,10 +143,6 @@ def snakemake_started(workflow: Any, argv: Sequence[str] = sys.argv) -> None:
     jobs it starts, and, as the main process, handle a lock left by a Snakemake that
     died. Raises Snakemake's ``WorkflowError`` with one line for ``--unlock`` while another
     Snakemake of this folder runs."""
-    import signal
-
-    from amsgrad_repro import snakemake_lock, supervision
-
     supervision.supervise(signum=signal.SIGKILL, who="the make that started this Snakemake")
     supervision.name_supervisor()
     if not workflow.is_main_process:

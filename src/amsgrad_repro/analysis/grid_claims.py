@@ -48,7 +48,6 @@ from amsgrad_repro.analysis.verdicts import (
 )
 from amsgrad_repro.stats import DEFAULT_LEVEL
 from amsgrad_repro.synthetic.grid_spec import GridSpec, cell_label
-from amsgrad_repro.synthetic.grids import recorded_steps
 from amsgrad_repro.synthetic.problems import DETERMINISTIC, PARAMETER, PROBLEMS, problem_id
 
 RULE_TYPES = tuple(name for name, rule in verdicts.RULE_TYPES.items() if rule.subject == "grid")
@@ -187,6 +186,9 @@ def _threshold(claim: dict[str, Any], data: GridData) -> dict[str, Any]:
 
 def _halfway(rows: pd.DataFrame) -> str:
     """The cell's mean x at the recorded step nearest T/2, to show whether it still moves."""
+    # here, not at the top: it loads numba (the grids' runner)
+    from amsgrad_repro.synthetic.grids import recorded_steps
+
     steps = recorded_steps(rows)
     if len(steps) < 2:
         return ""

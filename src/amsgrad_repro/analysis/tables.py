@@ -36,7 +36,6 @@ from amsgrad_repro.summaries.finals import (
     time_to_target,
 )
 from amsgrad_repro.synthetic.grid_spec import grid_spec
-from amsgrad_repro.synthetic.grids import read_table
 from amsgrad_repro.tuning.grid import tuned_tasks, tuning_seeds
 
 TTT_TITLE = (
@@ -286,6 +285,9 @@ def load_sensitivity(paths: Iterable[Path]) -> pd.DataFrame:
 def load_grids(paths: Iterable[Path], settings: dict[str, Any]) -> dict[str, Any]:
     """``{grid: GridData}`` of the given tables, each with its declaration from the
     resolved configuration (the grid's name is the table's folder)."""
+    # here, not at the top: it loads numba (the grids' runner)
+    from amsgrad_repro.synthetic.grids import read_table
+
     specs = catalogue(settings.get("plugins"))
     grids = {}
     for path in map(Path, paths):

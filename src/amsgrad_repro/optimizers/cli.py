@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from amsgrad_repro.cli import json_arg
 from amsgrad_repro.optimizers import BUILTINS, OptimizerSpec, catalogue, hparams, scalar_form
 from amsgrad_repro.settings_base import check_section
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from amsgrad_repro.cli import json_arg
 
     parser = subparsers.add_parser(
         "optimizers", help="list every optimizer with its source and default hyper-parameters"

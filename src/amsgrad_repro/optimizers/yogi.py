@@ -25,7 +25,6 @@ from amsgrad_repro.optimizers.tensor_ops import (
     foreach_corrected_sqrt,
     is_number,
     per_param,
-    uses_tensors,
 )
 
 if TYPE_CHECKING:
@@ -48,26 +47,22 @@ def init_state(name: str, param: Tensor, hp: Any) -> Tensor:
     return torch.full_like(param, fill, memory_format=torch.preserve_format)
 
 
-def yogi_update(
-    params: list[Tensor],
-    grads: list[Tensor],
-    state: dict[str, list[Tensor]],
-    hp: Any,
-    coeffs: tuple,
-    foreach: bool,
-) -> None:
+def _multi_tensor(params, grads, state, hp, coeffs) -> None:
+    beta1, beta2, alpha, m_correction, _, v_scale = coeffs
+    exp_avgs, exp_avg_sqs = state["exp_avg"], state["exp_avg_sq"]
+    torch._foreach_lerp_(exp_avgs, grads, 1.0 - beta1)
+    squares = torch._foreach_mul(grads, grads)
+    signs = torch._foreach_sub(exp_avg_sqs, squares)
+    torch._foreach_sign_(signs)
+    torch._foreach_addcmul_(exp_avg_sqs, signs, squares, value=-(1.0 - beta2))
+    denoms = foreach_corrected_sqrt(exp_avg_sqs, v_scale, hp.eps)
+    torch._foreach_addcdiv_(params, exp_avgs, denoms, value=-(alpha / m_correction))
+
+
+def _single_tensor(params, grads, state, hp, coeffs) -> None:
     beta1, beta2, alpha, m_correction, _, v_scale = coeffs
     step = alpha / m_correction
     exp_avgs, exp_avg_sqs = state["exp_avg"], state["exp_avg_sq"]
-    if foreach and not uses_tensors(*coeffs):
-        torch._foreach_lerp_(exp_avgs, grads, 1.0 - beta1)
-        squares = torch._foreach_mul(grads, grads)
-        signs = torch._foreach_sub(exp_avg_sqs, squares)
-        torch._foreach_sign_(signs)
-        torch._foreach_addcmul_(exp_avg_sqs, signs, squares, value=-(1.0 - beta2))
-        denoms = foreach_corrected_sqrt(exp_avg_sqs, v_scale, hp.eps)
-        torch._foreach_addcdiv_(params, exp_avgs, denoms, value=-step)
-        return
     for i, param in enumerate(params):
         grad, m, v = grads[i], exp_avgs[i], exp_avg_sqs[i]
         m.lerp_(grad, complement(beta1, param))
@@ -110,7 +105,8 @@ SPEC = OptimizerSpec(
         state_names=state_names,
         carry=(1.0, 1.0),
         coefficients=moment_coefficients,
-        update=yogi_update,
+        single_tensor=_single_tensor,
+        multi_tensor=_multi_tensor,
         scalar_init=yogi_scalar_init,
         scalar_step=yogi_scalar_step,
         init_state=init_state,

@@ -29,6 +29,11 @@ import numpy as np
 
 from amsgrad_repro.optimizers import HParamError, catalogue, scalar_form
 from amsgrad_repro.settings_base import ConfigError, normalise_seeds
+from amsgrad_repro.synthetic.problems import (
+    DETERMINISTIC,  # numba: not at start-up
+    PARAMETER,  # numba: not at start-up
+    PARAMETER_MINIMUM,
+)
 
 # How a piece of an axis makes its values (each piece is a mapping with one of these keys).
 RANGES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -106,8 +111,6 @@ class GridSpec:
     def seeds_for(self, problem: str) -> tuple[int, ...]:
         """The seeds a problem runs: all of them, or the first for a deterministic problem
         (its gradients do not depend on the seed, so every seed would repeat the run)."""
-        from amsgrad_repro.synthetic.problems import DETERMINISTIC  # numba: not at start-up
-
         return self.seeds[:1] if problem in DETERMINISTIC else self.seeds
 
     def cell_settings(self, optimizer: str, cell: Mapping[str, float]) -> Any:
@@ -117,8 +120,6 @@ class GridSpec:
 
     def parameter(self, problem: str, cell: Mapping[str, float]) -> float:
         """The problem's parameter (C or k) in one cell; 0 for the paper's problems."""
-        from amsgrad_repro.synthetic.problems import PARAMETER  # numba: not at start-up
-
         key = PARAMETER[problem]
         if key is None:
             return 0.0
@@ -263,7 +264,6 @@ def _axis(where: str, name: str, declaration, problems, settings, specs) -> Axis
     """An axis is a tunable hyper-parameter of every optimizer, or the parameter of every
     problem; each value is checked against the field's (or the problem's) range."""
     # numba: the problems module compiles kernels; start-up validation must not import it.
-    from amsgrad_repro.synthetic.problems import PARAMETER, PARAMETER_MINIMUM
 
     values = axis_values(where, declaration)
     if name in PARAMETER_MINIMUM:
@@ -294,7 +294,6 @@ def _axis(where: str, name: str, declaration, problems, settings, specs) -> Axis
 def _fixed_parameters(where: str, declaration, problems, axes) -> dict[str, float]:
     """C or k given as a fixed value, needed by a problem when it is not an axis."""
     # numba: the problems module compiles kernels; start-up validation must not import it.
-    from amsgrad_repro.synthetic.problems import PARAMETER, PARAMETER_MINIMUM
 
     on_axes = {axis.name for axis in axes}
     needed = {PARAMETER[p] for p in problems} - {None} - on_axes

@@ -7,11 +7,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from amsgrad_repro.cli import json_arg
+from amsgrad_repro.gpus import claim_gpu
 from amsgrad_repro.settings_base import ConfigError
+from amsgrad_repro.train.progress import interactive
+from amsgrad_repro.tuning.grid import apply_selection
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from amsgrad_repro.cli import json_arg
 
     parser = subparsers.add_parser(
         "train",
@@ -89,13 +92,12 @@ def _register_stacked(subparsers: argparse._SubParsersAction, json_arg) -> None:
 
 
 def run_stacked(args: argparse.Namespace) -> int:
-    from amsgrad_repro.gpus import claim_gpu
 
     if args.device in ("auto", "cuda"):
         claim_gpu()
     import torch
 
-    from amsgrad_repro.train.progress import interactive
+    # here, not at the top: it loads torch
     from amsgrad_repro.train.stacked import Member, StackedRequest, train_stacked
 
     settings = _job_settings(args)
@@ -122,12 +124,10 @@ def run_stacked(args: argparse.Namespace) -> int:
 
 def _job_settings(args: argparse.Namespace) -> dict:
     """The task's settings for this optimizer, with a tuning selection applied."""
-
     if args.optimizer not in args.settings.get("optimizers", [args.optimizer]):
         raise ConfigError(f"optimizer {args.optimizer!r} is not listed for task {args.task!r}")
     if args.hparams_file is None:
         return args.settings
-    from amsgrad_repro.tuning.grid import apply_selection
 
     return apply_selection(args.settings, args.optimizer, args.hparams_file)
 
@@ -156,6 +156,7 @@ def _register_figure(subparsers: argparse._SubParsersAction, json_arg) -> None:
 
 
 def samples(args: argparse.Namespace) -> int:
+    # here, not at the top: it loads matplotlib, pandas, seaborn
     from amsgrad_repro.train.figure import samples_figure
 
     samples_figure(args.task, args.settings, args.runs, args.out)
@@ -163,6 +164,7 @@ def samples(args: argparse.Namespace) -> int:
 
 
 def figure(args: argparse.Namespace) -> int:
+    # here, not at the top: it loads matplotlib, pandas, seaborn
     from amsgrad_repro.train.figure import training_figure
 
     training_figure(args.task, args.aggregate, args.settings, args.runs, args.out, args.log_y)
@@ -170,7 +172,6 @@ def figure(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from amsgrad_repro.gpus import claim_gpu
 
     # Set first: an interrupted run names its checkpoint (amsgrad_repro.supervision).
     args.checkpoint_dir = args.checkpoint_dir or Path(
@@ -182,8 +183,8 @@ def run(args: argparse.Namespace) -> int:
         claim_gpu()
     import torch
 
+    # here, not at the top: it loads torch
     from amsgrad_repro.train.engine import RunRequest, train
-    from amsgrad_repro.train.progress import interactive
 
     args.settings = _job_settings(args)
     if args.threads:

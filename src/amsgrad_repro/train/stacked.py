@@ -33,6 +33,7 @@ from typing import Any
 
 import torch
 
+from amsgrad_repro.io import provenance, write_csv, write_json
 from amsgrad_repro.optimizers import hparams, task_settings
 from amsgrad_repro.optimizers.schedules import lr_factor
 from amsgrad_repro.optimizers.torch_optimizer import build
@@ -50,6 +51,7 @@ from amsgrad_repro.train.engine import (
 )
 from amsgrad_repro.train.models.stacked import StackedNetwork
 from amsgrad_repro.train.progress import Progress
+from amsgrad_repro.train.runlock import run_lock
 
 
 @dataclass(frozen=True)
@@ -319,8 +321,6 @@ class StackedTrainer(TrainingJob):
     def write_outputs(self) -> list[dict[str, Any]]:
         import pandas as pd
 
-        from amsgrad_repro.io import provenance, write_csv, write_json
-
         for position in range(len(self.active)):
             self.frozen[self.active[position]] = self._member_snapshot(position)
         meta = provenance()
@@ -364,7 +364,5 @@ def _slice_state(state: dict[str, Any], keep: Sequence[int], members: int) -> di
 def train_stacked(request: StackedRequest) -> list[dict[str, Any]]:
     """Run (or resume) one stacked job and write every member's outputs, holding the job's
     lock (``train.runlock``) so that a second trainer of it never runs alongside."""
-    from amsgrad_repro.train.runlock import run_lock
-
     with run_lock(request.checkpoint_dir, request.lock_wait_s):
         return StackedTrainer(request).run()

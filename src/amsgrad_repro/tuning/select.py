@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from amsgrad_repro.io import provenance
 from amsgrad_repro.settings_base import ConfigError
 from amsgrad_repro.summaries.finals import lower_is_better
 
@@ -26,7 +27,6 @@ SENSITIVITY_METRIC = "hparam_sensitivity"
 def load_grid(run_files: Iterable[str | Path], metric: str) -> pd.DataFrame:
     """One row per grid run: its α, β2 (from the run's own record), seed, status and the
     metric at its last log point (NaN when diverged)."""
-
     rows = []
     for path in map(Path, run_files):
         info = json.loads(path.read_text())
@@ -92,8 +92,6 @@ def selection_record(
 ) -> dict[str, Any]:
     """The file the seed-replicated runs read: the selected α and β2 (β1 as configured),
     how they were chosen, and every grid point's score."""
-    from amsgrad_repro.io import provenance
-
     chosen = select(grid, optimizer)
     if chosen["score"] is None:
         raise ValueError(f"{task}/{optimizer}: every grid point diverged; nothing to select")
