@@ -19,6 +19,7 @@ from amsgrad_repro.optimizers.moments import MomentSettings, moment_coefficients
 from amsgrad_repro.optimizers.scalar import TINY64, guarded, scalar_code, sqrt
 from amsgrad_repro.optimizers.spec import NativeFamily, OptimizerSpec
 from amsgrad_repro.optimizers.tensor_ops import (
+    TensorState,
     complement,
     corrected_sqrt,
     descend_,
@@ -47,7 +48,9 @@ def init_state(name: str, param: Tensor, hp: Any) -> Tensor:
     return torch.full_like(param, fill, memory_format=torch.preserve_format)
 
 
-def _multi_tensor(params, grads, state, hp, coeffs) -> None:
+def _multi_tensor(
+    params: list[Tensor], grads: list[Tensor], state: TensorState, hp: Any, coeffs: tuple
+) -> None:
     beta1, beta2, alpha, m_correction, _, v_scale = coeffs
     exp_avgs, exp_avg_sqs = state["exp_avg"], state["exp_avg_sq"]
     torch._foreach_lerp_(exp_avgs, grads, 1.0 - beta1)
@@ -59,7 +62,9 @@ def _multi_tensor(params, grads, state, hp, coeffs) -> None:
     torch._foreach_addcdiv_(params, exp_avgs, denoms, value=-(alpha / m_correction))
 
 
-def _single_tensor(params, grads, state, hp, coeffs) -> None:
+def _single_tensor(
+    params: list[Tensor], grads: list[Tensor], state: TensorState, hp: Any, coeffs: tuple
+) -> None:
     beta1, beta2, alpha, m_correction, _, v_scale = coeffs
     step = alpha / m_correction
     exp_avgs, exp_avg_sqs = state["exp_avg"], state["exp_avg_sq"]
