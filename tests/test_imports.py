@@ -192,29 +192,13 @@ def deferred(item: Import, loads: Mapping[str, set[str]]) -> set[str]:
     return target - loads[item.source]
 
 
-# The configuration's circles, which another change of issue 18 cuts (``ConfigError``,
-# merging and seed normalisation move to a leaf module that the domain validators import):
-# each may remain until then, no other may. Empty these sets when they are cut.
-PENDING_MODULE_EDGES = {("amsgrad_repro.config", "amsgrad_repro.synthetic.grid_spec")}
-PENDING_PACKAGE_EDGES = {
-    ("amsgrad_repro.config", "amsgrad_repro.synthetic"),
-    ("amsgrad_repro.config", "amsgrad_repro.train"),
-}
-
-
-def _without(edges: dict[str, set[str]], pending: set[tuple[str, str]]) -> dict[str, set[str]]:
-    for source, target in pending:
-        edges[source].discard(target)
-    return edges
-
-
 def test_no_module_imports_another_in_a_circle():
-    found = circles(_without(internal_edges(package_imports()), PENDING_MODULE_EDGES))
+    found = circles(internal_edges(package_imports()))
     assert not found, f"import circles among modules (imports inside functions count): {found}"
 
 
 def test_no_subpackage_imports_another_in_a_circle():
-    found = circles(_without(internal_edges(package_imports(), subpackage), PENDING_PACKAGE_EDGES))
+    found = circles(internal_edges(package_imports(), subpackage))
     assert not found, f"import circles among subpackages: {found}"
 
 
@@ -230,7 +214,6 @@ def test_imports_inside_functions_only_defer_heavy_libraries():
         + ("" if item.commented or item.target in HEAVY else " (no comment)")
         for item in imports
         if item.in_function
-        and (item.source, item.target) not in PENDING_MODULE_EDGES
         and not (deferred(item, loads) and (item.commented or item.target in HEAVY))
     ]
     assert not wrong, "imports inside functions that need not be there:\n" + "\n".join(wrong)
