@@ -25,6 +25,7 @@ from amsgrad_repro.optimizers.tensor_ops import (
     TensorState,
     foreach_guard_,
     foreach_moments_,
+    foreach_second_moment_,
     guard_,
     moments_,
     per_param,
@@ -76,11 +77,7 @@ def _multi_tensor(
     beta1, beta2, step, lower, upper, after = coeffs
     exp_avgs, exp_avg_sqs = state["exp_avg"], state["exp_avg_sq"]
     foreach_moments_(exp_avgs, exp_avg_sqs, grads, beta1, beta2)
-    second = exp_avg_sqs
-    if hp.second_moment == MAX:
-        second = state["max_exp_avg_sq"]
-        torch._foreach_maximum_(second, exp_avg_sqs)
-    rates = torch._foreach_sqrt(second)
+    rates = torch._foreach_sqrt(foreach_second_moment_(state, hp.second_moment == MAX))
     foreach_guard_(rates, hp.eps)
     torch._foreach_reciprocal_(rates)
     torch._foreach_mul_(rates, step)

@@ -36,6 +36,7 @@ from amsgrad_repro.optimizers.tensor_ops import (
     descend_,
     foreach_corrected_sqrt,
     foreach_moments_,
+    foreach_second_moment_,
     guard_,
     moments_,
     per_param,
@@ -144,10 +145,7 @@ def _multi_tensor(
         torch._foreach_maximum_(max_sqs, torch._foreach_div(exp_avg_sqs, v_correction))
         denoms = foreach_corrected_sqrt(max_sqs, 1.0, hp.eps)
     else:
-        second = exp_avg_sqs
-        if hp.second_moment == MAX:
-            second = state["max_exp_avg_sq"]
-            torch._foreach_maximum_(second, exp_avg_sqs)
+        second = foreach_second_moment_(state, hp.second_moment == MAX)
         denoms = foreach_corrected_sqrt(second, v_scale, hp.eps)
     torch._foreach_addcdiv_(params, exp_avgs, denoms, value=-step)
 

@@ -23,6 +23,7 @@ from amsgrad_repro.optimizers.tensor_ops import (
     descend_,
     foreach_guard_,
     foreach_moments_,
+    foreach_second_moment_,
     guard_,
     moments_,
     per_param,
@@ -52,11 +53,7 @@ def _multi_tensor(
     beta1, beta2, alpha, m_correction, _, v_scale = coeffs
     exp_avgs, exp_avg_sqs = state["exp_avg"], state["exp_avg_sq"]
     foreach_moments_(exp_avgs, exp_avg_sqs, grads, beta1, beta2)
-    second = exp_avg_sqs
-    if hp.amsgrad:
-        second = state["max_exp_avg_sq"]
-        torch._foreach_maximum_(second, exp_avg_sqs)
-    denoms = torch._foreach_sqrt(second)
+    denoms = torch._foreach_sqrt(foreach_second_moment_(state, hp.amsgrad))
     foreach_guard_(denoms, hp.eps)
     torch._foreach_pow_(denoms, 2.0 * hp.partial)
     torch._foreach_addcdiv_(params, exp_avgs, denoms, value=-(alpha * v_scale / m_correction))

@@ -122,3 +122,12 @@ def foreach_moments_(
     torch._foreach_lerp_(ms, grads, 1.0 - beta1)
     torch._foreach_mul_(vs, beta2)
     torch._foreach_addcmul_(vs, grads, grads, value=1.0 - beta2)
+
+
+def foreach_second_moment_(state: TensorState, use_max: bool) -> list[Tensor]:
+    """v̂ of a list: AMSGrad's running max of v (``max_exp_avg_sq``, updated in place) when
+    ``use_max``, else v (``exp_avg_sq``) itself."""
+    if not use_max:
+        return state["exp_avg_sq"]
+    torch._foreach_maximum_(state["max_exp_avg_sq"], state["exp_avg_sq"])
+    return state["max_exp_avg_sq"]
