@@ -7,4 +7,6 @@ per-seed outputs, and ``reference`` is the plain ``torch.optim`` loop the kernel
 tested against.
 """
 
-BOUNDS = (-1.0, 1.0)
+from amsgrad_repro.metric_ranges import X_BOUNDS as BOUNDS  # F = [-1, 1]
+
+__all__ = ["BOUNDS"]

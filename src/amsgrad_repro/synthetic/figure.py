@@ -5,7 +5,9 @@ the first row holds the paper's optimizers and their framework forms, a second r
 task runs any) the optimizers proposed since, baselines and plug-ins, with the paper's Adam
 and AMSGrad as thin grey references, so no panel stacks a dozen lines. Titles give the
 setting the runs share and legends what is particular to an optimizer, both read from the
-runs' own records.
+runs' own records; each row's legend sits beside it. A red note under the figure says when
+a problem ran fewer steps than its full setting (``paper: steps``), as on the training
+figures, and a panel whose band was clipped to [−1, 1] (F) says so in its title.
 """
 
 from __future__ import annotations
@@ -22,12 +24,16 @@ from amsgrad_repro.formatting import plural
 from amsgrad_repro.optimizers import BUILTINS
 from amsgrad_repro.plots import (
     band_plot,
+    footer,
+    legend_beside,
     legend_labels,
     optimizer_order,
     save_figure,
     styles_for,
     themed,
+    titled,
 )
+from amsgrad_repro.reduction import reduction
 from amsgrad_repro.summaries.aggregate import curve
 from amsgrad_repro.synthetic.problems import PROBLEMS
 
@@ -84,12 +90,23 @@ def shortened_labels(records: Sequence[dict], labels: dict[str, str]) -> dict[st
     return shortened
 
 
-def _panel(ax, table: pd.DataFrame, metric: str, names: list[str], palette, labels, refs) -> None:
+def reduction_notes(records: Sequence[dict]) -> str:
+    """The reductions of the problems drawn (``SHORTENED: 20000 of 10000000 steps``), each
+    with the tasks it applies to, from the settings the runs recorded."""
+    settings = {r["task"]: r["settings"] for r in records}
+    tasks: dict[str, list[str]] = {}
+    for task, task_settings in settings.items():
+        for note in reduction(task_settings).notes:
+            tasks.setdefault(note, []).append(task)
+    return "; ".join(f"{note} ({', '.join(names)})" for note, names in tasks.items())
+
+
+def _panel(ax, table: pd.DataFrame, metric: str, names: list[str], palette, labels, refs) -> str:
     data = curve(table, metric)
     for name in refs:
         ref = data[data["optimizer"] == name]
         ax.plot(ref["step"], ref["mean"], color="0.6", lw=0.9, ls=":", label=f"{name} (ref.)")
-    band_plot(ax, data[data["optimizer"].isin(names)], palette, labels)
+    clipped = band_plot(ax, data[data["optimizer"].isin(names)], palette, labels)
     ax.set_xscale("log")
     if metric == "avg_regret":
         ax.set_yscale("log")
@@ -97,16 +114,22 @@ def _panel(ax, table: pd.DataFrame, metric: str, names: list[str], palette, labe
     else:
         ax.set_ylim(-1.08, 1.08)
         ax.axhline(-1.0, color="grey", lw=0.8, ls="--")
+    return clipped
 
 
 def figure1(
     aggregates: dict[str, Path], run_files: Sequence[str | Path], outputs: Sequence[str | Path]
 ) -> None:
-
-    themed()
     records = [json.loads(Path(p).read_text()) for p in run_files]
     tables = {task: pd.read_csv(path) for task, path in aggregates.items()}
-    shown = [p for p in panels(records) if p[0] in aggregates]
+    save_figure(build_figure1(tables, records), outputs)
+
+
+def build_figure1(tables: dict[str, pd.DataFrame], records: Sequence[dict]) -> plt.Figure:
+    """The figure (returned open, for tests and :func:`figure1` to save), from each task's
+    aggregate table and the runs' records."""
+    themed()
+    shown = [p for p in panels(records) if p[0] in tables]
     groups = optimizer_groups(pd.concat(tables.values())["optimizer"].unique())
     palette = styles_for(pd.concat(tables.values())["optimizer"].unique())
     fig, axes = plt.subplots(
@@ -121,13 +144,16 @@ def figure1(
             labels = {**labels, **shortened_labels(in_row, labels)}
             seeds = len({r["seed"] for r in task_records})
             ax = axes[row][col]
-            _panel(ax, tables[task], metric, names, palette, labels, refs)
+            clipped = _panel(ax, tables[task], metric, names, palette, labels, refs)
             settings = task_records[0]["settings"] if task_records else {}
             detail = describe_task(settings, seeds) if settings else ""
-            ax.set_title(f"{title} — {ROW_TITLES[group]}\n{common}\n{detail}", fontsize=7)
+            heading = f"{title} — {ROW_TITLES[group]}\n{common}\n{detail}"
+            ax.set_title(titled(heading, clipped), fontsize=7)
             ax.set_xlabel("iteration $t$")
             ax.set_ylabel(ylabel)
-        axes[row][0].legend(title="optimizer", fontsize=6, title_fontsize=7)
     fig.suptitle("Figure 1 reproduction: mean over seeds with 95% Student-t band", fontsize=10)
     fig.tight_layout()
-    save_figure(fig, outputs)
+    for row in axes:  # the first panel's entries, as before the legends moved out
+        legend_beside(fig, row[:1], row[-1], title="optimizer", fontsize=6, title_fontsize=7)
+    footer(fig, reduction_notes(records))
+    return fig

@@ -26,7 +26,15 @@ import seaborn as sns
 
 from amsgrad_repro.formatting import plural
 from amsgrad_repro.optimizers import hparams
-from amsgrad_repro.plots import legend_labels, save_figure, styles_for, themed
+from amsgrad_repro.plots import (
+    footer,
+    legend_beside,
+    legend_labels,
+    save_figure,
+    styles_for,
+    themed,
+)
+from amsgrad_repro.reduction import reduction
 from amsgrad_repro.synthetic.figure import REFERENCES, ROW_TITLES, optimizer_groups
 from amsgrad_repro.synthetic.grid_spec import CURVES, GridSpec
 from amsgrad_repro.synthetic.grids import cell_summary, recorded_steps
@@ -38,9 +46,18 @@ CMAP = "coolwarm"
 
 def grid_figure(grid: GridSpec, table: pd.DataFrame, outputs: Sequence[str | Path]) -> None:
     """The grid's declared figure, written to each path (PNG/PDF)."""
+    save_figure(build_grid_figure(grid, table), outputs)
+
+
+def build_grid_figure(grid: GridSpec, table: pd.DataFrame):  # noqa: ANN201
+    """The grid's declared figure, open; a red note under it when the grid ran fewer steps
+    than its full setting (its ``paper`` block), as on the training figures."""
     themed()
     draw = {"heatmap": heatmap_figure, "quartiles": quartile_figure}[grid.figure["type"]]
-    save_figure(draw(grid, table), outputs)
+    fig = draw(grid, table)
+    notes = reduction({"kind": "synthetic", "steps": grid.steps, "paper": grid.paper}).notes
+    footer(fig, "; ".join(notes))
+    return fig
 
 
 def settings_text(grid: GridSpec) -> tuple[str, dict[str, str]]:
@@ -165,9 +182,6 @@ def heatmap_figure(grid: GridSpec, table: pd.DataFrame):  # noqa: ANN201
             ax.tick_params(axis="x", labelrotation=90, labelsize=6)
             ax.tick_params(axis="y", labelsize=6)
             ax.set_title(f"{problem} problem · {labels.get(optimizer, optimizer)}", fontsize=8)
-    handles, names = axes[0][0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, names, loc="lower right", fontsize=7)
     fig.suptitle(
         f"{grid.title}: mean final $x$ per cell (x* = −1 blue, +1 red); dots: share of seeds "
         f"within {grid.success_radius:g} of x*\n{common}",
@@ -177,6 +191,11 @@ def heatmap_figure(grid: GridSpec, table: pd.DataFrame):  # noqa: ANN201
     fig.subplots_adjust(
         left=0.07, right=0.9, bottom=0.25 / rows, top=1 - 0.24 / rows, wspace=0.3, hspace=0.45
     )
+    handles, names = axes[0][0].get_legend_handles_labels()
+    if handles:  # the theory curve's entry: under the colour bar, right of every panel
+        below = colourbar.get_position()
+        fig.legend(handles, names, loc="upper left", bbox_to_anchor=(below.x0, below.y0 - 0.03),
+                   borderaxespad=0.0, fontsize=7)  # fmt: skip
     return fig
 
 
@@ -224,7 +243,6 @@ def quartile_figure(grid: GridSpec, table: pd.DataFrame):  # noqa: ANN201
             )
             ax.set_xlabel("iteration $t$")
             ax.set_ylabel("$x_t$ (median, quartile band)")
-        axes[row][0].legend(title="optimizer", fontsize=6, title_fontsize=7)
     deterministic = [p for p in grid.problems if p in DETERMINISTIC]
     note = f" ({', '.join(deterministic)}: deterministic)" if deterministic else ""
     fig.suptitle(
@@ -233,4 +251,6 @@ def quartile_figure(grid: GridSpec, table: pd.DataFrame):  # noqa: ANN201
         fontsize=9,
     )
     fig.tight_layout()
+    for row in axes:  # the first panel's entries, beside the row
+        legend_beside(fig, row[:1], row[-1], title="optimizer", fontsize=6, title_fontsize=7)
     return fig

@@ -92,6 +92,9 @@ class GridSpec:
     settings: Mapping[str, Any]
     figure: Mapping[str, Any]
     title: str = ""
+    # The full setting this grid stands in for (``paper: {steps: ...}``): figures and
+    # verdicts flag a run of fewer steps as SHORTENED (``reduction``).
+    paper: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def axis_names(self) -> tuple[str, ...]:
@@ -206,6 +209,7 @@ def grid_spec(
         settings=settings,
         figure=dict(declaration["figure"]),
         title=str(declaration.get("title", name)),
+        paper=dict(declaration.get("paper") or {}),
     )
     for index, optimizer in enumerate(optimizers):  # in every cell, too
         cells = [grid.cell_settings(optimizer, cell) for cell in grid.cells()]

@@ -22,12 +22,15 @@ import pandas as pd
 from amsgrad_repro.formatting import plural
 from amsgrad_repro.plots import (
     band_plot,
+    footer,
     integer_iterations,
+    legend_beside,
     legend_labels,
     message_panel,
     save_figure,
     styles_for,
     themed,
+    titled,
 )
 from amsgrad_repro.reduction import reduction
 from amsgrad_repro.summaries.aggregate import curve
@@ -134,21 +137,20 @@ def build_training_figure(
             if data.empty or not data["mean"].notna().any():
                 message_panel(ax, empty_panel_text(metric, records))
                 continue
-            band_plot(ax, data, styles, labels)
+            clipped = band_plot(ax, data, styles, labels)
+            ax.set_title(titled(f"{split_label} {label}", clipped), fontsize=9)
             integer_iterations(ax)
             if log_y and quantity != "accuracy":
                 ax.set_yscale("log")
-    legend_axes = next((ax for ax in axes.flat if ax.get_legend_handles_labels()[0]), None)
-    if legend_axes is not None:
-        legend_axes.legend(title="optimizer", fontsize=7)
     title = (
         f"{task_name}: mean over seeds with 95% Student-t band\n{describe(settings, seeds, common)}"
     )
     fig.suptitle(title, fontsize=9)
-    warning = warnings_line(settings, records)
-    if warning:
-        fig.text(0.5, -0.01, warning, ha="center", color="firebrick", fontsize=8)
     fig.tight_layout()
+    row = next((row for row in axes if any(ax.get_legend_handles_labels()[0] for ax in row)), None)
+    if row is not None:
+        legend_beside(fig, row, title="optimizer", fontsize=7)
+    footer(fig, warnings_line(settings, records))
     return fig
 
 
@@ -188,8 +190,6 @@ def samples_figure(
         f"from the prior\n{describe(settings, seeds, legend_labels([r for _, r in records])[0])}",
         fontsize=9,
     )
-    warning = warnings_line(settings, [r for _, r in records])
-    if warning:
-        fig.text(0.5, -0.01, warning, ha="center", color="firebrick", fontsize=8)
     fig.tight_layout()
+    footer(fig, warnings_line(settings, [r for _, r in records]))
     save_figure(fig, outputs)

@@ -13,7 +13,16 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from amsgrad_repro.formatting import plural
-from amsgrad_repro.plots import LINESTYLES, save_figure, styles_for, themed
+from amsgrad_repro.plots import (
+    LINESTYLES,
+    clipped_band,
+    footer,
+    legend_beside,
+    save_figure,
+    styles_for,
+    themed,
+    titled,
+)
 from amsgrad_repro.stats import interval_summary
 
 
@@ -53,7 +62,13 @@ def sensitivity_figure(
     epochs: int,
     outputs: Sequence[str | Path],
 ) -> None:
+    save_figure(build_sensitivity_figure(task, grid, task_settings, epochs), outputs)
 
+
+def build_sensitivity_figure(
+    task: str, grid: pd.DataFrame, task_settings: Mapping[str, Any], epochs: int
+) -> plt.Figure:
+    """The figure, open; intervals clipped to the metric's range (the title says so)."""
     themed()
     points = point_summary(grid)
     looks = styles_for(points["optimizer"].unique())  # colour and marker per optimizer
@@ -61,6 +76,9 @@ def sensitivity_figure(
         b: LINESTYLES[i % len(LINESTYLES)] for i, b in enumerate(sorted(grid["beta2"].unique()))
     }
     fig, ax = plt.subplots(figsize=(5.6, 4.0))
+    metric = grid["metric"].iloc[0]
+    lo, hi, clipped = clipped_band(metric, points["lo"], points["hi"])
+    points = points.assign(lo=lo, hi=hi)
     for (optimizer, beta2), line in points.groupby(["optimizer", "beta2"], sort=False):
         ax.errorbar(
             line["lr"],
@@ -75,21 +93,21 @@ def sensitivity_figure(
             capsize=2,
             label=f"{optimizer}, β2={beta2:g}",
         )
-    metric = grid["metric"].iloc[0]
     ax.set_xscale("log")
     ax.set_xlabel("α (step size)")
     ax.set_ylabel(f"final {metric} (validation split)")
-    ax.legend(fontsize=7)
     seeds = grid["seed"].nunique()
     schedule = task_settings.get("hparams", {}).get("lr_schedule", "constant")
     ax.set_title(
-        f"{task}: sensitivity to α and β2\n({task_settings.get('dataset')}, "
-        f"{plural(epochs, 'epoch')}, "
-        f"schedule {schedule}, {plural(seeds, 'tuning seed')}; mean, 95% interval)",
+        titled(
+            f"{task}: sensitivity to α and β2\n({task_settings.get('dataset')}, "
+            f"{plural(epochs, 'epoch')}, "
+            f"schedule {schedule}, {plural(seeds, 'tuning seed')}; mean, 95% interval)",
+            clipped.replace("band", "interval"),
+        ),
         fontsize=8,
     )
-    note = diverged_note(points)
-    if note:
-        fig.text(0.5, -0.02, note, ha="center", color="firebrick", fontsize=7, wrap=True)
     fig.tight_layout()
-    save_figure(fig, outputs)
+    legend_beside(fig, [ax], fontsize=7)
+    footer(fig, diverged_note(points), fontsize=7)
+    return fig
