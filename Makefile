@@ -13,6 +13,9 @@ SHARE_ARGS ?=
 # The stamp re-installs when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# A current pip resolves the pinned set in under a minute (Python 3.11's bundled pip
+	# backtracks for minutes).
+	$(BIN)/pip install --quiet --upgrade pip==26.3
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 

@@ -20,6 +20,7 @@ import torch
 
 from amsgrad_repro import snakemake_lock, supervision
 from amsgrad_repro.snakemake_lock import LOCKS, RECORDS, LockHeld
+from amsgrad_repro.train import checkpoint
 from tests.pipeline import REPO_ROOT, run_snakemake, snakemake_command, snakemake_env
 from tests.test_train import task_settings, write_miniature
 from tests.test_train_pipeline import scratch_workflow
@@ -110,6 +111,47 @@ def test_an_interrupted_trainer_says_one_line_and_resumes(cache, tmp_path, signu
     assert f"resuming after epoch {epoch}" in resumed.stdout
     record = json.loads((tmp_path / "run/run.json").read_text())
     assert record["resumed_from_epoch"] == epoch and record["epochs_completed"] == 40
+
+
+def test_a_signal_during_a_checkpoint_write_waits_for_the_write():
+    """CI once sent Ctrl-C inside ``torch.save``: its zip writer then failed with an
+    unrelated RuntimeError (a traceback, exit 1). The write now finishes first, and the
+    pending signal interrupts right after it."""
+    reached_after_write = []
+    with pytest.raises(KeyboardInterrupt), supervision.interrupts_deferred():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # a real delivery would have interrupted by now
+        reached_after_write.append(True)
+    assert reached_after_write == [True]
+
+
+def test_a_checkpoint_interrupted_mid_write_is_complete(tmp_path, monkeypatch):
+    real_save = torch.save
+
+    def save_with_ctrl_c(payload, handle):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        real_save(payload, handle)
+
+    monkeypatch.setattr(torch, "save", save_with_ctrl_c)
+    path = tmp_path / "last.pt"
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save(path, {"epoch": 3, "step": 30}, "fingerprint")
+    assert checkpoint.load(path, "fingerprint")["epoch"] == 3
+
+
+def test_an_error_raised_while_handling_an_interrupt_is_still_an_interrupt():
+    def clean_up_fails():
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise RuntimeError("unexpected pos 3136 vs 3030") from None
+
+    with pytest.raises(RuntimeError) as caught:
+        clean_up_fails()
+    # `from None` hides the context from the traceback but keeps it on the error
+    assert isinstance(supervision.interruption_in(caught.value), KeyboardInterrupt)
+    assert supervision.interruption_in(RuntimeError("a real crash")) is None
 
 
 def test_a_command_interrupted_before_it_runs_says_one_line(tmp_path):

@@ -72,7 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return _run(args)
-    except (KeyboardInterrupt, supervision.Stopped) as stop:
+    except BaseException as error:
+        stop = supervision.interruption_in(error)
+        if stop is None:
+            raise
         if argv is None:
             supervision.ignore_further_interrupts()
         command = getattr(args, "command", None) or "(starting)"

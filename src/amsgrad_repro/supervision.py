@@ -24,6 +24,7 @@ On systems without ``/proc`` (macOS) nothing is supervised; Ctrl-C still gives o
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -31,7 +32,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
@@ -75,6 +76,51 @@ def ignore_further_interrupts() -> None:
     (Snakemake's and the terminal's, say) must not start a traceback."""
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM back until the block ends, then deliver them.
+
+    Why: a ``KeyboardInterrupt`` raised inside ``torch.save`` makes its zip writer's
+    ``__exit__`` fail with an unrelated ``RuntimeError`` (a traceback, exit status 1). The
+    checkpoint write is short; recording the signal instead of acting on it lets the write
+    finish, and the signal is then raised again through the handler that was in place, so
+    the job is interrupted as usual with a checkpoint one epoch newer. (Blocking the
+    signal with ``pthread_sigmask`` would not do: a process-directed signal goes to any
+    thread that does not block it, torch's worker threads included.) Python handlers can
+    only be set in the main thread; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+
+    def record(signum: int, frame: FrameType | None) -> None:
+        pending.append(signum)
+
+    previous = {signum: signal.signal(signum, record) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if pending:
+            signal.raise_signal(pending[0])
+
+
+def interruption_in(error: BaseException) -> BaseException | None:
+    """The ``KeyboardInterrupt`` or :class:`Stopped` that ``error`` was raised while
+    handling, if any: a library's clean-up code can fail on the way out of an interrupt and
+    hide it behind its own error, which is still an interruption, not a crash."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt | Stopped):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 # --- ancestry --------------------------------------------------------------------------

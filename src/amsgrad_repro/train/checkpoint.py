@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from amsgrad_repro.io import atomic_open
+from amsgrad_repro.supervision import interrupts_deferred
 
 FORMAT_VERSION = 1
 
@@ -29,9 +30,10 @@ def fingerprint(identity: Mapping[str, Any]) -> str:
 
 
 def save(path: Path, state: Mapping[str, Any], run_fingerprint: str) -> None:
-    """Write atomically: a kill during the write leaves the previous checkpoint intact."""
+    """Write atomically: a kill during the write leaves the previous checkpoint intact, and
+    a Ctrl-C or SIGTERM waits for the write to finish (``supervision.interrupts_deferred``)."""
     payload = {"format": FORMAT_VERSION, "fingerprint": run_fingerprint, **state}
-    with atomic_open(path, "wb") as handle:
+    with interrupts_deferred(), atomic_open(path, "wb") as handle:
         torch.save(payload, handle)
 
 
