@@ -332,3 +332,65 @@ def test_the_schemas_kinds_and_problems_are_the_registries(repo_root):
                 if b["if"]["properties"]["problem"]["const"] == problem
             ]
             assert required == [[parameter]], problem
+
+
+# --- found by the property-based search (tests/test_config_fuzz.py) --------------------
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "message"),
+    [
+        # Mixed key types reached the jobs' JSON (sorted keys): TypeError at parse time.
+        (("tasks", "cifarnet", "model"), {"lrn_bias": 1.0, 3: "x"}, "tasks.cifarnet.model"),
+        # YAML reads `null:`, `on:` and `1:` as keys of other types.
+        (("tasks", "logreg", "hparams"), {None: 1}, "tasks.logreg.hparams"),
+        (("analysis", "targets"), {True: {"x": -0.9}}, "analysis.targets"),
+    ],
+)
+def test_a_key_that_is_not_a_name_is_one_error(raw, where, value, message):
+    raw["scale"] = "quick_cifar10"
+    target = raw
+    for part in where[:-1]:
+        target = target[part]
+    target[where[-1]] = {**(target.get(where[-1]) or {}), **value}
+    bad = next(key for key in value if not isinstance(key, str))
+    with pytest.raises(ConfigError) as error:
+        resolve(raw)
+    assert str(error.value) == (
+        f"{message}: the key {bad!r} is not a name; keys are text (write it in quotes, "
+        f"'{bad}', or correct it)"
+    )
+
+
+def test_error_source_finds_a_command_line_key_of_any_characters():
+    """A key with characters beyond [\\w.-] (unicode punctuation, commas) set on the
+    command line is still traced to --config."""
+    overrides = {"tasks": {"log,reg€": {}}}
+    message = "tasks.log,reg€: unknown task 'log,reg€' (known: logreg)"
+    assert error_source(message, overrides) == "--config"
+    assert error_source(message, {}) == "config.yaml"
+
+
+def test_deep_merge_of_several_layers_copies_once_and_keeps_the_order():
+    from amsgrad_repro.settings_base import deep_merge
+
+    base = {"a": {"x": 1, "y": [1]}, "b": 2}
+    layer = {"a": {"y": [2], "z": 3}, "c": {"n": 1}}
+    merged = deep_merge(base, layer, {"a": {"x": 9}, "c": 4})
+    assert merged == {"a": {"x": 9, "y": [2], "z": 3}, "b": 2, "c": 4}
+    assert list(merged) == ["a", "b", "c"] and list(merged["a"]) == ["x", "y", "z"]
+    merged["a"]["y"].append(5)
+    assert base == {"a": {"x": 1, "y": [1]}, "b": 2} and layer["a"]["y"] == [2]
+    assert deep_merge(base, layer) == deep_merge(deep_merge(base, {}), layer)
+
+
+def test_one_validation_converts_whole_floats_and_names_the_rest(raw):
+    """validate_typed: 1e6 steps become an int; a wrong value is reported as the standard
+    schema check reports it."""
+    raw["scale"] = "smoke"
+    raw["presets"]["smoke"]["tasks"]["synthetic_online"]["steps"] = 1e6
+    steps = resolve(raw)["tasks"]["synthetic_online"]["steps"]
+    assert steps == 1_000_000 and isinstance(steps, int)
+    raw["presets"]["smoke"]["tasks"]["synthetic_online"]["steps"] = 2.5
+    with pytest.raises(ConfigError, match=r"tasks\.synthetic_online\.steps: 2\.5 is not of type"):
+        resolve(raw)

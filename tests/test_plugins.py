@@ -129,6 +129,16 @@ def _start_up_error(workdir: Path, *config: str) -> str:
             {"class": "pytorch_optimizer:Lion", "hparams": {"betas": [0.9, 0.99]}},
             "plugins.lion.hparams: 'lr' is a required property",
         ),
+        # Found by tests/test_config_fuzz.py: was an HParamError (no ConfigError: a
+        # traceback at start-up) naming "lion.lr".
+        (
+            {"class": "pytorch_optimizer:Lion", "hparams": {"lr": None}},
+            "plugins.lion.hparams.lr: expected a number, got None",
+        ),
+        (
+            {"class": "pytorch_optimizer:Lion", "hparams": {"lr": -0.1}},
+            "plugins.lion.hparams.lr: ",
+        ),
     ],
 )
 def test_a_plugin_that_cannot_work_fails_at_start_up(repo_root, declaration, expected):

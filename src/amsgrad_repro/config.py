@@ -26,9 +26,9 @@ from amsgrad_repro.settings_base import (
     ConfigError,
     deep_merge,
     enabled_tasks,
-    integers_where_expected,
     normalise_seeds,
     validate_schema,
+    validate_typed,
 )
 from amsgrad_repro.synthetic.grid_spec import check_grids
 from amsgrad_repro.train.api import KIND_MODULES
@@ -74,10 +74,11 @@ def resolve(
             f"got {type(config).__name__}"
         )
     resolved = yaml12_numbers(_merge_preset(config, overrides))
+    _check_keys(resolved)
     _check_finite(resolved)
     _check_task_names(resolved)
     resolved["seeds"] = normalise_seeds(resolved.get("seeds"))
-    validate_schema(integers_where_expected(resolved, schema_path), schema_path)
+    validate_typed(resolved, schema_path)
     _check_registry_names(resolved, plugin_cache)
     _check_models(resolved)
     _check_dataset_names(resolved)
@@ -105,7 +106,7 @@ def _merge_preset(config: Mapping[str, Any], overrides: Mapping[str, Any] | None
     explicit = {k: _typed_leaf(v) for k, v in (overrides or {}).items() if k != "presets"}
     preset = dict(preset)
     switched_off = _not_run(base, scale, preset.pop(PRESET_RUN, None))
-    return deep_merge(deep_merge(deep_merge(base, switched_off), preset), explicit)
+    return deep_merge(base, switched_off, preset, explicit)
 
 
 PRESET_RUN = "run"  # the key of a preset that names the tasks and grids it runs
@@ -167,6 +168,23 @@ def yaml12_numbers(value: Any) -> Any:
     return value
 
 
+def _check_keys(value: Any, where: str = "") -> None:
+    """Every key is a name (text): YAML also reads ``1:``, ``null:``, ``on:`` or a date as
+    keys of other types, which no setting has, and which the jobs' JSON settings (sorted
+    keys) cannot hold side by side with names."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ConfigError(
+                    f"{where or '<top level>'}: the key {key!r} is not a name; keys are "
+                    f"text (write it in quotes, '{key}', or correct it)"
+                )
+            _check_keys(item, f"{where}.{key}" if where else key)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_keys(item, f"{where}[{index}]")
+
+
 def _check_finite(value: Any, where: str = "") -> None:
     """No setting is NaN or infinite (YAML reads .nan and .inf): the schema's ranges let a
     NaN through (every comparison with it is false), and a run would carry it silently."""
@@ -216,7 +234,7 @@ def error_source(message: str, overrides: Mapping[str, Any] | None) -> str:
     set that key (or a mapping above it), else ``config.yaml``; used as the message's
     prefix so that a user fixes the right place."""
     overrides = overrides or {}
-    match = re.search(r"^\s*([\w.\[\]-]+|<top level>): ", message, flags=re.M)
+    match = re.search(r"^\s*([^\s:]+|<top level>): ", message, flags=re.M)
     if match is None or match.group(1) == "invalid configuration":
         return "config.yaml"
     key = match.group(1)

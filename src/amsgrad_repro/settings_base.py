@@ -66,21 +66,40 @@ def integers_where_expected(
     """``config`` with each whole float (``steps: 1e6``, ``1.0e+6``) made an int where the
     schema expects an integer: JSON Schema counts 1e6 as an integer, but a job would then
     count steps, epochs or megabytes in floats."""
+    _typed(config, schema_path)
+    return config
+
+
+def validate_typed(config: dict[str, Any], schema_path: Path = DEFAULT_SCHEMA) -> dict[str, Any]:
+    """:func:`integers_where_expected`, then :func:`validate_schema`, in one validation
+    per pass (the schema check is most of the start-up's configuration time): the strict
+    pass's own errors are reported once no whole float is left to convert."""
+    errors = _typed(config, schema_path)
+    if errors:
+        _raise(errors)
+    return config
+
+
+def _typed(config: dict[str, Any], schema_path: Path) -> list:
+    """Convert the whole floats where integers are expected; the errors left under the
+    strict (int-only) integer rule, top level first (none: valid)."""
     validator = _STRICT(_schema(Path(schema_path)))
+    errors: list = []
     for _ in range(100):  # each pass converts every whole float the errors point to
+        errors = list(validator.iter_errors(config))
         paths = [
             list(error.absolute_path)
-            for error in _flattened(validator.iter_errors(config))
+            for error in _flattened(errors)
             if error.validator == "type"
             and isinstance(error.instance, float)
             and error.instance.is_integer()
             and "integer" in _as_list(error.validator_value)
         ]
         if not paths:
-            break
+            return errors
         for path in paths:
             _set(config, path, int(_get(config, path)))
-    return config
+    return errors
 
 
 def _flattened(errors: Any) -> Any:
@@ -104,23 +123,36 @@ def _set(config: Any, path: list, value: Any) -> None:
 
 
 def _raise_schema_errors(config: Any, schema: Mapping[str, Any]) -> None:
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
-    if not errors:
-        return
+    errors = list(jsonschema.Draft202012Validator(schema).iter_errors(config))
+    if errors:
+        _raise(errors)
+
+
+def _raise(errors: list) -> None:
+    """One ConfigError naming the first (by key path) five of the schema's errors."""
+    errors = sorted(errors, key=lambda e: list(map(str, e.absolute_path)))
     lines = [f"  {key_path(error.absolute_path)}: {error.message}" for error in errors[:5]]
     raise ConfigError("invalid configuration:\n" + "\n".join(lines))
 
 
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge ``override`` into a copy of ``base``; nested mappings merge, the rest replaces."""
+def deep_merge(base: Mapping[str, Any], *overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge each of ``overrides`` in turn into a copy of ``base``; nested mappings merge,
+    the rest replaces. ``base`` is copied once, however many layers go over it (start-up
+    merges three), and keys keep their order: ``base``'s, then the new ones."""
     merged = copy.deepcopy(dict(base))
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
+    for override in overrides:
+        _merge_into(merged, override)
     return merged
+
+
+def _merge_into(target: dict[str, Any], override: Mapping[str, Any]) -> None:
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(target.get(key), Mapping):
+            if not isinstance(target[key], dict):
+                target[key] = dict(target[key])
+            _merge_into(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
 
 
 def normalise_seeds(seeds: Any, where: str = "seeds") -> list[int]:

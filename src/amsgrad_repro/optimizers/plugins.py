@@ -102,16 +102,19 @@ def plugin_spec(name: str, declaration: Mapping[str, Any]) -> OptimizerSpec:
         raise PluginError(f"{where}.hparams: declare lr (tasks set it and schedules scale it)")
     path = declaration["class"]
     settings = _settings_type(name, declared)
-    return OptimizerSpec(
-        name=name,
-        summary=declaration.get("summary") or f"plug-in {path}",
-        source=path,
-        settings=settings,
-        impl=TorchClass(load=loader(path, f"{where}.class"), kwargs=plugin_kwargs),
-        defaults={k: v for k, v in declared.items() if k in hparams.rules(settings)},
-        elementwise=bool(declaration.get("elementwise", False)),
-        plugin=dict(declaration),
-    )
+    try:
+        return OptimizerSpec(
+            name=name,
+            summary=declaration.get("summary") or f"plug-in {path}",
+            source=path,
+            settings=settings,
+            impl=TorchClass(load=loader(path, f"{where}.class"), kwargs=plugin_kwargs),
+            defaults={k: v for k, v in declared.items() if k in hparams.rules(settings)},
+            elementwise=bool(declaration.get("elementwise", False)),
+            plugin=dict(declaration),
+        )
+    except hparams.HParamError as error:  # a declared default its own rule refuses (lr: null)
+        raise PluginError(f"{where}.hparams.{str(error).removeprefix(name + '.')}") from None
 
 
 def check(spec: OptimizerSpec) -> None:
