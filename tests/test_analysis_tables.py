@@ -177,7 +177,7 @@ def test_bad_claims_file_names_the_missing_field(tmp_path):
 
     path = tmp_path / "claims.yaml"
     path.write_text("- {id: x, source: s, statement: t, task: logreg, metric: m}\n")
-    with pytest.raises(ValueError, match="claim #0 lacks rule"):
+    with pytest.raises(ValueError, match=r"claim 'x' \(#0\): 'rule' is a required property"):
         load_claims(path)
 
 

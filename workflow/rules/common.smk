@@ -17,6 +17,12 @@ except ModuleNotFoundError:
         "package: run `make install` and start .venv/bin/snakemake"
     ) from None
 
+from amsgrad_repro.analysis.claims_spec import (
+    ClaimsError,
+    check_claims,
+    load_claims_file,
+    not_run_line,
+)
 from amsgrad_repro.config import ConfigError, enabled_tasks, error_source, resolve
 from amsgrad_repro.train.api import ARTIFACT_FILES
 
@@ -48,6 +54,15 @@ try:
     )
 except ConfigError as error:
     raise config_error(error) from None
+
+# The claims' names against the configuration, now rather than when analyse runs.
+CLAIMS_FILE = os.path.relpath(os.path.join(workflow.basedir, "workflow", "claims.yaml"))
+try:
+    _NOT_RUN = check_claims(load_claims_file(CLAIMS_FILE), SETTINGS, CLAIMS_FILE)
+except ClaimsError as error:
+    raise WorkflowError(str(error)) from None
+if _NOT_RUN and workflow.is_main_process:
+    print(not_run_line(_NOT_RUN, SETTINGS.get("scale")), file=sys.stderr)
 
 SEEDS = SETTINGS["seeds"]
 RUNS = "results/runs"

@@ -14,6 +14,7 @@ import pandas as pd
 import yaml
 
 from amsgrad_repro.analysis.claims import evaluate_claims
+from amsgrad_repro.analysis.claims_spec import load_claims_file
 from amsgrad_repro.analysis.grid_claims import GridData
 from amsgrad_repro.analysis.verdicts import (
     DEFAULT_MIN_SEEDS,
@@ -42,7 +43,6 @@ TTT_TITLE = (
     "Time to target (first logged step from which the seed-mean curve stays at or past "
     "the target until the end; a brief earlier crossing does not count)"
 )
-CLAIM_FIELDS = ("id", "source", "statement", "task", "metric", "rule")
 TABLE_STYLE = (
     "<style>table{border-collapse:collapse;font:13px sans-serif}"
     "td,th{border:1px solid #bbb;padding:3px 6px}th{background:#eee}</style>"
@@ -50,13 +50,9 @@ TABLE_STYLE = (
 
 
 def load_claims(path: str | Path) -> list[dict[str, Any]]:
-    with open(path) as handle:
-        claims = yaml.safe_load(handle) or []
-    for index, claim in enumerate(claims):
-        missing = [field for field in CLAIM_FIELDS if field not in claim]
-        if missing:
-            raise ValueError(f"{path}: claim #{index} lacks {', '.join(missing)}")
-    return claims
+    """The claims of ``path``, schema-checked (``analysis.claims_spec``; start-up has
+    already checked their names against the configuration)."""
+    return load_claims_file(path)
 
 
 def _fmt(value: Any) -> str:

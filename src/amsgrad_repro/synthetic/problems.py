@@ -136,6 +136,9 @@ PROBLEMS: dict[str, Problem] = {
         ),
     )
 }
+# What every synthetic run records per step (metrics.csv) and a grid per cell: the
+# iterate and the average regret R_t/t (synthetic.runner, synthetic.grids).
+SYNTHETIC_METRICS: tuple[str, ...] = ("x", "avg_regret")
 # Derived views, for the modules that ask one question of every problem.
 PARAMETER: dict[str, str | None] = {name: p.parameter for name, p in PROBLEMS.items()}
 PARAMETER_MINIMUM: dict[str, float] = {

@@ -60,8 +60,14 @@ KIND_MODULES: dict[str, str] = {
     "classifier": "amsgrad_repro.train.kinds.classifier",
     "vae": "amsgrad_repro.train.kinds.vae",
 }
+TRAINING_KINDS: tuple[str, ...] = tuple(KIND_MODULES)
 # Files each kind's ``artifacts`` writes into the run folder, by kind name.
 ARTIFACT_FILES: dict[str, tuple[str, ...]] = {"vae": ("samples.png",)}
+# The extra metrics each kind's ``batch_loss`` reports besides the loss, in CSV order (its
+# ``metric_names``; a torch-free table, so that start-up checks the claims' metrics).
+KIND_METRICS: dict[str, tuple[str, ...]] = {"classifier": ("accuracy",), "vae": ("recon", "kl")}
+# The splits every training run evaluates (``val`` with ``holdout_val``).
+SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,13 @@ class TaskKind:
     ) -> list[Path]:
         """Extra per-run outputs; returns the paths written."""
         return []
+
+
+def kind_metric_names(kind: str) -> list[str]:
+    """Every metric a run of the training kind ``kind`` can record, e.g. ``train_loss``,
+    ``test_accuracy`` (the ``metrics.csv`` columns of :func:`metric_columns`)."""
+    extras = KIND_METRICS[kind]
+    return [f"{split}_{name}" for split in SPLITS for name in ("loss", *extras)]
 
 
 def metric_columns(kind: TaskKind, split: str) -> list[str]:

@@ -14,7 +14,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from amsgrad_repro.train.api import BatchLoss, InputTransform, Settings, TaskKind, unit_scale
+from amsgrad_repro.train.api import (
+    KIND_METRICS,
+    BatchLoss,
+    InputTransform,
+    Settings,
+    TaskKind,
+    unit_scale,
+)
 from amsgrad_repro.train.models.cifarnet import PixelStandardizer, augment
 
 
@@ -29,7 +36,7 @@ def _input_options(settings: Settings) -> tuple[str, str]:
 
 class Classifier(TaskKind):
     name = "classifier"
-    metric_names = ("accuracy",)
+    metric_names = KIND_METRICS["classifier"]
     stackable = True
 
     def input_transform(self, train_x: torch.Tensor, settings: Settings) -> InputTransform:

@@ -14,13 +14,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from amsgrad_repro.train.api import BatchLoss, TaskKind
+from amsgrad_repro.train.api import KIND_METRICS, BatchLoss, TaskKind
 from amsgrad_repro.train.models.vae import negative_elbo, save_reconstructions
 
 
 class Vae(TaskKind):
     name = "vae"
-    metric_names = ("recon", "kl")
+    metric_names = KIND_METRICS["vae"]
 
     def batch_loss(
         self,
