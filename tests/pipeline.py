@@ -59,6 +59,15 @@ def snakemake_env() -> dict[str, str]:
     return env
 
 
+def bare_env() -> dict[str, str]:
+    """A user who did not activate the virtual environment: no snakemake on PATH (the
+    test's PYTHONPATH, if any, stays: it names the code under test)."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp"), "OMP_NUM_THREADS": "1"}
+    if "PYTHONPATH" in os.environ:
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return env
+
+
 def snakemake_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "snakemake", "--cores", "2", *args]
 

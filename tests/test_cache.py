@@ -129,5 +129,33 @@ def test_truncated_and_old_format_caches_say_how_to_rebuild(cache: Path, tmp_pat
     with pytest.raises(CacheError, match="a version-1 cache, this code reads version 2"):
         load_cache(old)
     cache.write_bytes(cache.read_bytes()[: cache.stat().st_size // 2])
-    with pytest.raises(CacheError, match=f"unreadable cache .*{REBUILD}"):
+    with pytest.raises(CacheError, match=f"unreadable cache.*{REBUILD}"):
         load_cache(cache)
+
+
+# torch's advice in its load errors and warnings: never the fix for a damaged cache.
+TORCH_ADVICE = ("weights_only", "WeightsUnpickler", "torch.save", "file an issue", "trusted")
+
+
+def test_any_damage_says_where_without_torch_advice(cache: Path, recwarn) -> None:
+    """Every single flipped byte of the header and the zip directory that torch refuses
+    gives one of the cache's own reasons and the rebuild command, and no warning."""
+    intact = cache.read_bytes()
+    offsets = [*range(0, 1500, 3), *range(len(intact) - 400, len(intact), 7)]
+    reasons = set()
+    for offset in offsets:
+        damaged = bytearray(intact)
+        damaged[offset] ^= 0xFF
+        cache.write_bytes(bytes(damaged))
+        try:
+            load_cache(cache)
+        except CacheError as error:
+            message = str(error)
+            assert REBUILD + str(cache) in message, message
+            assert not any(advice in message for advice in TORCH_ADVICE), message
+            reasons.add(message.split(": ", 1)[1].split(";", 1)[0])
+    assert {r.split(" (")[0] for r in reasons} >= {
+        "unreadable cache: its pickled index of the tensors is damaged",
+        "unreadable cache: its zip structure is damaged, e.g. the file was truncated",
+    }, reasons
+    assert not [w for w in recwarn if "pickle" in str(w.message)], [str(w.message) for w in recwarn]

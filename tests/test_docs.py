@@ -20,7 +20,8 @@ from amsgrad_repro.staleness import Stale, stale_message
 
 REPO = Path(__file__).resolve().parents[1]
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-COMMAND = re.compile(r"(?:\.venv/bin/)?snakemake\s[^`\n]*")
+# The program as a message prints it: .venv/bin/snakemake or an absolute path to one.
+COMMAND = re.compile(r"(?:\S*/)?snakemake\s[^`\n]*")
 FORCING = re.compile(r"\s(--forcerun|-R|--force|-f)(\s|$)")
 
 
@@ -36,7 +37,7 @@ def documented_commands() -> list[str]:
     found.append(rebuild_hint(Path("data/cache/fashion_mnist.pt")).split("with: ", 1)[1])
     stale = [Stale("results/runs/mlp/adam/0", ["hparams.lr: 1 in the run, 2 now"])]
     printed = stale_message(stale, ["snakemake", "--cores", "all", "--config", "scale=smoke"])
-    found += [line.strip() for line in printed.splitlines() if line.strip().startswith("snakemake")]
+    found += [m.group(0) for m in map(COMMAND.search, printed.splitlines()) if m]
     return [command for command in found if FORCING.search(command)]
 
 

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from tests.miniatures import write_idx_dataset
 from tests.pipeline import (
     PAPER_OPTIMIZERS,
     REPO_ROOT,
+    bare_env,
     copy_workflow,
     job_counts,
     run_snakemake,
@@ -222,16 +224,23 @@ def test_full_pull_is_identical_and_up_to_date(clone_a: Path, tmp_path: Path) ->
     assert stopped.returncode != 0 and "Nothing to be done" not in output, output[-3000:]
     assert "2 pulled runs were made with other settings" in output, output[-3000:]
     assert "results/runs/logreg/adam/0: hparams.lr: 0.01 in the run, 1000000.0 now" in output
-    forcerun = re.search(r"--forcerun (results/runs/\S+(?: results/runs/\S+)*)", output)
-    assert forcerun and forcerun.group(1).split() == [
-        "results/runs/logreg/adam/0/run.json", "results/runs/logreg/amsgrad/0/run.json"
-    ], output[-3000:]  # fmt: skip
-    # The printed command recomputes exactly those runs and what is derived from them.
-    fix = ("--forcerun", *forcerun.group(1).split())
+    # The printed command works as typed: this environment's Snakemake (not one on PATH),
+    # --cores, the --config of the call, no copied -n, the run records last.
+    printed = re.search(r"^Recompute them .*:\n  (.+)$", output, flags=re.M)
+    assert printed, output[-3000:]
+    command = shlex.split(printed.group(1))
+    assert "-n" not in command and "--cores" in command, command
+    fix = (
+        "--forcerun",
+        "results/runs/logreg/adam/0/run.json", "results/runs/logreg/amsgrad/0/run.json",
+    )  # fmt: skip
+    assert command[command.index("--config") :] == [*changed, *fix], command
+    # It recomputes exactly those runs and what is derived from them.
     assert dry_run_jobs(b, *changed, *fix) == {
         "train_stacked": 2, "aggregate": 1, "train_figure": 1, "analyse": 1
     }  # fmt: skip
-    run_snakemake(b, *changed, *fix)
+    ran = subprocess.run(command, cwd=b, env=bare_env(), capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
     assert (
         json.loads((b / "results/runs/logreg/adam/0/run.json").read_text())["hparams"]["lr"] == 1e6
     )

@@ -72,7 +72,7 @@ def test_pulled_runs_with_other_settings_are_listed_with_the_fix(settings, tmp_p
     assert "2 pulled runs were made with other settings" in message
     assert (
         "snakemake --cores 2 --forcerun results/runs/mlp/adam/0/run.json "
-        "results/runs/mlp/amsgrad/0/run.json" in message
+        "results/runs/mlp/amsgrad/0/run.json\n" in message
     )
     # A call that recomputes a run exempts it; a recomputed run is no longer "pulled".
     exempt = Forcing(forcerun=frozenset({"results/runs/mlp/adam/0/run.json"})).recomputes

@@ -24,12 +24,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shlex
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from amsgrad_repro import commands
 from amsgrad_repro.errors import ReportedError
 from amsgrad_repro.io import write_json
 from amsgrad_repro.optimizers import catalogue, hparams, task_settings
@@ -215,13 +215,13 @@ def stale_message(stale: list[Stale], command: list[str]) -> str:
         lines.append(f"  {item.run_dir}: {shown}{more}")
     if len(stale) > LISTED:
         lines.append(f"  ... and {len(stale) - LISTED} more")
-    forced = " ".join(f"{item.run_dir}/{RUN_RECORD}" for item in stale)
-    rerun = " ".join(shlex.quote(arg) for arg in command) or "snakemake --cores all"
+    records = [f"{item.run_dir}/{RUN_RECORD}" for item in stale]
+    snakemake, *make = commands.recompute_runs(records, command)
     lines += [
-        "Recompute them and everything derived from them (the same command, with --forcerun "
-        "and the runs at the end):",
-        f"  {rerun} --forcerun {forced}",
-        f'or: make run SNAKEMAKE_ARGS="<the same arguments> --forcerun {forced}"',
+        "Recompute them and everything derived from them (--forcerun and the run records "
+        "last, with your --config and profile):",
+        f"  {snakemake}",
+        *(f"or: {line}" for line in make),
         'Or run with the settings they were made with (each run.json\'s "settings"), or '
         "pull results made with this configuration.",
     ]

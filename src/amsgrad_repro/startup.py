@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from amsgrad_repro import snakemake_lock, supervision
+from amsgrad_repro import commands, snakemake_lock, supervision
 from amsgrad_repro.errors import ReportedError
 from amsgrad_repro.staleness import StaleRuns, stale_message, stale_runs
 
@@ -154,6 +154,7 @@ def snakemake_started(workflow: Any, argv: Sequence[str] = sys.argv) -> None:
         args, _ = get_argument_parser().parse_known_args(list(argv[1:]))
     except SystemExit:  # a command line Snakemake itself will refuse
         return
+    commands.remember(argv)  # for the commands its jobs' messages print
     try:
         snakemake_lock.check(
             Path.cwd(), unlock=args.unlock, dry_run=args.dryrun, nolock=args.nolock

@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from amsgrad_repro import commands
 from amsgrad_repro.errors import ReportedError
 from amsgrad_repro.io import atomic_open
 
@@ -50,9 +52,26 @@ class CacheError(ReportedError):
 
 
 def rebuild_hint(file: Path) -> str:
-    """The command that rebuilds one cache and nothing else (``--force`` forces the target's
-    job; ``--forcerun`` would swallow the target and schedule the whole pipeline)."""
-    return f"rebuild it with: snakemake --cores 1 --force {file}"
+    """How to rebuild one cache and nothing else (:func:`amsgrad_repro.commands.rebuild_cache`:
+    the environment's Snakemake, ``--cores 1``, the configuration of the Snakemake that
+    started this job, ``--force`` with the cache as the target)."""
+    return f"rebuild it with: {commands.rebuild_cache(file)}"
+
+
+# What a failed torch.load says about where the file is damaged, without torch's advice
+# (weights_only=False, re-saving with other options, filing an issue), which is never the
+# fix for a damaged cache.
+ZIP_DAMAGE = ("PytorchStreamReader", "zip archive", "central directory", "mmap can only")
+
+
+def damage(error: BaseException) -> str:
+    """Why ``torch.load`` could not read a cache, in a few words and the exception's type."""
+    kind = type(error).__name__
+    if isinstance(error, OSError):
+        return f"it cannot be read: {error.strerror or kind}"
+    if any(marker in str(error) for marker in ZIP_DAMAGE):
+        return f"its zip structure is damaged, e.g. the file was truncated ({kind})"
+    return f"its pickled index of the tensors is damaged ({kind})"
 
 
 @dataclass
@@ -109,9 +128,7 @@ def load_cache(
     after checking that its tensors still hash to the recorded ``content_sha256``."""
     file = cache_file(path)
     if not file.is_file():
-        raise CacheError(
-            f"{file}: no dataset cache; run the data stage first, e.g. snakemake --cores 1 {file}"
-        )
+        raise CacheError(f"{file}: no dataset cache; build it with: {commands.build_cache(file)}")
     payload = _read_payload(file)
     tensors = {name: payload[name] for name in ARRAYS}
     meta = payload["meta"]
@@ -122,17 +139,19 @@ def load_cache(
 
 
 def _read_payload(file: Path) -> dict[str, Any]:
-    """The saved dict, or CacheError with the rebuild command for anything unreadable: a
-    damaged header makes torch's weights-only unpickler fail with advice to pass
-    ``weights_only=False`` (never right for a damaged file)."""
+    """The saved dict, or CacheError with the rebuild command for anything unreadable (the
+    reason in the cache's terms, :func:`damage`; torch's warnings about the odd pickle a
+    damaged header shows are silenced too)."""
     import torch
 
     try:
-        payload = torch.load(file, map_location="cpu", mmap=True, weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            payload = torch.load(file, map_location="cpu", mmap=True, weights_only=True)
     except Exception as error:  # every kind of damage: zip, pickle, truncation, I/O
-        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        reason = f"{type(error).__name__}: {first[:200]}"
-        raise CacheError(f"{file}: unreadable cache ({reason}); {rebuild_hint(file)}") from None
+        raise CacheError(
+            f"{file}: unreadable cache: {damage(error)}; {rebuild_hint(file)}"
+        ) from None
     if not isinstance(payload, dict):
         raise CacheError(f"{file}: not a dataset cache; {rebuild_hint(file)}")
     missing = [name for name in (*ARRAYS, "meta") if name not in payload]

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from amsgrad_repro import commands
 from amsgrad_repro.data.formats import CorruptData
 from amsgrad_repro.io import atomic_open
 
@@ -137,8 +138,9 @@ def fetch_files(
         "Sources tried:\n" + "\n".join(failures) + "\n"
         f"To use a local copy, list its folder first under datasets.{dataset}.sources in "
         f"config.yaml (a path or a file:// URL; add `verify: content` for a re-compressed "
-        f"mirror) or pass it for one run: snakemake --config "
-        f"'datasets={{{dataset}: {{sources: [/path/to/copy]}}}}'. Or make a DVC remote that "
+        f"mirror) or pass it for one run: "
+        f"{commands.run_with_config(f'datasets={{{dataset}: {{sources: [/path/to/copy]}}}}')}"
+        ". Or make a DVC remote that "
         f"holds data/raw/{dataset}.dvc the default one. See docs/datasets.md."
     )
 
