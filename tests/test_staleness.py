@@ -77,6 +77,8 @@ def test_pulled_runs_with_other_settings_are_listed_with_the_fix(settings, tmp_p
     # A call that recomputes a run exempts it; a recomputed run is no longer "pulled".
     exempt = Forcing(forcerun=frozenset({"results/runs/mlp/adam/0/run.json"})).recomputes
     assert [s.run_dir for s in stale_runs(tmp_path, now, exempt)] == ["results/runs/mlp/amsgrad/0"]
+    one = stale_message(stale[:1], ["snakemake", "--cores", "2"])
+    assert one.startswith("1 pulled run was made with other settings"), one
     (tmp_path / "results/runs/mlp/amsgrad/0/run.json").write_text("{}")
     assert "results/runs/mlp/amsgrad/0" not in pulled_runs(tmp_path)
 

@@ -38,6 +38,7 @@ from pathlib import Path
 
 from amsgrad_repro.data import dvc
 from amsgrad_repro.data.dvc import DvcError
+from amsgrad_repro.staleness import STALE_MARK
 from amsgrad_repro.staleness import record_pulled as remember
 from amsgrad_repro.startup import SKIP_STALE_CHECK_ENV
 
@@ -393,8 +394,10 @@ def check_pulled(root: Path, snakemake_args: Sequence[str]) -> None:
     """Fail the pull when the runs it brought were made with other settings than these
     arguments give them (the same check every Snakemake start makes)."""
     result = snakemake(root, "-n", "--quiet", *snakemake_args, check=False, check_stale=True)
-    if result.returncode != 0 and "pulled runs were made with other settings" in result.stderr:
-        message = result.stderr[result.stderr.index("pulled runs") - 8 :].strip()
+    if result.returncode != 0 and STALE_MARK in result.stderr:
+        lines = result.stderr.splitlines()
+        first = next(i for i, line in enumerate(lines) if STALE_MARK in line)
+        message = "\n".join(lines[first:]).strip()
         raise ShareError(f"pulled, but the runs do not fit this configuration:\n{message}")
 
 

@@ -31,6 +31,7 @@ from typing import Any
 
 from amsgrad_repro import commands
 from amsgrad_repro.errors import ReportedError
+from amsgrad_repro.formatting import plural
 from amsgrad_repro.io import write_json
 from amsgrad_repro.optimizers import catalogue, hparams, task_settings
 from amsgrad_repro.settings_base import enabled_tasks
@@ -201,12 +202,16 @@ def stale_runs(
     return found
 
 
+# The words every stale-runs message contains (``share pull`` finds the message by them).
+STALE_MARK = "made with other settings than this configuration gives them"
+
+
 def stale_message(stale: list[Stale], command: list[str]) -> str:
     """The list of stale runs and the commands that recompute them (and everything
     derived from them), for the user who ran ``command``."""
     lines = [
-        f"{len(stale)} pulled runs were made with other settings than this configuration "
-        "gives them. Snakemake cannot see that (pulled results carry no Snakemake "
+        f"{plural(len(stale), 'pulled run')} {'was' if len(stale) == 1 else 'were'} "
+        f"{STALE_MARK}. Snakemake cannot see that (pulled results carry no Snakemake "
         "metadata), and the aggregates, figures, claims and report would use them:"
     ]
     for item in stale[:LISTED]:
