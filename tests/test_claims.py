@@ -55,6 +55,7 @@ def test_clear_win_is_reproduced():
     base = rng.normal(1.0, 0.3, size=10)  # seeds differ a lot, the pairing removes it
     row = verdict_for(list(base), list(base - 0.05 + rng.normal(0, 0.005, size=10)))
     assert row["verdict"] == REPRODUCED
+    # statistical: the mean of 10 N(0, 0.005) draws has σ = 0.0016, so 0.01 is 6σ
     assert row["hi"] < 0 and row["estimate"] == pytest.approx(-0.05, abs=0.01)
 
 
@@ -111,14 +112,15 @@ def test_diverged_runs_count_as_diverged_not_as_numbers():
     frame.loc[1, ["status", "value"]] = ["diverged", np.nan]
     row = finals_table(frame).iloc[0]
     assert row["n"] == 2 and row["diverged"] == 1
-    assert row["mean"] == pytest.approx(1.05)
+    assert row["mean"] == pytest.approx(1.05, rel=1e-12)  # a mean of 2 decimals: ≤ 2 ulps
 
 
 def test_paired_table_probability_of_improvement():
     frame = finals_frame({"adam": [1.0, 1.0, 1.0, 1.0], "amsgrad": [0.9, 0.8, 1.1, 0.95]})
     row = paired_table(frame, [["amsgrad", "adam"]]).iloc[0]
-    assert row["p_improvement"] == pytest.approx(0.75)
-    assert row["mean_diff"] == pytest.approx(-0.0625)
+    # a share of 4 and a mean of 4 differences of decimals: ≲ 10 ulps, so rel=1e-12
+    assert row["p_improvement"] == pytest.approx(0.75, rel=1e-12)
+    assert row["mean_diff"] == pytest.approx(-0.0625, rel=1e-12)
     accuracy = finals_frame({"adam": [0.9, 0.9], "amsgrad": [0.95, 0.85]}, metric="test_accuracy")
     assert paired_table(accuracy, [["amsgrad", "adam"]]).iloc[0]["p_improvement"] == 0.5
 

@@ -63,14 +63,16 @@ def spec_of(grid: dict, name: str = "g"):
 
 def test_axis_ranges_give_the_declared_values():
     assert axis_values("a", {"linspace": {"start": 2, "stop": 4, "num": 3}}) == (2.0, 3.0, 4.0)
+    # 10.0**e of exact exponents: one rounding of pow, ≤ 1 ulp (measured exact)
     assert axis_values("a", {"logspace": {"start": -2, "stop": 0, "num": 3}}) == pytest.approx(
-        (0.01, 0.1, 1.0)
+        (0.01, 0.1, 1.0), rel=1e-15
     )
     # Theorem 1's map: beta2 = 1 - 10^(-i/12), i = 1..20.
     theorem = axis_values(
         "a", {"one_minus_logspace": {"start": -1, "stop": -20, "num": 20, "per": 12}}
     )
     expected = [1 - 10 ** (-i / 12) for i in range(1, 21)]
+    # the same formula, exponents from linspace instead of i/12: ≤ 2 ulps of 1 (measured 0)
     np.testing.assert_allclose(theorem, expected, rtol=0, atol=1e-15)
     joined = axis_values("a", [{"values": [2.5]}, {"linspace": {"start": 3, "stop": 5, "num": 3}}])
     assert joined == (2.5, 3.0, 4.0, 5.0)
@@ -101,9 +103,12 @@ def test_default_grids_are_the_issues(repo_root):
     assert {"adam", "amsgrad", "adopt"} <= set(beta.optimizers)
     b1, b2 = beta.axis("beta1").values, beta.axis("beta2").values
     assert len(b1) >= 16 and len(b2) >= 16 and 0.9 in b1 and min(b1) == 0 and max(b1) == 0.99
-    assert 1 - max(b2) == pytest.approx(1e-5) and 1 - min(b2) == pytest.approx(0.1)
+    # 1 − (1 − 10^-5) cancels: ulp(1)/10^-5 = 2.2e-11 relative; 1 − 0.9 is off by ≤ 1 ulp
+    assert 1 - max(b2) == pytest.approx(1e-5, rel=1e-10)
+    assert 1 - min(b2) == pytest.approx(0.1, rel=1e-15)
     shi = [1 - 10 ** (-i / 12) for i in range(1, 21)]
-    assert np.isclose(np.array(theorem.axis("beta2").values)[:, None], shi).any(axis=0).all()
+    on_axis = np.isclose(np.array(theorem.axis("beta2").values)[:, None], shi, rtol=0, atol=1e-15)
+    assert on_axis.any(axis=0).all()  # the same formula: ≤ 2 ulps of 1, as above
     assert set(range(3, 32)) <= set(theorem.axis("C").values)
     assert all(theorem.settings[o].beta1 == 0.0 for o in theorem.optimizers)
     # The smoke versions are tiny.
@@ -232,7 +237,11 @@ def test_steady_state_is_the_long_run_of_the_ema():
         for value in g:
             e = beta * e + (1 - beta) * value
             trace.append(e)
-    np.testing.assert_allclose(steady_state(g, beta), trace, rtol=1e-9, atol=1e-9)
+    # Closed form: a dot product of P = 101 terms, Σ|β^i·g| ≤ 1010 + 10/(1 − β) = 1110,
+    # off by ≤ P·u·1110 = 1.2e-11 in any summation order (OpenBLAS's kernel), times
+    # (1 − β)/(1 − β^P) ≈ 0.1; the iteration contracts, ≤ u·max|e|/(1 − β) = 1e-13. Worst
+    # case 1.4e-12 absolute (measured 4.3e-14, |e| up to 92); 1e-11 leaves 7× that.
+    np.testing.assert_allclose(steady_state(g, beta), trace, rtol=0, atol=1e-11)
     assert one_period("theorem1", 5.0).tolist() == [5.0, -1.0, -1.0]
 
 
@@ -328,7 +337,7 @@ def test_grid_threshold_judges_one_cell(seeds, verdict):
     grids = constructed({(0.9, 0.99): seeds, (0.9, 0.9): [1.0] * len(seeds)})
     row = evaluate_claim(claim(THRESHOLD), grids)
     assert row["verdict"] == verdict and row["n_seeds"] == len(seeds)
-    assert row["estimate"] == pytest.approx(np.mean(seeds))
+    assert row["estimate"] == pytest.approx(np.mean(seeds), rel=1e-12)  # a mean of 6: ≤ 6u
     assert "beta1=0.9,beta2=0.99" in row["effect"]
 
 
@@ -456,11 +465,12 @@ def test_grid_agreement_counts_the_cells_that_agree():
     everywhere = evaluate_claim(claim(agreement("all")), grids)
     # Disagreements: (3, 0.1) predicted to fail but reached; (10, 0.01/0.05/0.1) failed but
     # are not predicted to (1/(1+100) < 0.01).
-    assert everywhere["estimate"] == pytest.approx(4 / 8)
+    assert everywhere["estimate"] == pytest.approx(4 / 8, rel=1e-15)  # a share of 8: exact
     assert everywhere["verdict"] == NOT_REPRODUCED
     assert "(8 of 8; 3 predicted to fail)" in everywhere["effect"]
     region = evaluate_claim(claim(agreement("predicted_failures")), grids)
-    assert region["estimate"] == pytest.approx(2 / 3) and region["verdict"] == NOT_REPRODUCED
+    assert region["estimate"] == pytest.approx(2 / 3, rel=1e-15)  # a share of 3: ≤ 1 ulp
+    assert region["verdict"] == NOT_REPRODUCED
     few = evaluate_claim(claim(agreement("predicted_failures", min_cells=5)), grids)
     assert few["verdict"] == INCONCLUSIVE and np.isnan(few["estimate"])
     agreeing = {k: (1.0 if k[1] <= 1 / (1 + k[0] ** 2) else -1.0) for k in outcomes}
@@ -507,10 +517,13 @@ def test_curve_positions_fall_in_the_right_cells():
     from amsgrad_repro.synthetic.grid_figures import positions
 
     beta2 = axis_values("a", {"one_minus_logspace": {"start": -1, "stop": -5, "num": 17}})
-    np.testing.assert_allclose(positions(beta2, np.array(beta2)), np.arange(17) + 0.5)
+    # np.interp at its own knots returns the knots' values exactly (measured)
+    np.testing.assert_array_equal(positions(beta2, np.array(beta2)), np.arange(17) + 0.5)
     # Halfway in log(1 - beta2) between the first two cells, and off the axis.
     between = 1 - 10**-1.125
-    assert positions(beta2, np.array([between]))[0] == pytest.approx(1.0)
+    # 1 − (1 − 10^-1.125) cancels (ulp(1)/0.075 = 3e-15 relative), log10 of it over a cell
+    # 0.25 wide: ≤ 1e-14 (measured 4.4e-16)
+    assert positions(beta2, np.array([between]))[0] == pytest.approx(1.0, abs=1e-13)
     assert np.isnan(positions(beta2, np.array([0.5, 0.999999]))).all()
     # Declared out of order, placed by value (the heatmaps sort their axes).
-    assert positions([0.9, 0.0, 0.5], np.array([0.5]))[0] == pytest.approx(1.5)
+    assert positions([0.9, 0.0, 0.5], np.array([0.5]))[0] == 1.5  # a knot: exact

@@ -8,6 +8,8 @@ docs/claims.md (``pytest -s tests/test_stats.py``)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from scipy.stats import norm
@@ -104,4 +106,6 @@ def test_degenerate_rows():
     assert (summary.n.tolist(), summary.lo[1], summary.hi[1]) == ([3, 1, 0], 2.0, 2.0)
     assert np.isnan(summary.mean[2])
     two = interval_summary(np.array([0.0, 1.0]))
-    assert two.lo[0] == pytest.approx(0.5 - 12.706 * 0.5, abs=1e-3)  # t(0.975, 1) · s/√2
+    # t with 1 degree of freedom is Cauchy: t(0.975, 1) = tan(0.475π) = 12.706..., s/√2 = 0.5
+    # (the former 12.706 at abs=1e-3 was a table's rounding); a few roundings: rel=1e-12
+    assert two.lo[0] == pytest.approx(0.5 - math.tan(0.475 * math.pi) * 0.5, rel=1e-12)

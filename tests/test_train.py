@@ -118,7 +118,7 @@ def test_outputs_follow_the_results_contract(cache, tmp_path):
     info = json.loads((run / "run.json").read_text())
     assert info == json.loads(json.dumps(record))
     assert info["status"] == "completed" and info["seed"] == 0 and info["steps"] == 20
-    assert info["final"]["test_loss"] == pytest.approx(table["test_loss"].iloc[-1])
+    assert info["final"]["test_loss"] == table["test_loss"].iloc[-1]  # the same float, repr
     assert info["data"]["sizes"] == {"train": 320, "val": 64, "test": 128}
     assert info["dataset_md5"] == "0" * 32 and info["device"] == "cpu"
     # The hash of the tensors trained on, verified at load, beside the raw files' hash.
@@ -188,7 +188,8 @@ def test_inverse_sqrt_learning_rate_is_logged(cache, tmp_path):
         )
     )
     table = pd.read_csv(tmp_path / "run" / "metrics.csv")
-    np.testing.assert_allclose(table["lr"], 0.01 / np.sqrt(table["step"]))
+    # 0.01·(1/√t) against 0.01/√t, through the CSV's repr: ≤ 3 roundings (3.3e-16)
+    np.testing.assert_allclose(table["lr"], 0.01 / np.sqrt(table["step"]), rtol=1e-15, atol=0)
 
 
 def _cli(
@@ -467,8 +468,8 @@ def test_finite_divergence_is_caught_by_the_loss_factor_rule(cache, tmp_path):
     assert record["status"] == "diverged" and record["diverged_at_step"] == table["step"].iloc[-1]
     assert record["divergence"]["loss_factor"] == 100 and record["divergence"]["initial_loss"]
     assert record["divergence"]["limit"] == pytest.approx(
-        100 * record["divergence"]["initial_loss"]
-    )
+        100 * record["divergence"]["initial_loss"], rel=1e-15
+    )  # one product, one rounding
     assert "above 100 × the initial loss" in record["diverged_reason"]
     assert table.filter(like="_loss").iloc[-1].max() > record["divergence"]["limit"]
 
@@ -608,7 +609,10 @@ def test_float64_runs_in_float64_throughout_and_says_so(cache, tmp_path, stacked
         tables[dtype] = pd.read_csv(run / "metrics.csv")
     loss32, loss64 = (tables[d]["train_loss"].to_numpy() for d in ("float32", "float64"))
     assert not np.array_equal(loss32, loss64)
-    np.testing.assert_allclose(loss32, loss64, rtol=1e-4)  # float32 rounding of ≤ 20 steps
+    # float32 rounding of ≤ 20 AMSGrad steps, amplified by the trajectory: measured 3.7·eps32
+    # (single) and 27·eps32 (stacked, 3.3e-6), the Adam family ≤ 25·eps32 on AMD EPYC too
+    # (tests/test_stacked.py); 3e-5 = 250·eps32 admits 10× that (the former 1e-4: 840·eps32).
+    np.testing.assert_allclose(loss32, loss64, rtol=3e-5)
 
 
 def test_dtype_is_one_of_the_declared_ones_and_the_schema_lists_the_same(repo_root):
