@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -122,3 +123,17 @@ def job_counts(table: dict[str, int]) -> dict[str, int]:
     for name, count in table.items():
         counts[rule_family(name)] = counts.get(rule_family(name), 0) + int(count)
     return counts
+
+
+def scheduled_jobs(workdir: Path, *args: str) -> list[tuple[str, tuple[str, ...]]]:
+    """The jobs ``snakemake -n`` would run in ``workdir`` with ``args``: (rule, sorted
+    outputs) each, sorted, read from Snakemake's dry-run listing."""
+    result = run_snakemake(workdir, "--dry-run", *args)
+    jobs = []
+    for block in re.split(r"\n(?=\s*(?:local)?rule \S+:\n)", result.stdout):
+        header = re.match(r"\s*(?:local)?rule (\S+):\n", block)
+        if header:
+            outputs = re.search(r"^\s*output: (.*)$", block, re.M)
+            files = tuple(sorted(outputs[1].split(", "))) if outputs else ()
+            jobs.append((header[1], files))
+    return sorted(jobs)

@@ -1,6 +1,7 @@
 """The logistic regression and MLP tasks end to end through Snakemake (smoke preset) on a
 miniature Fashion-MNIST in the real IDX format: data stage, per-seed runs, aggregates,
-figures, and resumption of a killed job."""
+figures, resumption of a killed job, and reruns of exactly the jobs whose settings
+changed."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from tests.pipeline import (
     copy_workflow,
     make_project,
     run_snakemake,
+    scheduled_jobs,
     snakemake_command,
     snakemake_env,
 )
@@ -115,3 +117,61 @@ def test_killed_job_resumes_under_snakemake(tmp_path):
     log = (workdir / "results/logs/train/mlp/amsgrad/stacked.log").read_text()
     assert "resuming after epoch 1" in log
     assert json.loads((workdir / target).read_text())["resumed_from_epoch"] == 1
+
+
+def test_a_setting_change_reruns_only_the_jobs_whose_settings_it_changes(tmp_path):
+    """Each job's params are its own resolved settings (amsgrad_repro.run_settings), so
+    Snakemake's params trigger reruns exactly the jobs a change reaches: a new shared α of
+    logistic regression retrains adam and amsgrad but not lion, whose override keeps its
+    own α; a new override of lion's retrains lion alone; the stacked jobs (logreg) and
+    the per-seed ones (mlp, stack: none) alike, with Snakemake's default triggers."""
+    workdir = scratch_workflow(tmp_path)
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    optimizers = ["adam", "amsgrad", "lion"]
+    for task in TASKS:
+        config["tasks"][task]["optimizers"] = optimizers
+    config["tasks"]["mlp"]["stack"] = "none"
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    runs = [f"{t}/{o}/{s}" for t in TASKS for o in optimizers for s in (0, 1)]
+    targets = [f"results/runs/{run}/run.json" for run in runs]
+    run_snakemake(workdir, *targets, "--config", "scale=smoke")
+
+    def reruns(*change: str) -> list[tuple[str, list[str]]]:
+        """(rule, the runs it would remake) of each job Snakemake would run."""
+        jobs = scheduled_jobs(workdir, *targets, "--config", "scale=smoke", *change)
+        return [
+            (
+                rule,
+                [
+                    f[len("results/runs/") : -len("/run.json")]
+                    for f in files
+                    if f.endswith("/run.json")
+                ],
+            )
+            for rule, files in jobs
+        ]
+
+    assert reruns() == []
+    new_lr = "tasks={logreg: {hparams: {lr: 0.02}}}"
+    assert reruns(new_lr) == [
+        ("train_stacked_logreg_adam", ["logreg/adam/0", "logreg/adam/1"]),
+        ("train_stacked_logreg_amsgrad", ["logreg/amsgrad/0", "logreg/amsgrad/1"]),
+    ]
+    assert reruns("tasks={mlp: {overrides: {lion: {lr: 0.0005}}}}") == [
+        ("train", ["mlp/lion/0"]),
+        ("train", ["mlp/lion/1"]),
+    ]
+    assert reruns("tasks={mlp: {hparams: {lr: 0.002}}}") == [
+        ("train", [f"mlp/{o}/{s}"]) for o in ("adam", "amsgrad") for s in (0, 1)
+    ]
+    # Cluster resources are no job's settings.
+    assert reruns("tasks={logreg: {resources: {mem_mb: 3000}}}") == []
+
+    # Rerun: the retrained jobs were given the new α; lion's runs were left as they were.
+    lion = workdir / "results/runs/logreg/lion/0/run.json"
+    before = lion.read_bytes()
+    run_snakemake(workdir, *targets, "--config", "scale=smoke", new_lr)
+    assert lion.read_bytes() == before
+    adam = json.loads((workdir / "results/runs/logreg/adam/0/run.json").read_text())
+    assert adam["hparams"]["lr"] == 0.02 and adam["settings"]["optimizers"] == ["adam"]
+    assert reruns(new_lr) == []

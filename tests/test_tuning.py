@@ -169,7 +169,7 @@ def test_select_and_sensitivity_commands_on_real_runs(grid_runs, tmp_path):
     runs = [str(p) for p in grid_runs if "/adam/" in str(p)]
     out = tmp_path / "adam.json"
     argv = ["tune-select", "--task", "toy", "--optimizer", "adam"]
-    argv += ["--settings", json.dumps(base), "--runs", *runs, "--out", str(out)]
+    argv += ["--runs", *runs, "--out", str(out)]
     assert main(argv) == 0
     record = json.loads(out.read_text())
     grid = select.load_grid(runs, "val_loss")

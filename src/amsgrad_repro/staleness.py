@@ -33,7 +33,8 @@ from amsgrad_repro import commands
 from amsgrad_repro.errors import ReportedError
 from amsgrad_repro.formatting import plural
 from amsgrad_repro.io import write_json
-from amsgrad_repro.optimizers import catalogue, hparams, task_settings
+from amsgrad_repro.optimizers import catalogue
+from amsgrad_repro.run_settings import job_settings
 from amsgrad_repro.settings_base import enabled_tasks
 from amsgrad_repro.tuning import grid as tuning
 
@@ -45,6 +46,8 @@ RUN_RECORD = "run.json"
 NOT_IDENTITY = frozenset(
     {"resources", "optimizers", "overrides", "hparams", "enabled", "figure", "paper"}
 )
+# What a job is given but only labels its results (a run shorter than ``paper`` says so).
+LABELS = frozenset({"paper"})
 LISTED = 20
 
 
@@ -63,13 +66,13 @@ class Stale:
 def run_identity(
     settings: Mapping[str, Any], optimizer: str, plugins: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
-    """What defines one optimizer's run of a task: the task settings that change what is
-    computed, and that optimizer's resolved hyper-parameters (its declaration's defaults,
-    the task's shared values it declares, its overrides)."""
-    identity = {k: v for k, v in settings.items() if k not in NOT_IDENTITY}
+    """What defines one optimizer's run of a task: the settings its job is given
+    (:func:`amsgrad_repro.run_settings.job_settings`: the task settings the job reads and
+    that optimizer's resolved hyper-parameters) less what changes no number. ``settings``
+    may be a whole task's or one job's (a run's record): both give the same identity."""
     spec = catalogue(plugins)[optimizer]
-    identity["hparams"] = hparams.as_record(task_settings(spec, "", settings))
-    return json.loads(json.dumps(identity, sort_keys=True))
+    identity = job_settings("", settings, spec)
+    return {k: v for k, v in identity.items() if k not in LABELS}
 
 
 def differences(recorded: Mapping[str, Any], expected: Mapping[str, Any]) -> list[str]:

@@ -67,31 +67,45 @@ if _NOT_RUN and workflow.is_main_process:
 SEEDS = SETTINGS["seeds"]
 RUNS = "results/runs"
 
+from amsgrad_repro.optimizers import catalogue as _catalogue
+from amsgrad_repro.optimizers import scalar_form as _scalar_form
+from amsgrad_repro.optimizers import task_settings as _optimizer_settings
+from amsgrad_repro.run_settings import job_plugins as _job_plugins
+from amsgrad_repro.run_settings import job_settings as _job_settings
+
+_SPECS = _catalogue(SETTINGS.get("plugins"))
+
+
+def quoted(value):
+    """A value as shell-quoted JSON for the CLI (keys sorted: the same settings give the
+    same params, which Snakemake compares to decide a rerun)."""
+    return shlex.quote(json.dumps(value, sort_keys=True))
+
 
 def task_settings(task):
-    """The resolved settings of one task, as shell-quoted JSON for the CLI."""
-    return shlex.quote(json.dumps(SETTINGS["tasks"][task], sort_keys=True))
+    """The resolved settings of one task, for the rules that read all its optimizers'
+    runs (figures, sensitivity), as shell-quoted JSON."""
+    return quoted(SETTINGS["tasks"][task])
+
+
+def job_settings(task, optimizer, settings=None):
+    """What one job of this task x optimizer is given (amsgrad_repro.run_settings): only
+    its own resolved settings, so that changing another optimizer's reruns nothing here.
+    ``settings`` replaces the task's (a tuning grid point's)."""
+    task_values = SETTINGS["tasks"][task] if settings is None else settings
+    return quoted(_job_settings(task, task_values, _SPECS[optimizer]))
+
+
+def job_plugins(optimizer):
+    """The plug-in declaration a job of this optimizer needs, as shell-quoted JSON."""
+    return quoted(_job_plugins(SETTINGS.get("plugins"), optimizer))
 
 
 def compiled(task, optimizer):
     """Whether the compiled kernel runs this task x optimizer (else the generic path)."""
-    from amsgrad_repro.optimizers import catalogue, scalar_form
-    from amsgrad_repro.optimizers import task_settings as optimizer_settings
-
-    spec = catalogue(SETTINGS.get("plugins"))[optimizer]
-    settings = optimizer_settings(spec, task, SETTINGS["tasks"][task])
-    return scalar_form(spec, settings) is not None
-
-
-def plugin_declarations(task):
-    """The plug-in declarations a task's optimizers need, as shell-quoted JSON."""
-    plugins = SETTINGS.get("plugins") or {}
-    used = {
-        name: plugins[name]
-        for name in SETTINGS["tasks"][task]["optimizers"]
-        if name in plugins
-    }
-    return shlex.quote(json.dumps(used, sort_keys=True))
+    spec = _SPECS[optimizer]
+    settings = _optimizer_settings(spec, task, SETTINGS["tasks"][task])
+    return _scalar_form(spec, settings) is not None
 
 
 def all_settings():
@@ -291,7 +305,7 @@ def hparams_file_arg(task, optimizer):
 
 
 def grid_point_settings(task, optimizer, lr, beta2):
-    """One grid point's task settings, as shell-quoted JSON for the train command."""
+    """One grid point's job settings, as shell-quoted JSON for the train command."""
     point = _tuning.grid_settings(
         SETTINGS["tasks"][task],
         optimizer,
@@ -299,7 +313,7 @@ def grid_point_settings(task, optimizer, lr, beta2):
         float(beta2),
         TUNED[task]["epochs"],
     )
-    return shlex.quote(json.dumps(point, sort_keys=True))
+    return job_settings(task, optimizer, point)
 
 
 def sensitivity_files():
@@ -318,10 +332,8 @@ def tuning_targets():
 
 # --- Stacked jobs (workflow/rules/stacked.smk) -----------------------------------------
 
-from amsgrad_repro.optimizers import catalogue as _catalogue
 from amsgrad_repro.train import jobs as _jobs
 
-_SPECS = _catalogue(SETTINGS.get("plugins"))
 STACKED_JOBS = _jobs.training_jobs(
     SETTINGS["tasks"], PLAIN_TRAINING_TASKS, _SPECS, SEEDS, RUNS
 ) + _jobs.tuning_jobs(SETTINGS["tasks"], TUNED, _SPECS, TUNING_SEEDS)
@@ -329,7 +341,7 @@ STACKED_JOBS = _jobs.training_jobs(
 
 def stacked_members(job):
     """A stacked job's members (seed, output folder, own hyper-parameters), as JSON."""
-    return shlex.quote(json.dumps([m.as_json() for m in job.members], sort_keys=True))
+    return quoted([m.as_json() for m in job.members])
 
 
 # --- Pulled runs made with other settings (amsgrad_repro.staleness) --------------------

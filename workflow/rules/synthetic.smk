@@ -25,8 +25,8 @@ rule synthetic_run:
     # The compiled kernel runs the seeds in parallel; the generic path is one thread.
     threads: lambda wc: workflow.cores if compiled(wc.task, wc.optimizer) else 1
     params:
-        settings=lambda wc: task_settings(wc.task),
-        plugins=lambda wc: plugin_declarations(wc.task),
+        settings=lambda wc: job_settings(wc.task, wc.optimizer),
+        plugins=lambda wc: job_plugins(wc.optimizer),
         seeds=" ".join(map(str, SEEDS)),
     shell:
         "amsgrad-repro synthetic --task {wildcards.task} --optimizer {wildcards.optimizer}"

@@ -30,11 +30,13 @@ rule train:
         mem_mb=lambda wc: task_resource(wc.task, "mem_mb", 2000),
         runtime=lambda wc: task_resource(wc.task, "runtime", 60),
     params:
-        settings=lambda wc: task_settings(wc.task),
+        # Only this job's own resolved settings: another optimizer's change reruns
+        # nothing here (amsgrad_repro.run_settings).
+        settings=lambda wc: job_settings(wc.task, wc.optimizer),
         out=lambda wc: run_dir(wc.task, wc.optimizer, wc.seed),
         checkpoints="results/checkpoints/{task}/{optimizer}/{seed}",
         device=SETTINGS["device"],
-        plugins=lambda wc: plugin_declarations(wc.task),
+        plugins=lambda wc: job_plugins(wc.optimizer),
         hparams_file=lambda wc: hparams_file_arg(wc.task, wc.optimizer),
     shell:
         "amsgrad-repro train --task {wildcards.task} --optimizer {wildcards.optimizer}"

@@ -27,7 +27,7 @@ use rule train as tune_run with:
         out=lambda wc, output: os.path.dirname(output.run),
         checkpoints="results/checkpoints/tuning/{task}/{optimizer}/lr{lr}_beta2{beta2}/{seed}",
         device=SETTINGS["device"],
-        plugins=lambda wc: plugin_declarations(wc.task),
+        plugins=lambda wc: job_plugins(wc.optimizer),
         hparams_file="",
 
 
@@ -47,11 +47,10 @@ rule tune_select:
     conda:
         "../../envs/amsgrad.yaml"
     params:
-        settings=lambda wc: task_settings(wc.task),
         metric=SETTINGS.get("tuning", {}).get("metric", "val_loss"),
     shell:
         "amsgrad-repro tune-select --task {wildcards.task} --optimizer {wildcards.optimizer}"
-        " --settings {params.settings} --metric {params.metric} --runs {input.runs}"
+        " --metric {params.metric} --runs {input.runs}"
         " --out {output} > {log} 2>&1"
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from amsgrad_repro.optimizers import OptimizerSpec
+from amsgrad_repro.run_settings import job_settings
 from amsgrad_repro.tuning.grid import grid_points, point_name
 
 RUN_FILES = ("metrics.csv", "run.json", "checkpoint.pt")
@@ -34,7 +35,8 @@ class StackedMember:
 
 @dataclass(frozen=True)
 class StackedJob:
-    """One stacked job: its rule name, task × optimizer, members and settings."""
+    """One stacked job: its rule name, task × optimizer, members and settings (its own,
+    ``run_settings.job_settings``: another optimizer's change leaves the job as it is)."""
 
     name: str
     task: str
@@ -82,7 +84,7 @@ def training_jobs(
                     task_name,
                     optimizer,
                     members,
-                    task,
+                    job_settings(task_name, task, specs[optimizer]),
                     f"{task_name}/{optimizer}",
                     "stacked",
                 )
@@ -100,11 +102,11 @@ def tuning_jobs(
     jobs = []
     for task_name, grid in grids.items():
         task = tasks[task_name]
-        settings = {**task, "epochs": grid["epochs"]}
         for optimizer in grid["optimizers"]:
             spec = specs[optimizer]
             if not stacks(task, spec):
                 continue
+            settings = job_settings(task_name, {**task, "epochs": grid["epochs"]}, spec)
             points = grid_points(grid)
             groups = [points] if spec.native is not None else [[p] for p in points]
             for group in groups:

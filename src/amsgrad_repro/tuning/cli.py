@@ -17,7 +17,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     select.add_argument("--task", required=True)
     select.add_argument("--optimizer", required=True)
-    select.add_argument("--settings", type=json_arg, required=True, help="the task's JSON")
     select.add_argument("--metric", default="val_loss")
     select.add_argument("--runs", nargs="+", type=Path, required=True, help="grid run.json")
     select.add_argument("--out", type=Path, required=True)
@@ -42,7 +41,7 @@ def _tune_select(args: argparse.Namespace) -> int:
     from amsgrad_repro.tuning.select import load_grid, selection_record
 
     grid = load_grid(args.runs, args.metric)
-    record = selection_record(grid, args.task, args.optimizer, args.settings)
+    record = selection_record(grid, args.task, args.optimizer)
     write_json(args.out, record)
     chosen = record["selected"]
     print(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -87,9 +87,7 @@ def select(grid: pd.DataFrame, optimizer: str) -> dict[str, Any]:
     }
 
 
-def selection_record(
-    grid: pd.DataFrame, task: str, optimizer: str, task_settings: Mapping[str, Any]
-) -> dict[str, Any]:
+def selection_record(grid: pd.DataFrame, task: str, optimizer: str) -> dict[str, Any]:
     """The file the seed-replicated runs read: the selected α and β2 (β1 as configured),
     how they were chosen, and every grid point's score."""
     chosen = select(grid, optimizer)
