@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from amsgrad_repro.layout import rule_family
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "envs", "profiles")
 
@@ -106,15 +108,6 @@ def prepare_data_command(spec: dict, root: Path, out: Path, dataset: str = "mnis
         sys.executable, "-m", "amsgrad_repro.cli", "prepare-data", "--dataset", dataset,
         "--settings", json.dumps(spec), "--out", str(out), "--root", str(root),
     ]  # fmt: skip
-
-
-def rule_family(name: str) -> str:
-    """A rule's family: the stacked jobs' rules are named per job (``train_stacked_logreg_
-    adam``, ``tune_stacked_mlp_amsgrad_grid``), the others by their rule name."""
-    for family in ("train_stacked", "tune_stacked"):
-        if name.startswith(f"{family}_"):
-            return family
-    return name
 
 
 def job_counts(table: dict[str, int]) -> dict[str, int]:

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from amsgrad_repro import layout
 from amsgrad_repro.cli import main
 from amsgrad_repro.config import ConfigError, load
 from amsgrad_repro.tuning import grid as tuning_grid
@@ -39,7 +40,7 @@ def grid_frame(values: dict[tuple[str, float, float], list[float]]) -> pd.DataFr
 
 def test_point_names_round_trip_exactly():
     for lr, beta2 in ((0.001, 0.999), (1e-05, 0.99), (0.0012345678901, 0.9995)):
-        name = tuning_grid.point_name(lr, beta2)
+        name = layout.point_name(lr, beta2)
         parsed_lr, parsed_beta2 = name.removeprefix("lr").split("_beta2")
         assert (float(parsed_lr), float(parsed_beta2)) == (lr, beta2)
 
@@ -158,7 +159,7 @@ def grid_runs(cache, tmp_path_factory) -> list[Path]:
         for lr in (0.001, 0.03):
             for seed in (0, 1):
                 settings = tuning_grid.grid_settings(base, optimizer, lr, 0.99, epochs=1)
-                out = root / optimizer / tuning_grid.point_name(lr, 0.99) / str(seed)
+                out = root / optimizer / layout.point_name(lr, 0.99) / str(seed)
                 train(cache, out, optimizer, seed, settings)
                 files.append(out / "run.json")
     return files

@@ -38,14 +38,11 @@ from pathlib import Path
 
 from amsgrad_repro.data import dvc
 from amsgrad_repro.data.dvc import DvcError
+from amsgrad_repro.layout import BENCHMARKS, NOT_SHARED, RESULTS, RUN_RECORD
 from amsgrad_repro.staleness import STALE_MARK
 from amsgrad_repro.staleness import record_pulled as remember
 from amsgrad_repro.startup import SKIP_STALE_CHECK_ENV
 
-RESULTS = "results"
-# Top-level folders of results/ that are never shared.
-NOT_SHARED = frozenset({"logs", "benchmarks", "checkpoints"})
-RUN_RECORD = "run.json"
 # Spacing of the restored modification times between dependency levels.
 LEVEL_STEP_NS = 10_000_000
 
@@ -453,7 +450,7 @@ def restore_order(
     # Snakemake takes a job's benchmark file as one of its outputs when it compares times
     # (the oldest counts); a local one from an earlier run of a job whose outputs were just
     # pulled would make that job look outdated. Benchmarks dated now never do.
-    benchmarks = root / RESULTS / "benchmarks"
+    benchmarks = root / RESULTS / BENCHMARKS
     if benchmarks.is_dir():
         for path in benchmarks.rglob("*"):
             if path.is_file() and not path.is_symlink():

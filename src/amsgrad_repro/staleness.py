@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from amsgrad_repro import commands
+from amsgrad_repro import commands, layout
 from amsgrad_repro.errors import ReportedError
 from amsgrad_repro.formatting import plural
 from amsgrad_repro.io import write_json
@@ -38,8 +37,8 @@ from amsgrad_repro.run_settings import job_settings
 from amsgrad_repro.settings_base import enabled_tasks
 from amsgrad_repro.tuning import grid as tuning
 
-PULLED_RECORD = Path("results") / ".pulled.json"
-RUN_RECORD = "run.json"
+PULLED_RECORD = Path(layout.RESULTS) / ".pulled.json"
+RUN_RECORD = layout.RUN_RECORD
 # Settings that do not change what a run computes: editing them keeps its checkpoint and
 # its results valid (the optimizer's hyper-parameters enter the identity merged with its
 # overrides; ``paper`` only labels a reduced run).
@@ -139,12 +138,6 @@ def pulled_runs(root: Path) -> list[str]:
 
 # --- what the configuration gives a run ---------------------------------------------------
 
-RUN_PATH = re.compile(r"^results/runs/(?P<task>[^/]+)/(?P<optimizer>[^/]+)/(?P<seed>\d+)$")
-GRID_PATH = re.compile(
-    r"^results/tuning/runs/(?P<task>[^/]+)/(?P<optimizer>[^/]+)/"
-    r"lr(?P<lr>[^/]+)_beta2(?P<beta2>[^/]+)/(?P<seed>\d+)$"
-)
-
 
 def expected_settings(
     root: Path, settings: Mapping[str, Any], run_dir: str
@@ -152,28 +145,28 @@ def expected_settings(
     """The task settings the configuration gives the run in ``run_dir``, as its job would
     receive them; None when no stage of this configuration reads that run."""
     tasks = settings["tasks"]
-    match = RUN_PATH.match(run_dir)
+    match = layout.RUN.parse(run_dir)
     if match:
-        task, optimizer, seed = match["task"], match["optimizer"], int(match["seed"])
+        task, optimizer, seed = match["task"], match["optimizer"], match["seed"]
         if task not in enabled_tasks(settings) or seed not in settings["seeds"]:
             return None
         if optimizer not in tasks[task]["optimizers"]:
             return None
         grid = tuning.tuned_tasks(settings).get(task)
         if grid and optimizer in grid["optimizers"]:
-            selection = root / "results" / "tuning" / task / f"{optimizer}.json"
+            selection = root / layout.SELECTION.build(task=task, optimizer=optimizer)
             if not selection.is_file():
                 return None  # Snakemake will make the selection, then rerun the run
             return tuning.apply_selection(tasks[task], optimizer, selection)
         return dict(tasks[task])
-    match = GRID_PATH.match(run_dir)
+    match = layout.TUNING_RUN.parse(run_dir)
     if match:
         grid = tuning.tuned_tasks(settings).get(match["task"])
         seeds = tuning.tuning_seeds(settings.get("tuning") or {})
         if not grid or match["optimizer"] not in grid["optimizers"]:
             return None
-        lr, beta2 = float(match["lr"]), float(match["beta2"])
-        if lr not in grid["lr"] or beta2 not in grid["beta2"] or int(match["seed"]) not in seeds:
+        lr, beta2 = match["lr"], match["beta2"]
+        if lr not in grid["lr"] or beta2 not in grid["beta2"] or match["seed"] not in seeds:
             return None
         return tuning.grid_settings(
             tasks[match["task"]], match["optimizer"], lr, beta2, grid["epochs"]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from amsgrad_repro import commands, snakemake_lock, supervision
+from amsgrad_repro import commands, layout, snakemake_lock, supervision
 from amsgrad_repro.errors import ReportedError
 from amsgrad_repro.staleness import StaleRuns, stale_message, stale_runs
 
@@ -41,8 +41,6 @@ CLI = "amsgrad-repro"
 # Set by amsgrad_repro.share for its own Snakemake calls (summary, rule graph, building
 # the dataset caches): a pull checks the runs it pulled itself, at its end.
 SKIP_STALE_CHECK_ENV = "AMSGRAD_REPRO_SKIP_STALE_CHECK"
-# The jobs whose outputs are run folders (their --forcerun recomputes a run).
-RUN_RULES = frozenset({"train", "train_vae", "synthetic_run", "tune_run"})
 
 
 class StartupError(ReportedError):
@@ -96,12 +94,12 @@ class Forcing:
 
     def recomputes(self, run_dir: str) -> bool:
         """Whether this call recomputes the run in ``run_dir`` anyway: ``--forceall``,
-        ``--forcerun`` of one of its files or its rule, or ``--force`` with it as a
-        target."""
-        files = {f"{run_dir}/{name}" for name in ("run.json", "metrics.csv", "checkpoint.pt")}
+        ``--forcerun`` of one of its files or of a rule that writes it (its stacked job's
+        too, ``layout.rules_writing``), or ``--force`` with it as a target."""
+        files = {f"{run_dir}/{name}" for name in layout.RUN_FILES}
         return (
             self.forceall
-            or bool((files | RUN_RULES) & self.forcerun)
+            or bool((files | layout.rules_writing(run_dir)) & self.forcerun)
             or bool(files & self.forced_targets)
         )
 

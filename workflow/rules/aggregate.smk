@@ -8,11 +8,11 @@ rule aggregate:
         # Read beside each metrics.csv: a diverged run's stopping step.
         runs=lambda wc: runs_of(wc.task, "run.json"),
     output:
-        "results/aggregates/{task}.csv",
+        layout.AGGREGATE.pattern,
     log:
-        "results/logs/aggregate/{task}.log",
+        log_path("aggregate/{task}"),
     benchmark:
-        "results/benchmarks/aggregate/{task}.tsv"
+        benchmark_path("aggregate/{task}")
     conda:
         "../../envs/amsgrad.yaml"
     shell:

@@ -34,9 +34,9 @@ rule analyse:
             category="Provenance",
         ),
     log:
-        "results/logs/analyse.log",
+        log_path("analyse"),
     benchmark:
-        "results/benchmarks/analyse.tsv"
+        benchmark_path("analyse")
     conda:
         "../../envs/amsgrad.yaml"
     params:

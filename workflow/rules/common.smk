@@ -23,6 +23,7 @@ from amsgrad_repro.analysis.claims_spec import (
     load_claims_file,
     not_run_line,
 )
+from amsgrad_repro import layout
 from amsgrad_repro.config import ConfigError, enabled_tasks, error_source, resolve
 from amsgrad_repro.train.api import ARTIFACT_FILES
 
@@ -65,7 +66,6 @@ if _NOT_RUN and workflow.is_main_process:
     print(not_run_line(_NOT_RUN, SETTINGS.get("scale")), file=sys.stderr)
 
 SEEDS = SETTINGS["seeds"]
-RUNS = "results/runs"
 
 from amsgrad_repro.optimizers import catalogue as _catalogue
 from amsgrad_repro.optimizers import scalar_form as _scalar_form
@@ -120,17 +120,32 @@ def dataset_settings(dataset):
     return shlex.quote(json.dumps(SETTINGS["datasets"][dataset], sort_keys=True))
 
 
+# --- Paths (amsgrad_repro.layout): the rules' patterns and the paths of this run ----------
+
+RUN = layout.RUN.pattern  # results/runs/{task}/{optimizer}/{seed}
+TUNING_RUN = layout.TUNING_RUN.pattern
+log_path, benchmark_path, figures = layout.log, layout.benchmark, layout.figures
+
+
+# The one global block: what a seed and a grid value look like in any path. Which tasks a
+# rule serves stays with the rule (train, train_vae, synthetic_run, tune_run share names).
+wildcard_constraints:
+    seed=layout.FIELDS["seed"][0],
+    lr=layout.FIELDS["lr"][0],
+    beta2=layout.FIELDS["beta2"][0],
+
+
 def dataset_cache(dataset):
     """The cache a training job reads, made by rule prepare_dataset (data.smk). It is
     renamed into place only when complete: if it exists, the conversion finished."""
-    return f"data/cache/{dataset}.pt"
+    return layout.DATASET_CACHE.build(dataset=dataset)
 
 
 def run_dir(task, optimizer, seed):
-    return f"{RUNS}/{task}/{optimizer}/{seed}"
+    return layout.run_dir(task, optimizer, seed)
 
 
-def runs_of(task, filename="metrics.csv"):
+def runs_of(task, filename=layout.METRICS):
     """Every seed's output file of every optimizer of a task."""
     return [
         f"{run_dir(task, optimizer, seed)}/{filename}"
@@ -150,7 +165,7 @@ def synthetic_targets():
     if not SYNTHETIC_TASKS:
         return []
     runs = [path for task in SYNTHETIC_TASKS for path in runs_of(task)]
-    return runs + ["results/figures/figure1.png", "results/figures/figure1.pdf"]
+    return runs + figures("figure1")
 
 
 # --- Training tasks (workflow/rules/train.smk) -----------------------------------------
@@ -195,13 +210,7 @@ def task_pattern(tasks):
 
 
 def training_figures(task):
-    figures = [f"results/figures/{task}.png", f"results/figures/{task}.pdf"]
-    if task in VAE_TASKS:
-        figures += [
-            f"results/figures/{task}_samples.png",
-            f"results/figures/{task}_samples.pdf",
-        ]
-    return figures
+    return figures(task) + (figures(f"{task}_samples") if task in VAE_TASKS else [])
 
 
 def training_targets():
@@ -238,23 +247,24 @@ def grid_plugins(grid):
 
 
 def grid_tables():
-    return [f"results/grids/{grid}/table.csv" for grid in GRIDS]
+    return [layout.GRID_TABLE.build(grid=grid) for grid in GRIDS]
 
 
 def grid_targets():
-    return grid_tables() + [
-        f"results/figures/grid_{grid}.{ext}" for grid in GRIDS for ext in ("png", "pdf")
-    ]
+    return grid_tables() + [path for grid in GRIDS for path in figures(f"grid_{grid}")]
 
 
 # --- Analysis (workflow/rules/analysis.smk) --------------------------------------------
 
 TABLES = [
-    "results/tables/finals.csv",
-    "results/tables/paired.csv",
-    "results/tables/time_to_target.csv",
-    "results/tables/claims.csv",
-    "results/tables/summary.txt",
+    layout.TABLES.child(name).pattern
+    for name in (
+        "finals.csv",
+        "paired.csv",
+        "time_to_target.csv",
+        "claims.csv",
+        "summary.txt",
+    )
 ]
 
 
@@ -266,7 +276,7 @@ def all_run_records():
 
 
 def all_aggregates():
-    return [f"results/aggregates/{task}.csv" for task in enabled_tasks(SETTINGS)]
+    return [layout.AGGREGATE.build(task=task) for task in enabled_tasks(SETTINGS)]
 
 
 # --- Tuning (workflow/rules/tune.smk) --------------------------------------------------
@@ -282,7 +292,7 @@ def tuning_runs(task, optimizer=None):
     """Every grid run's run.json of a tuned task (or of one of its optimizers)."""
     grid = TUNED[task]
     return [
-        f"results/tuning/runs/{task}/{opt}/{_tuning.point_name(lr, beta2)}/{seed}/run.json"
+        f"{layout.tuning_run_dir(task, opt, lr, beta2, seed)}/{layout.RUN_RECORD}"
         for opt in ([optimizer] if optimizer else grid["optimizers"])
         for lr in grid["lr"]
         for beta2 in grid["beta2"]
@@ -294,7 +304,7 @@ def tuning_selection(task, optimizer):
     """The tuning stage's choice that the replicated runs of a tuned optimizer read, as a
     list (empty when the task × optimizer is not tuned) for rule inputs."""
     if task in TUNED and optimizer in TUNED[task]["optimizers"]:
-        return [f"results/tuning/{task}/{optimizer}.json"]
+        return [layout.SELECTION.build(task=task, optimizer=optimizer)]
     return []
 
 
@@ -317,16 +327,14 @@ def grid_point_settings(task, optimizer, lr, beta2):
 
 
 def sensitivity_files():
-    return [f"results/tuning/{task}/sensitivity.csv" for task in TUNED]
+    return [layout.SENSITIVITY.build(task=task) for task in TUNED]
 
 
 def tuning_targets():
     targets = []
     for task, grid in TUNED.items():
-        targets += [f"results/tuning/{task}/{opt}.json" for opt in grid["optimizers"]]
-        targets += [
-            f"results/figures/sensitivity_{task}.{ext}" for ext in ("png", "pdf")
-        ]
+        targets += [tuning_selection(task, opt)[0] for opt in grid["optimizers"]]
+        targets += figures(f"sensitivity_{task}")
     return targets
 
 
@@ -335,7 +343,7 @@ def tuning_targets():
 from amsgrad_repro.train import jobs as _jobs
 
 STACKED_JOBS = _jobs.training_jobs(
-    SETTINGS["tasks"], PLAIN_TRAINING_TASKS, _SPECS, SEEDS, RUNS
+    SETTINGS["tasks"], PLAIN_TRAINING_TASKS, _SPECS, SEEDS
 ) + _jobs.tuning_jobs(SETTINGS["tasks"], TUNED, _SPECS, TUNING_SEEDS)
 
 

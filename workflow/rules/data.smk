@@ -7,11 +7,11 @@
 
 rule prepare_dataset:
     output:
-        "data/cache/{dataset}.pt",
+        layout.DATASET_CACHE.pattern,
     log:
-        "results/logs/data/{dataset}.log",
+        log_path("data/{dataset}"),
     benchmark:
-        "results/benchmarks/data/{dataset}.tsv"
+        benchmark_path("data/{dataset}")
     wildcard_constraints:
         dataset="|".join(SETTINGS.get("datasets", {})) or "no_dataset",
     conda:

@@ -7,12 +7,12 @@
 
 rule grid_run:
     output:
-        table="results/grids/{grid}/table.csv",
-        record="results/grids/{grid}/grid.json",
+        table=layout.GRID_TABLE.pattern,
+        record=layout.GRID_RECORD.pattern,
     log:
-        "results/logs/grids/{grid}.log",
+        log_path("grids/{grid}"),
     benchmark:
-        "results/benchmarks/grids/{grid}.tsv"
+        benchmark_path("grids/{grid}")
     wildcard_constraints:
         grid="|".join(GRIDS) or "no_grid",
     conda:
@@ -31,7 +31,7 @@ rule grid_run:
 
 rule grid_figure:
     input:
-        table="results/grids/{grid}/table.csv",
+        table=layout.GRID_TABLE.pattern,
     output:
         png=report(
             "results/figures/grid_{grid}.png",
@@ -40,11 +40,11 @@ rule grid_figure:
             labels={"grid": "{grid}"},
         ),
         pdf="results/figures/grid_{grid}.pdf",
-        cells="results/grids/{grid}/cells.csv",
+        cells=layout.GRID_CELLS.pattern,
     log:
-        "results/logs/grids/{grid}_figure.log",
+        log_path("grids/{grid}_figure"),
     benchmark:
-        "results/benchmarks/grids/{grid}_figure.tsv"
+        benchmark_path("grids/{grid}_figure")
     wildcard_constraints:
         grid="|".join(GRIDS) or "no_grid",
     conda:

@@ -8,14 +8,12 @@
 
 rule synthetic_run:
     output:
-        metrics=expand(
-            "results/runs/{{task}}/{{optimizer}}/{seed}/metrics.csv", seed=SEEDS
-        ),
-        runs=expand("results/runs/{{task}}/{{optimizer}}/{seed}/run.json", seed=SEEDS),
+        metrics=expand(f"{RUN}/metrics.csv", seed=SEEDS, allow_missing=True),
+        runs=expand(f"{RUN}/run.json", seed=SEEDS, allow_missing=True),
     log:
-        "results/logs/synthetic/{task}/{optimizer}.log",
+        log_path(layout.SYNTHETIC_JOB),
     benchmark:
-        "results/benchmarks/synthetic/{task}/{optimizer}.tsv"
+        benchmark_path(layout.SYNTHETIC_JOB)
     wildcard_constraints:
         task="|".join(SYNTHETIC_TASKS) or "no_synthetic_task",
     group:
@@ -36,7 +34,7 @@ rule synthetic_run:
 
 rule figure1:
     input:
-        aggregates=expand("results/aggregates/{task}.csv", task=SYNTHETIC_TASKS),
+        aggregates=expand(layout.AGGREGATE.pattern, task=SYNTHETIC_TASKS),
         runs=[path for task in SYNTHETIC_TASKS for path in runs_of(task, "run.json")],
     output:
         png=report(
@@ -46,14 +44,14 @@ rule figure1:
         ),
         pdf="results/figures/figure1.pdf",
     log:
-        "results/logs/figure1.log",
+        log_path("figure1"),
     benchmark:
-        "results/benchmarks/figure1.tsv"
+        benchmark_path("figure1")
     conda:
         "../../envs/amsgrad.yaml"
     params:
         aggregates=" ".join(
-            f"--aggregate {task} results/aggregates/{task}.csv"
+            f"--aggregate {task} {layout.AGGREGATE.build(task=task)}"
             for task in SYNTHETIC_TASKS
         ),
     shell:

@@ -9,17 +9,16 @@ rule train:
         # With tune: true, the tuning stage's alpha/beta2 for this optimizer (tune.smk).
         hparams=lambda wc: tuning_selection(wc.task, wc.optimizer),
     output:
-        metrics="results/runs/{task}/{optimizer}/{seed}/metrics.csv",
-        run="results/runs/{task}/{optimizer}/{seed}/run.json",
-        checkpoint="results/runs/{task}/{optimizer}/{seed}/checkpoint.pt",
+        metrics=f"{RUN}/metrics.csv",
+        run=f"{RUN}/run.json",
+        checkpoint=f"{RUN}/checkpoint.pt",
     log:
-        "results/logs/train/{task}/{optimizer}/{seed}.log",
+        log_path(layout.TRAIN_JOB),
     benchmark:
-        "results/benchmarks/train/{task}/{optimizer}/{seed}.tsv"
+        benchmark_path(layout.TRAIN_JOB)
     wildcard_constraints:
         # The VAE tasks' jobs come from train_vae below (same job, one more output).
         task=task_pattern(PLAIN_TRAINING_TASKS),
-        seed=r"\d+",
     conda:
         "../../envs/amsgrad.yaml"
     threads: lambda wc: task_resource(wc.task, "cpus", 1)
@@ -34,7 +33,7 @@ rule train:
         # nothing here (amsgrad_repro.run_settings).
         settings=lambda wc: job_settings(wc.task, wc.optimizer),
         out=lambda wc: run_dir(wc.task, wc.optimizer, wc.seed),
-        checkpoints="results/checkpoints/{task}/{optimizer}/{seed}",
+        checkpoints=layout.RUN_CHECKPOINTS.pattern,
         device=SETTINGS["device"],
         plugins=lambda wc: job_plugins(wc.optimizer),
         hparams_file=lambda wc: hparams_file_arg(wc.task, wc.optimizer),
@@ -51,11 +50,11 @@ rule train:
 # shown in the report next to the run.
 use rule train as train_vae with:
     output:
-        metrics="results/runs/{task}/{optimizer}/{seed}/metrics.csv",
-        run="results/runs/{task}/{optimizer}/{seed}/run.json",
-        checkpoint="results/runs/{task}/{optimizer}/{seed}/checkpoint.pt",
+        metrics=f"{RUN}/metrics.csv",
+        run=f"{RUN}/run.json",
+        checkpoint=f"{RUN}/checkpoint.pt",
         samples=report(
-            "results/runs/{task}/{optimizer}/{seed}/samples.png",
+            f"{RUN}/samples.png",
             caption="../report/vae_run_samples.rst",
             category="VAE image grids",
             subcategory="{task}",
@@ -63,12 +62,11 @@ use rule train as train_vae with:
         ),
     wildcard_constraints:
         task=task_pattern(VAE_TASKS),
-        seed=r"\d+",
 
 
 rule train_figure:
     input:
-        aggregate="results/aggregates/{task}.csv",
+        aggregate=layout.AGGREGATE.pattern,
         runs=lambda wc: runs_of(wc.task, "run.json"),
     output:
         png=report(
@@ -78,9 +76,9 @@ rule train_figure:
         ),
         pdf="results/figures/{task}.pdf",
     log:
-        "results/logs/figures/{task}.log",
+        log_path("figures/{task}"),
     benchmark:
-        "results/benchmarks/figures/{task}.tsv"
+        benchmark_path("figures/{task}")
     wildcard_constraints:
         task=task_pattern(TRAINING_TASKS),
     conda:
@@ -112,9 +110,9 @@ rule samples_figure:
         ),
         pdf="results/figures/{task}_samples.pdf",
     log:
-        "results/logs/figures/{task}_samples.log",
+        log_path("figures/{task}_samples"),
     benchmark:
-        "results/benchmarks/figures/{task}_samples.tsv"
+        benchmark_path("figures/{task}_samples")
     wildcard_constraints:
         task=task_pattern(VAE_TASKS),
     conda:

@@ -10,22 +10,19 @@ use rule train as tune_run with:
     input:
         cache=lambda wc: training_cache(wc.task),
     output:
-        metrics="results/tuning/runs/{task}/{optimizer}/lr{lr}_beta2{beta2}/{seed}/metrics.csv",
-        run="results/tuning/runs/{task}/{optimizer}/lr{lr}_beta2{beta2}/{seed}/run.json",
-        checkpoint="results/tuning/runs/{task}/{optimizer}/lr{lr}_beta2{beta2}/{seed}/checkpoint.pt",
+        metrics=f"{TUNING_RUN}/metrics.csv",
+        run=f"{TUNING_RUN}/run.json",
+        checkpoint=f"{TUNING_RUN}/checkpoint.pt",
     log:
-        "results/logs/tune/{task}/{optimizer}/lr{lr}_beta2{beta2}/{seed}.log",
+        log_path(layout.TUNE_RUN_JOB),
     benchmark:
-        "results/benchmarks/tune/{task}/{optimizer}/lr{lr}_beta2{beta2}/{seed}.tsv"
+        benchmark_path(layout.TUNE_RUN_JOB)
     wildcard_constraints:
         task="|".join(TUNED) or "no_tuned_task",
-        lr=r"[0-9.e+-]+",
-        beta2=r"[0-9.e+-]+",
-        seed=r"\d+",
     params:
         settings=lambda wc: grid_point_settings(wc.task, wc.optimizer, wc.lr, wc.beta2),
         out=lambda wc, output: os.path.dirname(output.run),
-        checkpoints="results/checkpoints/tuning/{task}/{optimizer}/lr{lr}_beta2{beta2}/{seed}",
+        checkpoints=layout.TUNING_CHECKPOINTS.pattern,
         device=SETTINGS["device"],
         plugins=lambda wc: job_plugins(wc.optimizer),
         hparams_file="",
@@ -36,11 +33,11 @@ rule tune_select:
     input:
         runs=lambda wc: tuning_runs(wc.task, wc.optimizer),
     output:
-        "results/tuning/{task}/{optimizer}.json",
+        layout.SELECTION.pattern,
     log:
-        "results/logs/tune/{task}/{optimizer}.select.log",
+        log_path("tune/{task}/{optimizer}.select"),
     benchmark:
-        "results/benchmarks/tune/{task}/{optimizer}.select.tsv"
+        benchmark_path("tune/{task}/{optimizer}.select")
     wildcard_constraints:
         task="|".join(TUNED) or "no_tuned_task",
     localrule: True
@@ -59,8 +56,8 @@ rule sensitivity:
     input:
         runs=lambda wc: tuning_runs(wc.task),
     output:
-        grid="results/tuning/{task}/grid.csv",
-        sensitivity="results/tuning/{task}/sensitivity.csv",
+        grid=layout.TUNING_GRID.pattern,
+        sensitivity=layout.SENSITIVITY.pattern,
         png=report(
             "results/figures/sensitivity_{task}.png",
             caption="../report/sensitivity.rst",
@@ -68,9 +65,9 @@ rule sensitivity:
         ),
         pdf="results/figures/sensitivity_{task}.pdf",
     log:
-        "results/logs/tune/{task}/sensitivity.log",
+        log_path("tune/{task}/sensitivity"),
     benchmark:
-        "results/benchmarks/tune/{task}/sensitivity.tsv"
+        benchmark_path("tune/{task}/sensitivity")
     wildcard_constraints:
         task="|".join(TUNED) or "no_tuned_task",
     localrule: True

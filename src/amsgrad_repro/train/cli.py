@@ -9,6 +9,7 @@ from pathlib import Path
 
 from amsgrad_repro.cli import json_arg
 from amsgrad_repro.gpus import claim_gpu
+from amsgrad_repro.layout import RUN_CHECKPOINTS
 from amsgrad_repro.settings_base import ConfigError
 from amsgrad_repro.train.progress import interactive
 from amsgrad_repro.tuning.grid import apply_selection
@@ -175,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
 
     # Set first: an interrupted run names its checkpoint (amsgrad_repro.supervision).
     args.checkpoint_dir = args.checkpoint_dir or Path(
-        "results", "checkpoints", args.task, args.optimizer, str(args.seed)
+        RUN_CHECKPOINTS.build(task=args.task, optimizer=args.optimizer, seed=args.seed)
     )
 
     if args.device in ("auto", "cuda"):

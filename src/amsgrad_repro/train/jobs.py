@@ -16,11 +16,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from amsgrad_repro import layout
+from amsgrad_repro.layout import RUN_FILES
 from amsgrad_repro.optimizers import OptimizerSpec
 from amsgrad_repro.run_settings import job_settings
-from amsgrad_repro.tuning.grid import grid_points, point_name
+from amsgrad_repro.tuning.grid import grid_points
 
-RUN_FILES = ("metrics.csv", "run.json", "checkpoint.pt")
+__all__ = ["RUN_FILES", "StackedJob", "StackedMember", "stacks", "training_jobs", "tuning_jobs"]
 
 
 @dataclass(frozen=True)
@@ -57,16 +59,11 @@ def stacks(task: Mapping[str, Any], spec: OptimizerSpec) -> bool:
     return task.get("stack") == "seeds" and spec.elementwise
 
 
-def rule_name(*parts: str) -> str:
-    return "_".join(p.replace("-", "_").replace(".", "_") for p in parts)
-
-
 def training_jobs(
     tasks: Mapping[str, Mapping[str, Any]],
     names: Sequence[str],
     specs: Mapping[str, OptimizerSpec],
     seeds: Sequence[int],
-    runs: str = "results/runs",
 ) -> list[StackedJob]:
     """The stacked jobs of the seed-replicated runs of the tasks ``names``."""
     jobs = []
@@ -76,7 +73,8 @@ def training_jobs(
             if not stacks(task, specs[optimizer]):
                 continue
             members = tuple(
-                StackedMember(seed, f"{runs}/{task_name}/{optimizer}/{seed}", {}) for seed in seeds
+                StackedMember(seed, layout.run_dir(task_name, optimizer, seed), {})
+                for seed in seeds
             )
             jobs.append(
                 _job(
@@ -85,7 +83,6 @@ def training_jobs(
                     optimizer,
                     members,
                     job_settings(task_name, task, specs[optimizer]),
-                    f"{task_name}/{optimizer}",
                     "stacked",
                 )
             )
@@ -110,11 +107,11 @@ def tuning_jobs(
             points = grid_points(grid)
             groups = [points] if spec.native is not None else [[p] for p in points]
             for group in groups:
-                label = "grid" if len(group) > 1 else point_name(**group[0])
+                label = layout.GRID_LABEL if len(group) > 1 else layout.point_name(**group[0])
                 members = tuple(
                     StackedMember(
                         seed,
-                        f"results/tuning/runs/{task_name}/{optimizer}/{point_name(**p)}/{seed}",
+                        layout.tuning_run_dir(task_name, optimizer, p["lr"], p["beta2"], seed),
                         p,
                     )
                     for p in group
@@ -127,7 +124,6 @@ def tuning_jobs(
                         optimizer,
                         members,
                         settings,
-                        f"{task_name}/{optimizer}",
                         label,
                     )
                 )
@@ -140,23 +136,27 @@ def _job(
     optimizer: str,
     members: tuple[StackedMember, ...],
     settings: Mapping[str, Any],
-    folder: str,
     label: str,
 ) -> StackedJob:
     """A stacked job of ``stage`` (``train`` or ``tune``): its rule name and its checkpoint,
-    log and benchmark paths all follow from ``folder``/``label``."""
+    log and benchmark paths (``layout``) follow from the task, optimizer and ``label``."""
     tuning = stage == "tune"
-    where = f"{folder}/{label}"
+    where = {"task": task, "optimizer": optimizer, "label": label}
+    if tuning:
+        name = layout.tune_stacked_rule(task, optimizer, label)
+        checkpoints, job = layout.TUNE_STACKED_CHECKPOINTS, layout.Template(layout.TUNE_STACKED_JOB)
+    else:
+        name = layout.stacked_rule(task, optimizer)
+        checkpoints, job = layout.STACKED_CHECKPOINTS, layout.Template(layout.STACKED_JOB)
+    values = {k: v for k, v in where.items() if k in job.fields}
     return StackedJob(
-        name=rule_name(
-            f"{stage}_stacked", *([task, optimizer, label] if tuning else [task, optimizer])
-        ),
+        name=name,
         task=task,
         optimizer=optimizer,
         members=members,
         settings=settings,
-        checkpoint_dir=f"results/checkpoints/{'tuning/' if tuning else ''}{where}",
-        log=f"results/logs/{stage}/{folder}/{label}.log",
-        benchmark=f"results/benchmarks/{stage}/{folder}/{label}.tsv",
+        checkpoint_dir=checkpoints.build(**{k: where[k] for k in checkpoints.fields}),
+        log=layout.log(job.build(**values)),
+        benchmark=layout.benchmark(job.build(**values)),
         tuning=tuning,
     )

@@ -1,7 +1,7 @@
 """Tuning grids from the configuration: which tasks are tuned, their points, each point's
 settings, and how a selection is applied to a task's settings.
 
-Layout (rules in workflow/rules/tune.smk and stacked.smk)::
+Layout (``amsgrad_repro.layout``; rules in workflow/rules/tune.smk and stacked.smk)::
 
     results/tuning/runs/<task>/<optimizer>/lr<α>_beta2<β2>/<seed>/   one grid run
     results/tuning/<task>/<optimizer>.json                          the selection
@@ -17,12 +17,6 @@ from typing import Any
 
 from amsgrad_repro.optimizers import catalogue
 from amsgrad_repro.settings_base import ConfigError, deep_merge, enabled_tasks, normalise_seeds
-
-
-def point_name(lr: float, beta2: float) -> str:
-    """Folder name of one grid point, e.g. ``lr0.001_beta20.999``; ``repr`` round-trips
-    exactly, so the value parsed back from the path is the configured one."""
-    return f"lr{float(lr)!r}_beta2{float(beta2)!r}"
 
 
 def grid_points(grid: Mapping[str, Any]) -> list[dict[str, float]]:
