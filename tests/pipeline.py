@@ -118,15 +118,22 @@ def job_counts(table: dict[str, int]) -> dict[str, int]:
     return counts
 
 
-def scheduled_jobs(workdir: Path, *args: str) -> list[tuple[str, tuple[str, ...]]]:
-    """The jobs ``snakemake -n`` would run in ``workdir`` with ``args``: (rule, sorted
-    outputs) each, sorted, read from Snakemake's dry-run listing."""
+def dry_run(workdir: Path, *args: str) -> list[dict[str, object]]:
+    """The jobs ``snakemake -n`` would run in ``workdir`` with ``args``, as Snakemake
+    lists them: each one's rule and its sorted outputs and inputs."""
     result = run_snakemake(workdir, "--dry-run", *args)
     jobs = []
     for block in re.split(r"\n(?=\s*(?:local)?rule \S+:\n)", result.stdout):
         header = re.match(r"\s*(?:local)?rule (\S+):\n", block)
         if header:
-            outputs = re.search(r"^\s*output: (.*)$", block, re.M)
-            files = tuple(sorted(outputs[1].split(", "))) if outputs else ()
-            jobs.append((header[1], files))
-    return sorted(jobs)
+            files = {}
+            for key in ("output", "input"):
+                found = re.search(rf"^\s*{key}: (.*)$", block, re.M)
+                files[key] = tuple(sorted(found[1].split(", "))) if found else ()
+            jobs.append({"rule": header[1], "outputs": files["output"], "inputs": files["input"]})
+    return jobs
+
+
+def scheduled_jobs(workdir: Path, *args: str) -> list[tuple[str, tuple[str, ...]]]:
+    """The jobs ``snakemake -n`` would run: (rule, sorted outputs) each, sorted."""
+    return sorted((job["rule"], job["outputs"]) for job in dry_run(workdir, *args))

@@ -208,6 +208,8 @@ def test_members_may_differ_in_tunable_hyper_parameters(cache, tmp_path):
     for member, point in zip(job.members, points, strict=True):
         info = json.loads((member.out_dir / "run.json").read_text())
         assert info["hparams"]["lr"] == point["lr"] and info["hparams"]["beta2"] == point["beta2"]
+        # The record's settings are the member's own (the check of pulled runs reads them).
+        assert {k: info["settings"]["hparams"][k] for k in point} == point
 
 
 def test_torch_classes_refuse_per_member_values(cache, tmp_path):

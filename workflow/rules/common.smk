@@ -1,5 +1,6 @@
-# Helpers shared by every stage: the resolved configuration, path builders and the
-# functions that list each stage's targets. Rules stay thin and call the package's CLI.
+# Shared by every stage: the resolved configuration, its plan (amsgrad_repro.plan: the
+# jobs, their outputs, the targets), the paths (amsgrad_repro.layout) and the input
+# functions and params the rules call. Rules stay thin and call the package's CLI.
 
 import json
 import os
@@ -25,7 +26,9 @@ from amsgrad_repro.analysis.claims_spec import (
 )
 from amsgrad_repro import layout
 from amsgrad_repro.config import ConfigError, enabled_tasks, error_source, resolve
-from amsgrad_repro.train.api import ARTIFACT_FILES
+from amsgrad_repro.plan import TABLE_FILES
+from amsgrad_repro.plan import plan as _plan
+from amsgrad_repro.plan import runs_of as _runs_of
 
 # Jobs run `amsgrad-repro`: the one beside this interpreter, even when PATH lacks it.
 try:
@@ -65,7 +68,9 @@ except ClaimsError as error:
 if _NOT_RUN and workflow.is_main_process:
     print(not_run_line(_NOT_RUN, SETTINGS.get("scale")), file=sys.stderr)
 
-SEEDS = SETTINGS["seeds"]
+# Which jobs exist, what each writes, the targets (amsgrad_repro.plan).
+PLAN = _plan(SETTINGS)
+SEEDS = list(PLAN.seeds)
 
 from amsgrad_repro.optimizers import catalogue as _catalogue
 from amsgrad_repro.optimizers import scalar_form as _scalar_form
@@ -124,7 +129,7 @@ def dataset_settings(dataset):
 
 RUN = layout.RUN.pattern  # results/runs/{task}/{optimizer}/{seed}
 TUNING_RUN = layout.TUNING_RUN.pattern
-log_path, benchmark_path, figures = layout.log, layout.benchmark, layout.figures
+log_path, benchmark_path = layout.log, layout.benchmark
 
 
 # The one global block: what a seed and a grid value look like in any path. Which tasks a
@@ -147,34 +152,17 @@ def run_dir(task, optimizer, seed):
 
 def runs_of(task, filename=layout.METRICS):
     """Every seed's output file of every optimizer of a task."""
-    return [
-        f"{run_dir(task, optimizer, seed)}/{filename}"
-        for optimizer in SETTINGS["tasks"][task]["optimizers"]
-        for seed in SEEDS
-    ]
+    return _runs_of(SETTINGS["tasks"], task, SEEDS, filename)
 
 
 # --- Synthetic problems (workflow/rules/synthetic.smk) ---------------------------------
 
-SYNTHETIC_TASKS = enabled_tasks(SETTINGS, kind="synthetic")
-
-
-def synthetic_targets():
-    """Every seed's run as well as the figure: a run lost later is recomputed even though
-    the figure built from it still exists."""
-    if not SYNTHETIC_TASKS:
-        return []
-    runs = [path for task in SYNTHETIC_TASKS for path in runs_of(task)]
-    return runs + figures("figure1")
+SYNTHETIC_TASKS = list(PLAN.synthetic_tasks)
 
 
 # --- Training tasks (workflow/rules/train.smk) -----------------------------------------
 
-TRAINING_TASKS = [
-    task
-    for task in enabled_tasks(SETTINGS)
-    if SETTINGS["tasks"][task]["kind"] in ("classifier", "vae")
-]
+TRAINING_TASKS = list(PLAN.training_tasks)
 
 
 def training_cache(task):
@@ -194,14 +182,10 @@ def task_resource(task, name, default=None):
     return SETTINGS["tasks"][task]["resources"].get(name, default)
 
 
-def kind_tasks(kind):
-    return [t for t in TRAINING_TASKS if SETTINGS["tasks"][t]["kind"] == kind]
-
-
 # Tasks whose runs write extra files (ARTIFACT_FILES, e.g. the VAE's samples.png): their
 # jobs come from rule train_vae, which declares them; the rest from rule train.
-VAE_TASKS = kind_tasks("vae")
-PLAIN_TRAINING_TASKS = [t for t in TRAINING_TASKS if t not in VAE_TASKS]
+VAE_TASKS = list(PLAN.vae_tasks)
+PLAIN_TRAINING_TASKS = list(PLAN.plain_training_tasks)
 
 
 def task_pattern(tasks):
@@ -209,27 +193,10 @@ def task_pattern(tasks):
     return "|".join(tasks) or "no_such_task"
 
 
-def training_figures(task):
-    return figures(task) + (figures(f"{task}_samples") if task in VAE_TASKS else [])
-
-
-def training_targets():
-    """Every seed's run (so a lost run is recomputed), the per-run image grids of the VAE
-    tasks, and each task's figures."""
-    targets = []
-    for task in TRAINING_TASKS:
-        targets += runs_of(task) + training_figures(task)
-        for name in ARTIFACT_FILES.get(SETTINGS["tasks"][task]["kind"], ()):
-            targets += runs_of(task, name)
-    return targets
-
-
 # --- Grids (workflow/rules/grids.smk) --------------------------------------------------
 
-from amsgrad_repro.synthetic.grid_spec import enabled_grids
-
 # Checked with the rest of the configuration (config.resolve, above).
-GRIDS = enabled_grids(SETTINGS)
+GRIDS = list(PLAN.grids)
 
 
 def grid_settings(grid):
@@ -250,22 +217,9 @@ def grid_tables():
     return [layout.GRID_TABLE.build(grid=grid) for grid in GRIDS]
 
 
-def grid_targets():
-    return grid_tables() + [path for grid in GRIDS for path in figures(f"grid_{grid}")]
-
-
 # --- Analysis (workflow/rules/analysis.smk) --------------------------------------------
 
-TABLES = [
-    layout.TABLES.child(name).pattern
-    for name in (
-        "finals.csv",
-        "paired.csv",
-        "time_to_target.csv",
-        "claims.csv",
-        "summary.txt",
-    )
-]
+TABLES = [layout.TABLES.child(name).pattern for name in TABLE_FILES]
 
 
 def all_run_records():
@@ -284,8 +238,8 @@ def all_aggregates():
 from amsgrad_repro.tuning import grid as _tuning
 
 # {task: grid} of the tasks tuned in this run (empty unless tune: true).
-TUNED = _tuning.tuned_tasks(SETTINGS)
-TUNING_SEEDS = _tuning.tuning_seeds(SETTINGS.get("tuning") or {})
+TUNED = PLAN.tuned
+TUNING_SEEDS = list(PLAN.tuning_seeds)
 
 
 def tuning_runs(task, optimizer=None):
@@ -330,21 +284,9 @@ def sensitivity_files():
     return [layout.SENSITIVITY.build(task=task) for task in TUNED]
 
 
-def tuning_targets():
-    targets = []
-    for task, grid in TUNED.items():
-        targets += [tuning_selection(task, opt)[0] for opt in grid["optimizers"]]
-        targets += figures(f"sensitivity_{task}")
-    return targets
-
-
 # --- Stacked jobs (workflow/rules/stacked.smk) -----------------------------------------
 
-from amsgrad_repro.train import jobs as _jobs
-
-STACKED_JOBS = _jobs.training_jobs(
-    SETTINGS["tasks"], PLAIN_TRAINING_TASKS, _SPECS, SEEDS
-) + _jobs.tuning_jobs(SETTINGS["tasks"], TUNED, _SPECS, TUNING_SEEDS)
+STACKED_JOBS = PLAN.stacked
 
 
 def stacked_members(job):
@@ -380,10 +322,5 @@ _check_pulled_runs()
 
 
 def all_targets():
-    targets = []
-    targets += synthetic_targets()
-    targets += training_targets()
-    targets += tuning_targets()
-    targets += grid_targets()
-    targets += TABLES
-    return targets
+    """What rule all asks for (amsgrad_repro.plan)."""
+    return list(PLAN.targets)

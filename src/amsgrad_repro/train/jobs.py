@@ -20,7 +20,7 @@ from amsgrad_repro import layout
 from amsgrad_repro.layout import RUN_FILES
 from amsgrad_repro.optimizers import OptimizerSpec
 from amsgrad_repro.run_settings import job_settings
-from amsgrad_repro.tuning.grid import grid_points
+from amsgrad_repro.tuning.grid import TUNED_AXES, grid_points
 
 __all__ = ["RUN_FILES", "StackedJob", "StackedMember", "stacks", "training_jobs", "tuning_jobs"]
 
@@ -104,6 +104,10 @@ def tuning_jobs(
             if not stacks(task, spec):
                 continue
             settings = job_settings(task_name, {**task, "epochs": grid["epochs"]}, spec)
+            # Every member sets the grid's axes: the task's own α and β2 are not the job's.
+            settings["hparams"] = {
+                k: v for k, v in settings["hparams"].items() if k not in TUNED_AXES
+            }
             points = grid_points(grid)
             groups = [points] if spec.native is not None else [[p] for p in points]
             for group in groups:

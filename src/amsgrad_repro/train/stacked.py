@@ -37,6 +37,7 @@ from amsgrad_repro.io import provenance, write_csv, write_json
 from amsgrad_repro.optimizers import hparams, task_settings
 from amsgrad_repro.optimizers.schedules import lr_factor
 from amsgrad_repro.optimizers.torch_optimizer import build
+from amsgrad_repro.run_settings import job_settings
 from amsgrad_repro.settings_base import deep_merge
 from amsgrad_repro.train.device import synchronize
 from amsgrad_repro.train.engine import (
@@ -334,6 +335,10 @@ class StackedTrainer(TrainingJob):
             with _atomic_binary(out / "checkpoint.pt") as handle:
                 torch.save(final, handle)
             record = {**run_record(self, state, []), **meta}
+            # The member's own settings, as a separate run of it would be given them (a
+            # tuning point's α and β2 included): what the check of pulled runs compares.
+            own = deep_merge(self.settings, {"overrides": {self.spec.name: member.hparams}})
+            record["settings"] = job_settings(self.request.task, own, self.spec)
             record["stacked"] = {
                 "members": seeds,
                 "member_hparams": [dict(m.hparams) for m in self.request.members],

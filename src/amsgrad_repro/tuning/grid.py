@@ -18,6 +18,9 @@ from typing import Any
 from amsgrad_repro.optimizers import catalogue
 from amsgrad_repro.settings_base import ConfigError, deep_merge, enabled_tasks, normalise_seeds
 
+# The hyper-parameters a tuning grid sets at each of its points.
+TUNED_AXES = ("lr", "beta2")
+
 
 def grid_points(grid: Mapping[str, Any]) -> list[dict[str, float]]:
     """The grid's points in order: every α with every β2."""
