@@ -41,9 +41,9 @@ from snakemake.utils import update_config
 from amsgrad_repro.analysis.claims_spec import ClaimsError, check_claims, load_claims_file
 from amsgrad_repro.config import ConfigError, enabled_tasks, error_source, resolve
 from amsgrad_repro.optimizers import catalogue
+from amsgrad_repro.plan import plan
+from amsgrad_repro.run_settings import job_settings
 from amsgrad_repro.synthetic.grid_spec import enabled_grids
-from amsgrad_repro.train import jobs
-from amsgrad_repro.tuning.grid import tuned_tasks, tuning_seeds
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "2000"))
@@ -313,16 +313,10 @@ def start_up(config: dict, overrides: dict, cache: Path) -> dict:
     check_claims(CLAIMS, settings_)
     json.dumps(settings_, sort_keys=True)  # every job gets its settings as JSON
     specs = catalogue(settings_.get("plugins"))
-    training = [
-        t
-        for t in enabled_tasks(settings_)
-        if settings_["tasks"][t]["kind"] in ("classifier", "vae")
-    ]
-    tuned = tuned_tasks(settings_)
-    seeds = tuning_seeds(settings_.get("tuning") or {})
-    plain = [t for t in training if settings_["tasks"][t]["kind"] != "vae"]
-    jobs.training_jobs(settings_["tasks"], plain, specs, settings_["seeds"], "results/runs")
-    jobs.tuning_jobs(settings_["tasks"], tuned, specs, seeds)
+    plan(settings_)  # the jobs, what each writes, the targets
+    for task in enabled_tasks(settings_):  # each job's own settings (its params)
+        for optimizer in settings_["tasks"][task]["optimizers"]:
+            job_settings(task, settings_["tasks"][task], specs[optimizer])
     for grid in enabled_grids(settings_):
         json.dumps(settings_["grids"][grid], sort_keys=True)
     for task in enabled_tasks(settings_):
