@@ -8,7 +8,7 @@ SNAKEMAKE_ARGS ?=
 # make push/pull: paths under results/ and --remote NAME (docs/sharing.md).
 SHARE_ARGS ?=
 
-.PHONY: run test lint format install report push pull unlock
+.PHONY: run test test-fast lint format install report push pull unlock
 
 # The stamp re-installs when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -52,8 +52,16 @@ pull: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/amsgrad-repro share pull --cores $(CORES) \
 		$(SHARE_ARGS) -- $(SNAKEMAKE_ARGS)
 
+# The whole suite on parallel workers (pytest-xdist; docs/testing.md). The tests are
+# CPU-bound and each Snakemake of a test uses 2 cores: 2 workers fit a 2-core machine.
+TEST_WORKERS ?= 2
+
 test: install lint
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q -n $(TEST_WORKERS)
+
+# The edit-test loop: the tests that start no Snakemake (a few minutes).
+test-fast: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q -n $(TEST_WORKERS) -m "not slow"
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import yaml
 
 from amsgrad_repro.layout import rule_family
@@ -137,3 +141,45 @@ def dry_run(workdir: Path, *args: str) -> list[dict[str, object]]:
 def scheduled_jobs(workdir: Path, *args: str) -> list[tuple[str, tuple[str, ...]]]:
     """The jobs ``snakemake -n`` would run: (rule, sorted outputs) each, sorted."""
     return sorted((job["rule"], job["outputs"]) for job in dry_run(workdir, *args))
+
+
+# --- results built once per session, shared by the pytest-xdist workers ---------------
+
+
+def session_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder all workers of this session share (xdist gives each worker its own
+    basetemp ``.../popen-gwN`` below it); without xdist, this session's basetemp."""
+    basetemp = tmp_path_factory.getbasetemp()
+    return basetemp.parent if os.environ.get("PYTEST_XDIST_WORKER") else basetemp
+
+
+def built_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]
+) -> Path:
+    """``build(folder)`` run by the first worker that asks, under a lock; the others wait
+    and get the same folder. A failed build is recorded and reported to every test that
+    asks again, instead of being retried by each."""
+    root = session_root(tmp_path_factory)
+    folder, done, failed = root / name, root / f"{name}.done", root / f"{name}.failed"
+    with (root / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if failed.exists():
+                pytest.fail(f"building {name} failed in another test:\n{failed.read_text()}")
+            if not done.exists():
+                try:
+                    build(folder)
+                except BaseException:
+                    failed.write_text(traceback.format_exc()[-20000:])
+                    raise
+                done.touch()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return folder
+
+
+def copy_run(source: Path, dest: Path) -> Path:
+    """A private copy of a finished pipeline folder for a test that runs Snakemake in it
+    or changes it (timestamps kept, so Snakemake sees the same up-to-date outputs)."""
+    shutil.copytree(source, dest, symlinks=True)
+    return dest

@@ -123,34 +123,43 @@ def test_errors_name_where_the_value_came_from(message, overrides, source):
     assert error_source(message, overrides) == source
 
 
-def snakemake_dry_run(repo_root, *config: str) -> subprocess.CompletedProcess[str]:
+def snakemake_dry_run(tmp_path, *config: str) -> subprocess.CompletedProcess[str]:
+    """A dry run in a scratch copy of the workflow (even a dry run writes .snakemake/, and
+    parallel workers must not share one in the checkout)."""
+    from tests.pipeline import copy_workflow
+
+    workdir = tmp_path / "wf"
+    if not workdir.exists():
+        copy_workflow(workdir)
     return subprocess.run(
         [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--config", *config],
-        cwd=repo_root,
+        cwd=workdir,
         capture_output=True,
         text=True,
         timeout=300,
     )
 
 
-def test_snakemake_reports_bad_config_at_start_up(repo_root, tmp_path):
-    result = snakemake_dry_run(repo_root, "tasks={synthetic_online: {optimizers: [adam, adamm]}}")
+@pytest.mark.slow
+def test_snakemake_reports_bad_config_at_start_up(tmp_path):
+    result = snakemake_dry_run(tmp_path, "tasks={synthetic_online: {optimizers: [adam, adamm]}}")
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "--config: tasks.synthetic_online.optimizers[1]: unknown optimizer 'adamm'" in output
     assert "config.yaml:" not in output  # the value came from the command line
 
 
-def test_command_line_typos_fail_at_start_up_without_a_traceback(repo_root):
-    result = snakemake_dry_run(repo_root, "scale=smoke", "tasks={logreg: {dataset: fashion_mnis}}")
+@pytest.mark.slow
+def test_command_line_typos_fail_at_start_up_without_a_traceback(tmp_path):
+    result = snakemake_dry_run(tmp_path, "scale=smoke", "tasks={logreg: {dataset: fashion_mnis}}")
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "--config: tasks.logreg.dataset: unknown dataset 'fashion_mnis'" in output, output
     assert "Traceback" not in output and "Wildcards" not in output
-    result = snakemake_dry_run(repo_root, "scale=smoke", "tasks={mpl: {epochs: 2}}")
+    result = snakemake_dry_run(tmp_path, "scale=smoke", "tasks={mpl: {epochs: 2}}")
     assert "--config: tasks.mpl: unknown task 'mpl' (known: " in result.stdout + result.stderr
     assert "'kind' is a required property" not in result.stdout + result.stderr
-    result = snakemake_dry_run(repo_root, "scale=smoke", "seeds=[0, 1]", "tune=true")
+    result = snakemake_dry_run(tmp_path, "scale=smoke", "seeds=[0, 1]", "tune=true")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -9,6 +9,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from amsgrad_repro.data import load_cache
@@ -17,6 +18,8 @@ from tests.miniatures import write_idx_dataset
 from tests.pipeline import bare_env, copy_workflow, job_counts, make_project, run_snakemake
 
 SYNTHETIC_RUN = "results/runs/synthetic_theorem1/adam/0/metrics.csv"
+# Every test here runs Snakemake or reads what it ran.
+pytestmark = pytest.mark.slow
 
 
 def scratch_workflow(tmp_path: Path) -> Path:

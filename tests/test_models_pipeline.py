@@ -77,6 +77,7 @@ def smoke_run(tmp_path_factory) -> tuple[Path, dict]:
     return workdir, config
 
 
+@pytest.mark.slow
 def test_every_run_completed_on_its_dataset(smoke_run):
     workdir, config = smoke_run
     for task, dataset in TASKS.items():
@@ -106,6 +107,7 @@ def test_every_run_completed_on_its_dataset(smoke_run):
                 assert np.isfinite(table.filter(like="_loss").to_numpy()).all()
 
 
+@pytest.mark.slow
 def test_cifarnet_logs_loss_and_accuracy(smoke_run):
     workdir, _ = smoke_run
     table = pd.read_csv(workdir / "results/runs/cifarnet/amsgrad/0/metrics.csv")
@@ -119,6 +121,7 @@ def test_cifarnet_logs_loss_and_accuracy(smoke_run):
     assert (aggregate["n"] == 2).all()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", VAE_TASKS)
 def test_vae_logs_the_elbo_split_and_saves_its_grid(smoke_run, task):
     workdir, config = smoke_run
@@ -150,6 +153,7 @@ def test_vae_logs_the_elbo_split_and_saves_its_grid(smoke_run, task):
             assert info["artifacts"] == [f"results/runs/{task}/{optimizer}/{seed}/{name}"]
 
 
+@pytest.mark.slow
 def test_figures_exist_for_every_task(smoke_run):
     workdir, _ = smoke_run
     names = [f"{task}.{ext}" for task in TASKS for ext in ("png", "pdf")]
@@ -158,6 +162,7 @@ def test_figures_exist_for_every_task(smoke_run):
         assert (workdir / "results/figures" / name).stat().st_size > 10_000, name
 
 
+@pytest.mark.slow
 def test_report_has_the_figures_and_per_run_grids(smoke_run):
     workdir, config = smoke_run
     run_snakemake(workdir, *targets(config), "--report", "results/models_report.html", *SMOKE)
@@ -198,6 +203,7 @@ def test_quick_preset_runs_vae_mnist_and_leaves_the_others_out():
     assert paper["tasks"]["vae_mnist"]["hparams"] == vae["hparams"]
 
 
+@pytest.mark.slow
 def test_documented_overrides_schedule_cifarnet_in_quick(tmp_path):
     """docs/datasets.md: quick plus CIFARNET on a local copy of the tarball, by the preset
     or by switching the task on with a nested --config value."""

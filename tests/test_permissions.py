@@ -118,6 +118,7 @@ def test_a_failed_report_leaves_the_old_one_and_no_staged_file(tmp_path):
     assert sorted(p.name for p in target.parent.iterdir()) == ["report.html"]
 
 
+@pytest.mark.slow
 def test_snakemake_writes_its_report_through_the_staged_path(tmp_path):
     """The real `snakemake --report` accepts the staged name (it checks the suffix) and the
     result lands at the target with the umask's mode (a one-rule workflow, about 5 s)."""

@@ -11,9 +11,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.pipeline import copy_workflow, run_snakemake, snakemake_env
+from tests.pipeline import copy_run, run_snakemake, snakemake_env
 
 SMOKE = ("--config", "scale=smoke")
+# Every test here runs Snakemake or reads what it ran.
+pytestmark = pytest.mark.slow
 
 
 def grid_names(workdir) -> list[str]:
@@ -29,10 +31,11 @@ def grid_targets(workdir) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def smoke_grids(tmp_path_factory):
-    workdir = copy_workflow(tmp_path_factory.mktemp("grids"))
+def smoke_grids(smoke_pipeline, tmp_path_factory):
+    """The session's smoke pipeline (tests/conftest.py: its grids are the smoke preset's),
+    copied: the report below is written into it."""
+    workdir = copy_run(smoke_pipeline, tmp_path_factory.mktemp("grids") / "wf")
     targets = grid_targets(workdir)
-    run_snakemake(workdir, *targets, *SMOKE)
     # As `make report` runs it: no --cores (the grid job's threads are all the cores).
     report = [sys.executable, "-m", "snakemake", "--report", "results/grids_report.html"]
     subprocess.run(

@@ -58,6 +58,7 @@ def smoke_run(tmp_path_factory):
     return workdir
 
 
+@pytest.mark.slow
 def test_jobs_find_the_tool_without_path_and_outputs_honour_the_umask(smoke_run):
     outputs = [p for p in (smoke_run / "results").rglob("*") if p.is_file()]
     assert any(p.name == "run.json" for p in outputs) and any(p.suffix == ".png" for p in outputs)
@@ -74,6 +75,7 @@ def test_without_the_tool_snakemake_stops_at_start_up_with_one_line(tmp_path):
     assert own_cli_on_path(environ, str(tmp_path / "python"), deployed_per_rule=True)
 
 
+@pytest.mark.slow
 def test_every_seed_has_its_own_outputs(smoke_run):
     config = yaml.safe_load((smoke_run / "config.yaml").read_text())
     for task in SYNTHETIC:
@@ -91,6 +93,7 @@ def test_every_seed_has_its_own_outputs(smoke_run):
         assert (smoke_run / "results/figures" / name).stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_aggregate_has_bands_over_seeds(smoke_run):
     table = pd.read_csv(smoke_run / "results/aggregates/synthetic_stochastic.csv")
     assert set(table.columns) == {"optimizer", "step", "metric", "mean", "median", "lo", "hi", "n"}
@@ -101,6 +104,7 @@ def test_aggregate_has_bands_over_seeds(smoke_run):
     assert ((table["hi"] - table["lo"]) > 0).any()
 
 
+@pytest.mark.slow
 def test_rerun_completes_only_what_is_missing(smoke_run):
     runs = smoke_run / "results/runs"
     kept = runs / "synthetic_online/amsgrad/0/metrics.csv"
@@ -118,6 +122,7 @@ def test_rerun_completes_only_what_is_missing(smoke_run):
     assert "Nothing to be done" in final.stdout + final.stderr
 
 
+@pytest.mark.slow
 def test_killed_pipeline_resumes_without_redoing_finished_jobs(tmp_path):
     workdir = paper_workflow(tmp_path / "killed")
     config = yaml.safe_load((workdir / "config.yaml").read_text())

@@ -150,6 +150,7 @@ def test_a_plugin_that_cannot_work_fails_at_start_up(repo_root, declaration, exp
     assert expected in str(error.value)
 
 
+@pytest.mark.slow
 def test_snakemake_names_the_plugin_key_at_start_up(tmp_path):
     workdir = copy_workflow(tmp_path / "project")
     out = _start_up_error(workdir, "plugins={lion: {class: 'no_such_package:Thing'}}")

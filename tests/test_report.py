@@ -12,17 +12,10 @@ import pytest
 import yaml
 
 from amsgrad_repro.analysis.verdicts import VERDICTS
-from tests.pipeline import copy_workflow, run_snakemake
 
-SMOKE = ("--config", "scale=smoke", "tune=True")
-
-
-@pytest.fixture(scope="module")
-def smoke_pipeline(tmp_path_factory):
-    workdir = copy_workflow(tmp_path_factory.mktemp("report"))
-    run_snakemake(workdir, *SMOKE, timeout=1800)
-    run_snakemake(workdir, "--report", "results/report.html", *SMOKE)
-    return workdir
+# Every test here reads the session's smoke pipeline (tests/conftest.py: smoke_pipeline, the
+# shipped smoke preset with tune=True, and its report).
+pytestmark = pytest.mark.slow
 
 
 def test_report_contains_every_figure_and_the_claims_table(smoke_pipeline):

@@ -166,6 +166,7 @@ def clone_a(tmp_path_factory) -> Path:
     return a
 
 
+@pytest.mark.slow
 def test_push_tracks_each_run_and_file(clone_a: Path) -> None:
     tracked = set(git(clone_a, "ls-files").split())
     runs = {f for f in tracked if f.startswith("results/runs/")}
@@ -179,6 +180,7 @@ def test_push_tracks_each_run_and_file(clone_a: Path) -> None:
     assert not any(f.startswith("results/checkpoints") for f in tracked)
 
 
+@pytest.mark.slow
 def test_full_pull_is_identical_and_up_to_date(clone_a: Path, tmp_path: Path) -> None:
     b = tmp_path / "B"
     git(tmp_path, "clone", "-q", str(clone_a), str(b))
@@ -247,6 +249,7 @@ def test_full_pull_is_identical_and_up_to_date(clone_a: Path, tmp_path: Path) ->
     assert "Nothing to be done" in run_snakemake(b, "-n", *changed).stdout
 
 
+@pytest.mark.slow
 def test_partial_pull_computes_only_what_is_missing(clone_a: Path, tmp_path: Path) -> None:
     c = tmp_path / "C"
     git(tmp_path, "clone", "-q", str(clone_a), str(c))
@@ -411,6 +414,7 @@ def share_with_env(cwd: Path, env: dict[str, str], *args: str) -> subprocess.Com
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_s3_remote_push_pull_and_clear_errors(clone_a: Path, s3_endpoint, tmp_path: Path) -> None:
     endpoint, client = s3_endpoint
     env = hermetic_aws_env(**S3_ENV)

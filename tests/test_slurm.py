@@ -29,7 +29,10 @@ from tests.slurm.cluster import SlurmCluster, slurm_available
 UNAVAILABLE = slurm_available()
 if UNAVAILABLE and os.environ.get("CI") == "true":
     raise RuntimeError(f"CI must run the SLURM test: {UNAVAILABLE} (see .ci/run)")
-pytestmark = pytest.mark.skipif(UNAVAILABLE is not None, reason=str(UNAVAILABLE))
+pytestmark = [
+    pytest.mark.skipif(UNAVAILABLE is not None, reason=str(UNAVAILABLE)),
+    pytest.mark.slow,
+]
 
 OPTIMIZERS = ["adam", "amsgrad"]
 SEEDS = 2

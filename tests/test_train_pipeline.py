@@ -26,6 +26,8 @@ from tests.pipeline import (
 )
 
 TASKS = ("logreg", "mlp")
+# Every test here runs Snakemake or reads what it ran.
+pytestmark = pytest.mark.slow
 
 
 def scratch_workflow(root: Path) -> Path:
