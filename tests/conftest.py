@@ -244,7 +244,9 @@ SMOKE_PIPELINE = ("--config", "scale=smoke", "tune=True")
 
 def _build_smoke_pipeline(workdir: Path) -> None:
     copy_workflow(workdir)
-    run_snakemake(workdir, *SMOKE_PIPELINE, timeout=1800)
+    # 25 min measured on 2 cores while other sessions' suites kept the load at 6-14
+    # (docs/testing.md): the timeout is a hang's safety net, not a speed limit.
+    run_snakemake(workdir, *SMOKE_PIPELINE, timeout=3600)
     run_snakemake(workdir, "--report", "results/report.html", *SMOKE_PIPELINE)
 
 
