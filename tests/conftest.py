@@ -82,8 +82,9 @@ def starts_snakemake(args: str | Sequence[str | os.PathLike]) -> bool:
     program = Path(argv[0]).name
     if program == "snakemake":
         return True
-    if program == "make":
-        return bool(_MAKE_TARGETS_WITH_SNAKEMAKE & set(argv[1:]))
+    if program == "make":  # make -n prints the recipe and runs nothing
+        dry = {"-n", "--dry-run", "--just-print", "--recon"} & set(argv[1:])
+        return not dry and bool(_MAKE_TARGETS_WITH_SNAKEMAKE & set(argv[1:]))
     if not program.startswith("python") or len(argv) < 2:
         return False
     if argv[1:3] == ["-m", "snakemake"]:
@@ -221,7 +222,7 @@ class _GroupInNodeId:
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, config: pytest.Config, items) -> None:
-        if not config.getvalue("loadgroup"):  # set on the workers of --dist loadgroup
+        if not getattr(config.option, "loadgroup", False):  # set on --dist loadgroup workers
             return
         from _pytest.nodeid import NodeId
 

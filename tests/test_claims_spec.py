@@ -232,6 +232,7 @@ def test_declared_metrics_are_what_the_runs_record():
     assert tuple(grid_claims.METRIC_COLUMNS) == SYNTHETIC_METRICS
 
 
+@pytest.mark.slow
 def test_dry_run_stops_at_a_typo_in_the_claims(tmp_path, request):
     """``snakemake -n`` in a copy of the project with one typo in claims.yaml: one line
     naming the claim, the bad name and the valid ones; no traceback, no job planned."""

@@ -25,6 +25,7 @@ from tests.pipeline import REPO_ROOT
         ([sys.executable, str(Path(sys.executable).with_name("snakemake")), "-n"], True),
         (["make", "run", "CORES=1"], True),
         (["make", "--version"], False),
+        (["make", "-n", "run", "SNAKEMAKE_ARGS=-n"], False),  # prints the recipe only
         # The lock tests' stand-in is only named snakemake.
         ([sys.executable, "/tmp/x/bin/snakemake", "--cores", "1"], False),
         ([sys.executable, "-m", "amsgrad_repro.cli", "optimizers"], False),
