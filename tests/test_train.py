@@ -445,8 +445,8 @@ def test_kinds_write_exactly_the_artifacts_the_workflow_declares(cache, tmp_path
     rules = (repo_root / "workflow/rules/train.smk").read_text()
     for kind, names in ARTIFACT_FILES.items():
         assert load_kind(kind).artifact_files == names
-        for name in names:
-            assert f"{{seed}}/{name}" in rules, f"{name} is not declared in train.smk"
+        for name in names:  # a run's files are declared under layout.RUN (common.smk's RUN)
+            assert f'f"{{RUN}}/{name}"' in rules, f"{name} is not declared in train.smk"
     record = train(request(cache, tmp_path, epochs=1, subset={"train": 64, "eval": 32}))
     assert record["artifacts"] == []
     written = {p.name for p in (tmp_path / "run").iterdir()}
