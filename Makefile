@@ -57,7 +57,7 @@ pull: install
 TEST_WORKERS ?= 2
 
 test: install lint
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q -n $(TEST_WORKERS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q -n $(TEST_WORKERS) --durations=25
 
 # The edit-test loop: the tests that start no Snakemake (a few minutes).
 test-fast: install

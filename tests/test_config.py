@@ -240,6 +240,19 @@ def test_nan_and_infinity_are_refused_naming_the_key(raw, value):
         resolve(raw)
 
 
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [("2020-01-01", "date"), ("2020-01-01 10:00:00", "datetime"), ("!!binary AA==", "bytes")],
+)
+def test_a_value_yaml_reads_as_no_setting_type_is_refused_naming_the_key(raw, text, kind):
+    """Found by the fuzz test: an unquoted date reached the jobs' JSON settings (TypeError)."""
+    raw["tasks"]["cifarnet"]["model"]["padding"] = yaml.safe_load(f"v: {text}")["v"]
+    with pytest.raises(
+        ConfigError, match=f"tasks.cifarnet.model.padding: .* is a {kind}, .*quote it"
+    ):
+        resolve(raw)
+
+
 def test_optimizers_command_refuses_a_malformed_plugin_declaration(capsys):
     from amsgrad_repro.cli import main
 

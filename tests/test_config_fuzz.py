@@ -15,7 +15,9 @@ key (``error_source`` finds where it came from) and says what is wrong; any othe
 is a traceback a user would see, and fails the test.
 
 Reproducible: a fixed seed (``derandomize``), no example database, no deadline (the machine
-is shared). ``FUZZ_EXAMPLES`` sets how many examples run (default below).
+is shared). ``FUZZ_EXAMPLES`` sets how many examples run (default below); ``FUZZ_RANDOM=1``
+draws a new seed each run, to search beyond the fixed one (hypothesis prints how to
+reproduce what it finds).
 """
 
 from __future__ import annotations
@@ -363,7 +365,7 @@ COUNT = {"examples": 0, "accepted": 0, "refused": 0}
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
-    derandomize=True,
+    derandomize=not os.environ.get("FUZZ_RANDOM"),
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

@@ -75,7 +75,7 @@ def resolve(
         )
     resolved = yaml12_numbers(_merge_preset(config, overrides))
     _check_keys(resolved)
-    _check_finite(resolved)
+    _check_values(resolved)
     _check_task_names(resolved)
     resolved["seeds"] = normalise_seeds(resolved.get("seeds"))
     validate_typed(resolved, schema_path)
@@ -185,18 +185,34 @@ def _check_keys(value: Any, where: str = "") -> None:
             _check_keys(item, f"{where}[{index}]")
 
 
-def _check_finite(value: Any, where: str = "") -> None:
-    """No setting is NaN or infinite (YAML reads .nan and .inf): the schema's ranges let a
-    NaN through (every comparison with it is false), and a run would carry it silently."""
+# The types a setting can have: JSON's, which the jobs' settings are passed as.
+SETTING_TYPES = (str, bool, int, float, type(None))
+
+
+def _check_values(value: Any, where: str = "") -> None:
+    """Every value is text, a number, a boolean or null, and no number is NaN or infinite.
+
+    YAML reads an unquoted ``2020-01-01`` as a date (and ``!!binary``, ``!!set`` as bytes and
+    sets), which no setting is and the jobs' JSON settings cannot hold (a traceback at
+    start-up, found by tests/test_config_fuzz.py). YAML also reads ``.nan`` and ``.inf``:
+    the schema's ranges let a NaN through (every comparison with it is false), and a run
+    would carry it silently."""
+    where_shown = where or "<top level>"
     if isinstance(value, Mapping):
         for key, item in value.items():
-            _check_finite(item, f"{where}.{key}" if where else str(key))
+            _check_values(item, f"{where}.{key}" if where else str(key))
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _check_finite(item, f"{where}[{index}]")
+            _check_values(item, f"{where}[{index}]")
+    elif not isinstance(value, SETTING_TYPES):
+        raise ConfigError(
+            f"{where_shown}: {value!s:.60} is a {type(value).__name__}, which no setting is "
+            f"(YAML reads it so when it is not quoted): quote it ('{value!s:.60}') or "
+            "correct it"
+        )
     elif isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(
-            f"{where or '<top level>'}: expected a finite number, got {value!r} (give a "
+            f"{where_shown}: expected a finite number, got {value!r} (give a "
             "number, or leave the key out for its default)"
         )
 
