@@ -44,7 +44,7 @@ def kept_arguments(argv: Sequence[str]) -> list[str]:
     abbreviations and ``--opt=value`` forms count; a line it cannot read keeps nothing."""
     from snakemake.settings.enums import RerunTrigger
 
-    args = _parse(argv)
+    args = parsed_arguments(argv)
     if args is None:
         return []
     kept: list[str] = []
@@ -74,8 +74,9 @@ def kept_arguments(argv: Sequence[str]) -> list[str]:
     return kept
 
 
-def _parse(argv: Sequence[str]) -> Any:
-    """``argv`` read by Snakemake's own parser; None for a line it refuses."""
+def parsed_arguments(argv: Sequence[str]) -> Any:
+    """``argv`` (a ``snakemake`` command line, program first) read by Snakemake's own
+    parser; None for a line it refuses (Snakemake itself will say why)."""
     from snakemake.cli import get_argument_parser
 
     words = list(argv[1:])

@@ -107,11 +107,8 @@ class Forcing:
 def forcing(argv: Sequence[str] = sys.argv) -> Forcing:
     """Parse ``argv`` (a ``snakemake`` command line) with Snakemake's own parser; a command
     line it cannot read forces nothing."""
-    from snakemake.cli import get_argument_parser
-
-    try:
-        args, _ = get_argument_parser().parse_known_args(list(argv[1:]))
-    except SystemExit:
+    args = commands.parsed_arguments(argv)
+    if args is None:
         return Forcing()
     triggers = {str(t).upper() for t in (args.rerun_triggers or ())}
     return Forcing(
@@ -145,12 +142,10 @@ def snakemake_started(workflow: Any, argv: Sequence[str] = sys.argv) -> None:
     supervision.name_supervisor()
     if not workflow.is_main_process:
         return
-    from snakemake.cli import get_argument_parser
     from snakemake.exceptions import WorkflowError
 
-    try:
-        args, _ = get_argument_parser().parse_known_args(list(argv[1:]))
-    except SystemExit:  # a command line Snakemake itself will refuse
+    args = commands.parsed_arguments(argv)
+    if args is None:  # a command line Snakemake itself will refuse
         return
     commands.remember(argv)  # for the commands its jobs' messages print
     try:
