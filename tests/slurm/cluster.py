@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 DAEMONS = ("slurmctld", "slurmd", "munged")
+MUNGE_PID_FILE = Path("/run/munge/munged.pid")  # munged's default --pid-file
 # The default path, not a scratch one: the SLURM executor's job step strips every SLURM_*
 # variable (SLURM_CONF included) before its inner ``srun``, which then only finds the
 # configuration here (as on a real cluster, where it lives in /etc/slurm or comes from
@@ -157,7 +158,11 @@ PartitionName=gpu Nodes={self.host} Default=YES MaxTime=INFINITE State=UP
             # Debian's package makes the key at install time; a stripped image may not.
             subprocess.run(["runuser", "-u", "munge", "--", "mungekey", "--create"], check=True)
         subprocess.run(["runuser", "-u", "munge", "--", "/usr/sbin/munged"], check=True)
-        self.root.joinpath("munge.started").write_text("1")
+        # The daemon this cluster started, by the pid it wrote: stop() ends that one only.
+        deadline = time.time() + 10
+        while not MUNGE_PID_FILE.exists() and time.time() < deadline:
+            time.sleep(0.1)
+        self.root.joinpath("munge.started").write_text(MUNGE_PID_FILE.read_text().strip())
 
     def scontrol(self, *args: str, check: bool = True) -> str:
         result = subprocess.run(
@@ -210,8 +215,10 @@ PartitionName=gpu Nodes={self.host} Default=YES MaxTime=INFINITE State=UP
         for pid in filter(_alive, pids):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        if self.root.joinpath("munge.started").exists():
-            subprocess.run(["pkill", "-x", "munged"], check=False)
+        started = self.root / "munge.started"
+        if started.exists() and started.read_text().strip().isdigit():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(started.read_text()), signal.SIGTERM)
         self._restore_config()
 
     def _restore_config(self) -> None:
