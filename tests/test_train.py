@@ -626,3 +626,44 @@ def test_dtype_is_one_of_the_declared_ones_and_the_schema_lists_the_same(repo_ro
     assert performance_options({})["dtype"] == "float32"
     with pytest.raises(ValueError, match="performance.dtype: expected one of float32, float64"):
         performance_options({"performance": {"dtype": "half"}})
+
+
+_RUN_CLI_THEN_REPORT_DYNAMO = """
+import runpy, sys
+if sys.argv.pop(1) == "dynamo-first":
+    import torch._dynamo
+try:
+    runpy.run_module("amsgrad_repro.cli", run_name="__main__")
+except SystemExit as stop:
+    assert not stop.code, stop.code
+print("dynamo imported:", "torch._dynamo" in sys.modules)
+"""
+
+
+def test_a_job_that_compiles_nothing_skips_dynamo_and_computes_the_same(tmp_path):
+    """``device.optimizers_without_dynamo``: a native optimizer's job never imports
+    ``torch._dynamo`` (2.3 s per process), and its run equals one where dynamo was loaded
+    first, so torch's own ``_disable_dynamo`` wrappers ran."""
+    cache = write_miniature(tmp_path / "data", n_train=96, n_test=32, n_val=32)
+    settings = task_settings(epochs=2)
+    outputs = {}
+    for order in ("as-a-job", "dynamo-first"):
+        root = tmp_path / order
+        command = [
+            sys.executable, "-c", _RUN_CLI_THEN_REPORT_DYNAMO, order, "train", "--task", "toy",
+            "--optimizer", "amsgrad", "--seed", "1", "--settings", json.dumps(settings),
+            "--dataset-cache", str(cache), "--out", str(root / "run"),
+            "--checkpoint-dir", str(root / "ckpt"), "--device", "cpu", "--threads", "1",
+        ]  # fmt: skip
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        outputs[order] = done.stdout
+    assert "dynamo imported: False" in outputs["as-a-job"], outputs["as-a-job"][-2000:]
+    assert "dynamo imported: True" in outputs["dynamo-first"]
+    a, b = metrics(tmp_path / "as-a-job" / "run"), metrics(tmp_path / "dynamo-first" / "run")
+    pd.testing.assert_frame_equal(
+        a.drop(columns="wall_time", errors="ignore"),
+        b.drop(columns="wall_time", errors="ignore"),
+        check_exact=True,
+    )

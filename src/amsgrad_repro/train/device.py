@@ -27,10 +27,12 @@ does no extra work per step.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 import torch
+import torch.optim
 
 PERFORMANCE_DEFAULTS: dict[str, Any] = {
     "tf32": False,
@@ -75,6 +77,8 @@ def compute_dtype(options: Mapping[str, Any]) -> torch.dtype:
 
 def configure_backends(device: torch.device, options: Mapping[str, Any]) -> None:
     """Apply the switches process-wide (each training job is its own process)."""
+    if not options["compile"]:
+        optimizers_without_dynamo()
     if device.type == "cpu":
         torch.set_flush_denormal(bool(options["flush_denormal"]))
     if device.type == "cuda":
@@ -83,6 +87,30 @@ def configure_backends(device: torch.device, options: Mapping[str, Any]) -> None
         torch.backends.cudnn.benchmark = bool(options["cudnn_benchmark"])
         torch.backends.cudnn.deterministic = not options["cudnn_benchmark"]
         torch.set_float32_matmul_precision("high" if options["tf32"] else "highest")
+
+
+def optimizers_without_dynamo() -> None:
+    """Spare a job that compiles nothing the import of ``torch._dynamo`` (2.3 s of CPU per
+    process on this project's 2-core machine, a quarter of a smoke-sized training job).
+
+    ``torch.optim.Optimizer``'s ``add_param_group``, ``zero_grad``, ``state_dict`` and
+    ``load_state_dict`` are wrapped by ``torch._disable_dynamo``, which imports dynamo at
+    their first call to build a "do not trace this" wrapper and caches it on the wrapped
+    function as ``__dynamo_disable``. Without ``torch.compile`` nothing is ever traced,
+    so the wrapper may be the function itself: this fills that cache. It changes no
+    computation, only what is imported (``tests/test_train.py`` checks both). The
+    ``torch.optim`` classes' own ``step`` still imports dynamo (``torch._dynamo.
+    graph_break`` inside ``_use_grad_for_differentiable``); the project's native
+    optimizers do not. Once dynamo is loaded (``performance.compile``, or another part of
+    the process) this does nothing, and if a torch release changes the wrapper the
+    ``__code__`` test below matches nothing and torch imports dynamo as before."""
+    if "torch._dynamo" in sys.modules:
+        return
+    wrapper_code = torch._compile._disable_dynamo(lambda: None).__code__
+    for attribute in vars(torch.optim.Optimizer).values():
+        wrapped = getattr(attribute, "__wrapped__", None)
+        if wrapped is not None and getattr(attribute, "__code__", None) is wrapper_code:
+            setattr(wrapped, "__dynamo_disable", wrapped)
 
 
 def device_description(device: torch.device) -> dict[str, Any]:
