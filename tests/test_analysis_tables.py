@@ -168,6 +168,9 @@ def test_claims_file_entries_are_complete(repo_root):
         if claim["rule"]["type"] in GRID_RULES:  # tests/test_grids.py evaluates them
             assert claim["task"] in config["grids"]
             continue
+        if claim["rule"]["type"] == "compare":  # three-way, against a margin > 0
+            assert claim["rule"].get("margin", 0) + claim["rule"].get("relative_margin", 0) > 0
+            continue
         assert claim["rule"]["side"] in ("above", "below")
         assert claim["rule"]["type"] in ("threshold", "paired")
     # Every configured task and grid has at least one claim.

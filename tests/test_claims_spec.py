@@ -71,6 +71,10 @@ def test_not_run_claims_are_the_ones_analyse_gives_not_run(raw, claims):
     --config tune=true those are decided; a command line that narrows a task's optimizers
     leaves the claims about the others undecided, with the reason."""
     smoke = {item.claim: item.reason for item in check_claims(claims, settings_at(raw, "smoke"))}
+    # The open questions (rule type compare) of the tasks smoke leaves off.
+    opened = {k: smoke.pop(k) for k in list(smoke) if k.startswith("open_")}
+    assert set(opened.values()) == {"cifarnet is off", "vae_celeba is off"}
+    assert len(opened) == 4 + 3
     assert smoke == {
         "cifarnet_train_loss": "cifarnet is off",
         "cifarnet_test_loss": "cifarnet is off",
@@ -79,7 +83,7 @@ def test_not_run_claims_are_the_ones_analyse_gives_not_run(raw, claims):
         "mlp_hparam_robustness": "needs tune: true",
     }
     tuned = check_claims(claims, settings_at(raw, "smoke", tune=True))
-    assert {item.claim for item in tuned} == {
+    assert {item.claim for item in tuned if item.claim not in opened} == {
         "cifarnet_train_loss",
         "cifarnet_test_loss",
         "vae_celeba_loss",
@@ -89,7 +93,7 @@ def test_not_run_claims_are_the_ones_analyse_gives_not_run(raw, claims):
     assert reasons["logreg_train_loss"] == "logreg does not run amsgrad"
     line = not_run_line(check_claims(claims, settings_at(raw, "smoke")), "smoke")
     assert line.startswith("claims not decided at scale smoke (verdict 'not run'): ")
-    assert "cifarnet is off (cifarnet_train_loss, cifarnet_test_loss)" in line
+    assert "cifarnet is off (cifarnet_train_loss, cifarnet_test_loss, open_cifarnet_" in line
     assert "\n" not in line
 
 

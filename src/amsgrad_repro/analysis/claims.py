@@ -23,6 +23,15 @@ Two kinds of effect:
   same initialisation and data order), against the smallest difference that counts:
   ``margin + relative_margin × |baseline mean|`` on the claimed side of 0 (both default
   0), so that a consistent but negligible difference is "not reproduced", not a win.
+
+And one kind of open question, not a claim of the paper:
+
+* ``compare``: the same paired candidate − baseline, judged three ways against a margin
+  (``margin + relative_margin × |baseline mean|``, declared with the claim):
+  "<candidate> better" or "<baseline> better" when the whole interval lies beyond the
+  margin on that optimizer's side, **no practical difference** when it lies strictly
+  inside ±margin (an equivalence test, ``verdicts.compare``), else inconclusive; which
+  side is better follows the metric (an accuracy higher, anything else lower).
 """
 
 from __future__ import annotations
@@ -41,13 +50,16 @@ from amsgrad_repro.analysis.verdicts import (
     INCONCLUSIVE,
     NOT_RUN,
     Evidence,
+    Verdict,
     claim_row,
     claimed_side,
+    compare,
     decide,
     evaluates,
     rule_type,
 )
-from amsgrad_repro.summaries.finals import FINAL, paired_differences
+from amsgrad_repro.formatting import significant
+from amsgrad_repro.summaries.finals import FINAL, lower_is_better, paired_differences
 
 # What a task rule's effect is: (per-seed samples, threshold, label) from the claim, its
 # rows of the finals table and the whole table.
@@ -59,11 +71,17 @@ def paired_threshold(rule: dict[str, Any], rows: pd.DataFrame) -> float:
     ``margin`` plus ``relative_margin`` × |baseline's mean|, on the claimed side of 0.
     A margin keeps a consistent but negligible difference (1e-6 of a loss) from counting
     as a reproduced improvement."""
+    size = margin_size(rule, rows)
+    return -size if rule["side"] == "below" else size
+
+
+def margin_size(rule: Mapping[str, Any], rows: pd.DataFrame) -> float:
+    """``margin`` + ``relative_margin`` × |the baseline's mean| over its finite values in
+    ``rows`` (0 for the relative part when it has none)."""
     baseline = rows.loc[rows["optimizer"] == rule["baseline"], "value"].to_numpy(dtype=float)
     baseline = baseline[np.isfinite(baseline)]
     scale = abs(float(baseline.mean())) if baseline.size else 0.0
-    size = float(rule.get("margin", 0.0)) + float(rule.get("relative_margin", 0.0)) * scale
-    return -size if rule["side"] == "below" else size
+    return float(rule.get("margin", 0.0)) + float(rule.get("relative_margin", 0.0)) * scale
 
 
 def _threshold_samples(claim: dict[str, Any], rows: pd.DataFrame, finals: pd.DataFrame):
@@ -74,15 +92,55 @@ def _threshold_samples(claim: dict[str, Any], rows: pd.DataFrame, finals: pd.Dat
     return samples, float(rule["value"]), f"mean {statistic} {metric} of {rule['optimizer']}"
 
 
-def _paired_samples(claim: dict[str, Any], rows: pd.DataFrame, finals: pd.DataFrame):
-    """candidate − baseline seed by seed, against :func:`paired_threshold`."""
+def _differences(claim: dict[str, Any], finals: pd.DataFrame) -> tuple[np.ndarray, str]:
+    """candidate − baseline seed by seed, and the effect in words."""
     rule, task, metric = claim["rule"], claim["task"], claim["metric"]
     statistic = rule.get("statistic", FINAL)
     samples = paired_differences(
         finals, task, metric, rule["candidate"], rule["baseline"], statistic
     )
     effect = f"{rule['candidate']} − {rule['baseline']} {statistic} {metric} (paired by seed)"
-    return samples, paired_threshold(rule, rows), effect
+    return samples, effect
+
+
+def _paired_samples(claim: dict[str, Any], rows: pd.DataFrame, finals: pd.DataFrame):
+    """candidate − baseline seed by seed, against :func:`paired_threshold`."""
+    samples, effect = _differences(claim, finals)
+    return samples, paired_threshold(claim["rule"], rows), effect
+
+
+def _sided(
+    rule: dict[str, Any], samples: np.ndarray, threshold: float, evidence: Evidence
+) -> tuple[Verdict, str]:
+    """A threshold or paired rule's verdict, and the claimed side of its threshold."""
+    verdict = decide(samples, threshold, rule["side"], evidence.min_seeds)
+    return verdict, claimed_side(rule["side"], threshold, verdict)
+
+
+def _three_way(
+    rule: dict[str, Any], samples: np.ndarray, margin: float, evidence: Evidence, metric: str
+) -> tuple[Verdict, str]:
+    """A comparison's three-way verdict (``verdicts.compare``), and its margin in words."""
+    names = (rule["candidate"], rule["baseline"])
+    lower = lower_is_better(metric)
+    verdict = compare(samples, margin, lower, names, evidence.min_seeds)
+    shown = significant(margin, (abs(verdict.lo), abs(verdict.hi)))
+    return verdict, f"margin ±{shown} ({'lower' if lower else 'higher'} is better)"
+
+
+def _rows(claim: dict[str, Any], finals: pd.DataFrame) -> pd.DataFrame:
+    """The finals of the claim's task, metric and statistic."""
+    return finals[
+        (finals["task"] == claim["task"])
+        & (finals["metric"] == claim["metric"])
+        & (finals["statistic"] == claim["rule"].get("statistic", FINAL))
+    ]
+
+
+def _compare_samples(claim: dict[str, Any], rows: pd.DataFrame, finals: pd.DataFrame):
+    """candidate − baseline seed by seed, against the margin (:func:`margin_size`)."""
+    samples, effect = _differences(claim, finals)
+    return samples, margin_size(claim["rule"], rows), effect
 
 
 def _judge_finals(claim: dict[str, Any], evidence: Evidence, samples_of: Samples) -> dict:
@@ -91,13 +149,12 @@ def _judge_finals(claim: dict[str, Any], evidence: Evidence, samples_of: Samples
     run"; diverged seeds are counted beside the verdict."""
     rule, finals = claim["rule"], evidence.finals
     optimizers = [rule[field] for field in rule_type(rule).optimizers]
-    rows = finals[
-        (finals["task"] == claim["task"])
-        & (finals["metric"] == claim["metric"])
-        & (finals["statistic"] == rule.get("statistic", FINAL))
-    ]
+    rows = _rows(claim, finals)
     samples, threshold, effect = samples_of(claim, rows, finals)
-    verdict = decide(samples, threshold, rule["side"], evidence.min_seeds)
+    if rule["type"] == "compare":
+        verdict, shown = _three_way(rule, samples, threshold, evidence, claim["metric"])
+    else:
+        verdict, shown = _sided(rule, samples, threshold, evidence)
     ran = all((rows["optimizer"] == name).any() for name in optimizers)
     outcome = INCONCLUSIVE if verdict.verdict == NOT_RUN and ran else verdict.verdict
     diverged = {
@@ -107,7 +164,7 @@ def _judge_finals(claim: dict[str, Any], evidence: Evidence, samples_of: Samples
     return claim_row(
         claim,
         effect,
-        claimed_side(rule["side"], threshold, verdict) + _unset_margin(rule, rows),
+        shown + _unset_margin(rule, rows),
         replace(verdict, verdict=outcome),
         ", ".join(f"{k} {v}" for k, v in diverged.items()) if ran else "",
     )
@@ -116,7 +173,7 @@ def _judge_finals(claim: dict[str, Any], evidence: Evidence, samples_of: Samples
 def _unset_margin(rule: dict[str, Any], rows: pd.DataFrame) -> str:
     """A paired claim's relative margin needs the baseline's mean; without a finite one the
     threshold printed is the absolute margin alone, and the text says so."""
-    if rule["type"] != "paired" or not float(rule.get("relative_margin", 0.0)):
+    if rule["type"] not in ("paired", "compare") or not float(rule.get("relative_margin", 0.0)):
         return ""
     baseline = rows.loc[rows["optimizer"] == rule["baseline"], "value"].to_numpy(dtype=float)
     if np.isfinite(baseline).any():
@@ -132,6 +189,11 @@ def _threshold(claim: dict[str, Any], evidence: Evidence) -> dict[str, Any]:
 @evaluates("paired")
 def _paired(claim: dict[str, Any], evidence: Evidence) -> dict[str, Any]:
     return _judge_finals(claim, evidence, _paired_samples)
+
+
+@evaluates("compare")
+def _compare(claim: dict[str, Any], evidence: Evidence) -> dict[str, Any]:
+    return _judge_finals(claim, evidence, _compare_samples)
 
 
 def judge(claim: dict[str, Any], evidence: Evidence) -> dict[str, Any]:

@@ -18,10 +18,8 @@ from amsgrad_repro.analysis.claims_spec import load_claims_file
 from amsgrad_repro.analysis.grid_claims import GridData
 from amsgrad_repro.analysis.verdicts import (
     DEFAULT_MIN_SEEDS,
-    INCONCLUSIVE,
-    NOT_REPRODUCED,
     NOT_RUN,
-    REPRODUCED,
+    decided,
 )
 from amsgrad_repro.formatting import plural
 from amsgrad_repro.io import atomic_open, write_csv
@@ -197,14 +195,11 @@ def _setting(row: Any) -> str:
     return f"{row.scale}: {row.run_length}{reduced}" if row.run_length else str(row.scale)
 
 
-DECIDED = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE)
-
-
 def verdict_tag(row: Any) -> str:
     """``REPRODUCED``, or ``REPRODUCED, SHORTENED`` for a verdict the data decided on a run
     shorter than the task's full setting (a deterministic problem decides at any seed
     count, so a smoke run gives such verdicts): the tag a reader's eye lands on says it."""
-    shortened = bool(getattr(row, "shortened", False)) and row.verdict in DECIDED
+    shortened = bool(getattr(row, "shortened", False)) and decided(row.verdict)
     return row.verdict.upper() + (", SHORTENED" if shortened else "")
 
 

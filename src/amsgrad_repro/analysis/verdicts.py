@@ -26,7 +26,11 @@ NOT_REPRODUCED = "not reproduced"
 INCONCLUSIVE = "inconclusive"
 NOT_RUN = "not run"
 TOO_FEW_SEEDS = "too few seeds"
-VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_RUN, TOO_FEW_SEEDS)
+# The three-way verdicts of an open question (rule type ``compare``): one optimizer better
+# than the other by more than the margin, or the two within it (an equivalence test).
+NO_DIFFERENCE = "no practical difference"
+BETTER = " better"  # "amsgrad better": the optimizer's name, then this
+VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_RUN, TOO_FEW_SEEDS, NO_DIFFERENCE)
 DEFAULT_MIN_SEEDS = 5
 SIDES = ("above", "below")
 
@@ -63,6 +67,12 @@ RULE_TYPES: dict[str, RuleType] = {
         "task",
         ("candidate", "baseline"),
         ("side",),
+        ("statistic", "margin", "relative_margin"),
+    ),
+    "compare": RuleType(
+        "task",
+        ("candidate", "baseline"),
+        (),
         ("statistic", "margin", "relative_margin"),
     ),
     "grid_threshold": RuleType("grid", ("optimizer",), ("problem", "side", "value"), ("where",)),
@@ -139,6 +149,65 @@ def decide(
     if values.size < min_seeds:
         verdict = TOO_FEW_SEEDS
     return Verdict(verdict or INCONCLUSIVE, mean, lo, hi, int(values.size))
+
+
+def better(name: str) -> str:
+    """The verdict "``name`` better" of a comparison (rule type ``compare``)."""
+    return f"{name}{BETTER}"
+
+
+def is_verdict(text: str) -> bool:
+    """Whether ``text`` is a verdict: one of :data:`VERDICTS` or "<optimizer> better"."""
+    return text in VERDICTS or (text.endswith(BETTER) and len(text) > len(BETTER))
+
+
+def decided(text: str) -> bool:
+    """Whether the data decided the verdict ``text`` (not "not run", not "too few seeds")."""
+    return text not in (NOT_RUN, TOO_FEW_SEEDS) and is_verdict(text)
+
+
+def compare(
+    samples: np.ndarray,
+    margin: float,
+    lower_better: bool,
+    names: tuple[str, str],
+    min_seeds: int = DEFAULT_MIN_SEEDS,
+) -> Verdict:
+    """Three-way verdict on candidate − baseline per seed (``names``: candidate,
+    baseline), from the same 95% Student-t interval of the mean as :func:`decide`:
+
+    * the whole interval beyond ``margin`` on the better side → "<candidate> better"
+      (beyond −margin for a metric where lower is better, beyond +margin otherwise);
+    * the whole interval beyond the margin on the other side → "<baseline> better";
+    * the whole interval strictly inside (−margin, +margin) → "no practical difference":
+      the two one-sided tests (TOST) at 2.5% each reject a difference of ±margin, an
+      equivalence shown, not a difference merely not found;
+    * otherwise (it reaches or crosses ±margin) → inconclusive.
+
+    Each bound is compared strictly: an interval that touches the margin has not shown
+    the difference to lie on either side of it. Below ``min_seeds`` finite samples the
+    interval decides nothing ("too few seeds"); a margin of 0 can show no equivalence."""
+    values = np.asarray(samples, dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return Verdict(NOT_RUN, float("nan"), float("nan"), float("nan"), 0)
+    if not margin >= 0:
+        raise ValueError(f"a comparison's margin must be a number >= 0, got {margin!r}")
+    summary = interval_summary(values[None, :])
+    mean, lo, hi = float(summary.mean[0]), float(summary.lo[0]), float(summary.hi[0])
+    sign = -1.0 if lower_better else 1.0  # the candidate's better direction
+    low, high = sorted((sign * lo, sign * hi))  # the interval with "better" upwards
+    if low > margin:
+        verdict = better(names[0])
+    elif high < -margin:
+        verdict = better(names[1])
+    elif -margin < low and high < margin:
+        verdict = NO_DIFFERENCE
+    else:
+        verdict = INCONCLUSIVE
+    if values.size < min_seeds:
+        verdict = TOO_FEW_SEEDS
+    return Verdict(verdict, mean, lo, hi, int(values.size))
 
 
 def claimed_side(side: str, threshold: float, verdict: Verdict) -> str:
