@@ -39,6 +39,16 @@ from amsgrad_repro.errors import ReportedError
 from amsgrad_repro.io import atomic_open
 
 ARRAYS = ("train_x", "train_y", "test_x", "test_y", "val_index")
+# A text dataset (meta kind "text"): the vocabulary (its bytes, sorted), each split's token
+# stream (uint8 indices into the vocabulary, its documents one after another) and where each
+# of its documents starts in that stream.
+TEXT_SPLITS = ("train", "val", "test")
+TEXT_ARRAYS = (
+    "vocab",
+    *(f"{split}_tokens" for split in TEXT_SPLITS),
+    *(f"{split}_starts" for split in TEXT_SPLITS),
+)
+TEXT_KIND = "text"
 SUFFIX = ".pt"
 # 2: meta carries content_sha256, the hash of the tensors that load_cache verifies.
 FORMAT_VERSION = 2
@@ -97,11 +107,54 @@ class DatasetTensors:
         return self.meta["content_sha256"]
 
 
-def content_sha256(arrays: Mapping[str, Any]) -> str:
+@dataclass
+class TokenStreams:
+    """A text dataset as tensors: ``vocab`` uint8 [V] (the byte of each token id), and per
+    split (train, val, test) its token stream uint8 [N] and its documents' start offsets
+    int64 (whole documents per split: no passage of a test document is trained on)."""
+
+    vocab: Any
+    train_tokens: Any
+    val_tokens: Any
+    test_tokens: Any
+    train_starts: Any
+    val_starts: Any
+    test_starts: Any
+    meta: dict[str, Any]
+    check: str = FULL_CHECK
+
+    def to(self, device: Any) -> TokenStreams:
+        fields = {name: getattr(self, name).to(device) for name in TEXT_ARRAYS}
+        return TokenStreams(**fields, meta=self.meta, check=self.check)
+
+    @property
+    def content_sha256(self) -> str:
+        return self.meta["content_sha256"]
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.vocab.shape[0])
+
+    def tokens(self, split: str) -> Any:
+        return getattr(self, f"{split}_tokens")
+
+    def decode(self, ids: Any) -> str:
+        """Token ids back to text (the vocabulary's bytes, read as UTF-8)."""
+        table = bytes(self.vocab.cpu().tolist())
+        return bytes(table[int(i)] for i in ids).decode("utf-8", "replace")
+
+
+def array_names(meta: Mapping[str, Any]) -> tuple[str, ...]:
+    """The arrays a cache of this kind holds, in hashing order."""
+    return TEXT_ARRAYS if meta.get("kind") == TEXT_KIND else ARRAYS
+
+
+def content_sha256(arrays: Mapping[str, Any], names: tuple[str, ...] = ARRAYS) -> str:
     """SHA-256 over every array of a cache (name, dtype, shape, then the raw bytes), in the
-    fixed order of :data:`ARRAYS`; numpy arrays and CPU tensors alike, without copies."""
+    fixed order of ``names`` (:data:`ARRAYS`, or :data:`TEXT_ARRAYS` for text);
+    numpy arrays and CPU tensors alike, without copies."""
     digest = hashlib.sha256()
-    for name in ARRAYS:
+    for name in names:
         array = arrays[name]
         array = np.ascontiguousarray(array.numpy() if hasattr(array, "numpy") else array)
         digest.update(f"{name}:{array.dtype.str}:{list(array.shape)}\n".encode())
@@ -123,19 +176,22 @@ def load_cache(
     path: str | Path,
     device: str = "cpu",
     verify_every_load_bytes: int = VERIFY_EVERY_LOAD_BYTES,
-) -> DatasetTensors:
+) -> Any:
     """Load a converted dataset as torch tensors on ``device`` (memory-mapped on the CPU),
-    after checking that its tensors still hash to the recorded ``content_sha256``."""
+    after checking that its tensors still hash to the recorded ``content_sha256``: a
+    :class:`DatasetTensors` for images, a :class:`TokenStreams` for a text dataset."""
     file = cache_file(path)
     if not file.is_file():
         raise CacheError(f"{file}: no dataset cache; build it with: {commands.build_cache(file)}")
     payload = _read_payload(file)
-    tensors = {name: payload[name] for name in ARRAYS}
     meta = payload["meta"]
-    check = _verify(file, tensors, meta["content_sha256"], verify_every_load_bytes)
+    names = array_names(meta)
+    tensors = {name: payload[name] for name in names}
+    check = _verify(file, tensors, meta["content_sha256"], verify_every_load_bytes, names)
     if device != "cpu":
         tensors = {name: tensor.to(device) for name, tensor in tensors.items()}
-    return DatasetTensors(**tensors, meta=meta, check=check)
+    kind = TokenStreams if meta.get("kind") == TEXT_KIND else DatasetTensors
+    return kind(**tensors, meta=meta, check=check)
 
 
 def _read_payload(file: Path) -> dict[str, Any]:
@@ -154,7 +210,9 @@ def _read_payload(file: Path) -> dict[str, Any]:
         ) from None
     if not isinstance(payload, dict):
         raise CacheError(f"{file}: not a dataset cache; {rebuild_hint(file)}")
-    missing = [name for name in (*ARRAYS, "meta") if name not in payload]
+    meta = payload.get("meta")
+    names = array_names(meta) if isinstance(meta, dict) else ARRAYS
+    missing = [name for name in (*names, "meta") if name not in payload]
     version = payload.get("format_version")
     if missing or version != FORMAT_VERSION or "content_sha256" not in payload["meta"]:
         raise CacheError(
@@ -165,13 +223,19 @@ def _read_payload(file: Path) -> dict[str, Any]:
     return payload
 
 
-def _verify(file: Path, tensors: Mapping[str, Any], recorded: str, every_load: int) -> str:
+def _verify(
+    file: Path,
+    tensors: Mapping[str, Any],
+    recorded: str,
+    every_load: int,
+    names: tuple[str, ...] = ARRAYS,
+) -> str:
     """Check the tensors against the recorded hash (see the module docstring for when a
     stamp stands in for hashing); returns how: ``full`` or ``stamp``."""
     info = file.stat()
     if info.st_size > every_load and _stamp_matches(file, info, recorded):
         return STAMP_CHECK
-    actual = content_sha256(tensors)
+    actual = content_sha256(tensors, names)
     if actual != recorded:
         raise CacheError(
             f"{file}: the cached tensors do not match the hash recorded when the cache was "
@@ -241,13 +305,14 @@ class CacheWriter:
         accepts it) and drop the scratch folder."""
         import torch
 
-        missing = [name for name in ARRAYS if name not in self.arrays]
+        names = array_names(meta)
+        missing = [name for name in names if name not in self.arrays]
         if missing:
             raise ValueError(f"cache {self.path.name}: arrays {missing} were never written")
         payload: dict[str, Any] = {
             name: torch.from_numpy(np.asarray(array)) for name, array in self.arrays.items()
         }
-        meta = {**meta, "content_sha256": content_sha256(self.arrays)}
+        meta = {**meta, "content_sha256": content_sha256(self.arrays, names)}
         payload["meta"] = json.loads(json.dumps(meta, default=_plain))
         payload["format_version"] = FORMAT_VERSION
         try:

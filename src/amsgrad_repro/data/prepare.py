@@ -18,9 +18,10 @@ from typing import Any
 import numpy as np
 
 from amsgrad_repro.data import dvc
-from amsgrad_repro.data.cache import CacheWriter, validation_split
+from amsgrad_repro.data.cache import TEXT_KIND, TEXT_SPLITS, CacheWriter, validation_split
 from amsgrad_repro.data.formats import (
     CorruptData,
+    archive_texts,
     celeba_members,
     check_zip_crcs,
     iter_celeba,
@@ -88,6 +89,8 @@ def checker(spec: dict[str, Any], name: str) -> Callable[[Path], None]:
             check_splits(name, load_idx(folder), spec["expected"])
         elif fmt == "cifar10":
             check_splits(name, load_cifar(folder, spec["files"][0]["name"]), spec["expected"])
+        elif fmt == TEXT_KIND:
+            check_texts(name, load_texts(folder, spec), spec["expected"])
         elif fmt == "celeba":
             archive = folder / spec["files"][0]["name"]
             count = len(celeba_members(archive))
@@ -101,6 +104,49 @@ def checker(spec: dict[str, Any], name: str) -> Callable[[Path], None]:
     return check
 
 
+def load_texts(folder: Path, spec: dict[str, Any]) -> dict[str, bytes]:
+    """A text dataset's documents (archive member path → bytes) from its one archive."""
+    return archive_texts(folder / spec["files"][0]["name"], spec["members"])
+
+
+def distinct_bytes(texts: dict[str, bytes]) -> np.ndarray:
+    """The sorted distinct byte values of all documents (the vocabulary), as uint8."""
+    counts = np.zeros(256, dtype=np.int64)
+    for text in texts.values():
+        counts += np.bincount(np.frombuffer(text, dtype=np.uint8), minlength=256)
+    return np.flatnonzero(counts).astype(np.uint8)
+
+
+def check_texts(name: str, texts: dict[str, bytes], expected: dict[str, Any]) -> None:
+    """The documents' count, total bytes and distinct bytes against the configuration."""
+    found = {
+        "num_documents": len(texts),
+        "num_bytes": sum(len(text) for text in texts.values()),
+        "vocab_size": len(distinct_bytes(texts)),
+    }
+    problems = [
+        f"{key} {found[key]}, expected {want}"
+        for key, want in expected.items()
+        if key in found and found[key] != want
+    ]
+    if problems:
+        raise CorruptData(f"{name}: content check failed: " + "; ".join(problems))
+
+
+def split_documents(names: list[str], split: dict[str, int]) -> dict[str, list[str]]:
+    """Whole documents per split: a permutation of the sorted names by ``split.seed``
+    gives the first ``split.val`` to validation, the next ``split.test`` to test, the rest
+    to training (each list sorted), so no document is in two splits."""
+    held = split["val"] + split["test"]
+    if not 0 <= held < len(names):
+        raise ValueError(f"split: {held} held-out documents leave none of {len(names)} to train")
+    ordered = sorted(names)
+    order = np.random.default_rng(split["seed"]).permutation(len(ordered))
+    picked = [ordered[i] for i in order]
+    val, test = picked[: split["val"]], picked[split["val"] : held]
+    return {"train": sorted(picked[held:]), "val": sorted(val), "test": sorted(test)}
+
+
 def raw_folder(root: Path, name: str) -> Path:
     return root / "data" / "raw" / name
 
@@ -112,10 +158,11 @@ def obtain_raw(root: Path, name: str, spec: dict[str, Any], log: Callable[[str],
     use_dvc = dvc.is_dvc_repo(root)
     if use_dvc and _tracked_copy(root, name, spec, log):
         return folder
-    files = {f["name"]: f.get("md5") for f in spec["files"]}
+    files = {f["name"]: {"md5": f.get("md5"), "sha256": f.get("sha256")} for f in spec["files"]}
     sources = [Source.parse(entry) for entry in spec["sources"]]
     source = fetch_files(name, files, sources, folder, checker(spec, name))
-    log(f"{name}: fetched from {source.location} (verified by {source.verify})")
+    checked = "published checksums" if source.verify == "md5" else "content"
+    log(f"{name}: fetched from {source.label} (verified by {checked})")
     if use_dvc:
         tracked = dvc.track(root, folder)
         log(f"{name}: tracked with DVC in {tracked.relative_to(root)}; commit it and `dvc push`")
@@ -177,6 +224,8 @@ def raw_provenance(folder: Path) -> dict[str, Any]:
 
 def convert(name: str, spec: dict[str, Any], raw: Path, out: Path) -> dict[str, Any]:
     """Decode the raw files into the cache file ``out`` (``data/cache/<name>.pt``)."""
+    if spec["format"] == TEXT_KIND:
+        return _convert_text(name, spec, raw, out)
     writer = CacheWriter(out)
     try:
         if spec["format"] == "celeba":
@@ -192,6 +241,43 @@ def convert(name: str, spec: dict[str, Any], raw: Path, out: Path) -> dict[str, 
             "image_shape": list(spec["expected"]["image_shape"]),
             "classes": spec.get("classes"),
             **counts,
+        }
+        writer.commit(meta)
+    except BaseException:
+        writer.abort()
+        raise
+    return meta
+
+
+def _convert_text(name: str, spec: dict[str, Any], raw: Path, out: Path) -> dict[str, Any]:
+    """A text dataset: the vocabulary (sorted distinct bytes of all documents), and per
+    split its documents' token ids one after another as uint8, with their start offsets."""
+    texts = load_texts(raw, spec)
+    vocab = distinct_bytes(texts)
+    lookup = np.zeros(256, dtype=np.uint8)
+    lookup[vocab] = np.arange(len(vocab), dtype=np.uint8)
+    splits = split_documents(list(texts), spec["split"])
+    writer = CacheWriter(out)
+    try:
+        writer.array("vocab", vocab)
+        sizes: dict[str, Any] = {}
+        for split in TEXT_SPLITS:
+            docs = [np.frombuffer(texts[doc], dtype=np.uint8) for doc in splits[split]]
+            lengths = np.array([len(doc) for doc in docs], dtype=np.int64)
+            stream = np.concatenate(docs) if docs else np.zeros(0, dtype=np.uint8)
+            writer.array(f"{split}_tokens", lookup[stream])
+            writer.array(f"{split}_starts", np.cumsum(np.r_[0, lengths])[:-1].astype(np.int64))
+            sizes[split] = {"documents": splits[split], "tokens": int(lengths.sum())}
+        meta = {
+            "name": name,
+            "format": spec["format"],
+            "kind": TEXT_KIND,
+            **raw_provenance(raw),
+            "members": spec["members"],
+            "split": spec["split"],
+            "vocab_size": len(vocab),
+            "splits": sizes,
+            **{f"num_{split}": sizes[split]["tokens"] for split in TEXT_SPLITS},
         }
         writer.commit(meta)
     except BaseException:
