@@ -574,3 +574,182 @@ def test_readme_optimizer_table_is_the_catalogue(repo_root):
     text = (repo_root / "README.md").read_text()
     table = text.split("<!-- optimizers:start -->\n")[1].split("\n<!-- optimizers:end -->")[0]
     assert table == markdown(BUILTINS), "README table is stale: paste `amsgrad-repro optimizers`"
+
+
+# --- training recipes: warm-up schedules, decoupled weight decay, Nesterov SGD ------------
+
+
+def warmup_factor(kind: str, t: int, horizon: int, warmup: float, final: float) -> float:
+    """α_t/α written from the formulas (schedules.py's docstring), independently."""
+    ramp = math.floor(warmup * horizon + 0.5)
+    if t <= ramp:
+        return t / ramp
+    p = min(1.0, (t - ramp) / (horizon - ramp))
+    shape = (1 + math.cos(math.pi * p)) / 2 if kind == "warmup_cosine" else 1 - p
+    return final + (1 - final) * shape
+
+
+WARMUPS = [
+    ("warmup_cosine", 100, 0.1, 0.1),
+    ("warmup_linear", 100, 0.05, 0.0),
+    ("warmup_cosine", 37, 0.0, 0.25),  # no warm-up; an odd horizon
+]
+
+
+@pytest.mark.parametrize("kind, horizon, warmup, final", WARMUPS)
+def test_warmup_schedules_follow_their_formulas(kind, horizon, warmup, final):
+    from amsgrad_repro.optimizers.schedules import lr_factor
+
+    settings = BUILTINS["adam"].resolve(
+        ("", {"lr_schedule": kind, "lr_horizon": horizon, "lr_warmup": warmup, "lr_final": final})
+    )
+    got = [lr_factor(settings, t) for t in range(1, horizon + 20)]
+    expected = [warmup_factor(kind, t, horizon, warmup, final) for t in range(1, horizon + 20)]
+    # The same few operations on floats near 1, in another order: a few u = 1.1e-16.
+    np.testing.assert_allclose(got, expected, rtol=1e-15, atol=1e-15)
+    ramp = math.floor(warmup * horizon + 0.5)
+    assert got[ramp - 1] == 1.0 if ramp else got[0] < 1.0  # α reached at step W
+    assert got[horizon - 1] == pytest.approx(final, abs=1e-15)  # f·α at T, and after it
+    assert got[-1] == pytest.approx(final, abs=1e-15)
+
+
+@pytest.mark.parametrize("name", ["torch-adam", "adamw", "sgd-nesterov", "amsgrad"])
+def test_warmup_schedule_is_the_same_for_torch_classes_and_native_families(name):
+    """A torch.optim class gets α_t from its LambdaLR; a native family computes it in its
+    coefficients. Both must be the formula: read back from the LambdaLR's group lr, and
+    from a native step with β1 = 0 and ε = 0, where |Δx| = α_t exactly (m = g, v̂ ≥ g²:
+    with β2 = 0, √v̂ = |g| and the step is α_t·sign(g))."""
+    from amsgrad_repro.optimizers.schedules import with_horizon
+
+    spec = BUILTINS[name]
+    values = {"lr": 0.5, "lr_schedule": "warmup_cosine", "lr_warmup": 0.2, "lr_final": 0.1}
+    if spec.native is not None:
+        values.update(beta1=0.0, beta2=0.0)
+    settings = with_horizon(spec.resolve(("", values)), 20)
+    assert settings.lr_horizon == 20
+    x = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    opt, scheduler = build(spec, [x], settings)
+    for t in range(1, 26):
+        expected = 0.5 * warmup_factor("warmup_cosine", t, 20, 0.2, 0.1)
+        before = float(x.detach())
+        if scheduler is not None:
+            assert opt.param_groups[0]["lr"] == pytest.approx(expected, rel=1e-15)
+        x.grad = torch.ones(1, dtype=torch.float64)
+        opt.step()
+        if scheduler is not None:
+            scheduler.step()
+        else:  # 0.5·factor, then x − 0.5·factor·1/1: two roundings of |x| ≤ 12
+            assert before - float(x.detach()) == pytest.approx(expected, abs=1e-14)
+
+
+def test_a_warmup_schedule_without_its_horizon_is_refused():
+    spec = BUILTINS["adamw"]
+    settings = spec.resolve(("", {"lr_schedule": "warmup_linear"}))
+    with pytest.raises(HParamError, match="needs lr_horizon"):
+        build(spec, [torch.zeros(1, requires_grad=True)], settings)
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"lr_warmup": 1.0}, "lr_warmup: must be < 1"),
+        ({"lr_final": 1.5}, "lr_final: must be <= 1"),
+        ({"lr_horizon": 2.5}, "lr_horizon: expected an integer"),
+        ({"lr_horizon": "100"}, "lr_horizon: expected a number"),
+        ({"weight_decay": -0.1}, "weight_decay: must be >= 0"),
+    ],
+)
+def test_bad_recipe_settings_name_the_key(values, message):
+    with pytest.raises(HParamError, match=message):
+        BUILTINS["amsgrad"].resolve(("tasks.t.hparams", values))
+
+
+ADAMW = {"lr": 0.01, "beta2": 0.999, "bias_correction": True, "eps": 1e-8, "weight_decay": 0.05}
+SCHEDULE = {"lr_schedule": "warmup_cosine", "lr_warmup": 0.1, "lr_final": 0.01}
+
+
+@pytest.mark.parametrize("schedule", [{}, SCHEDULE], ids=["constant", "warmup_cosine"])
+@pytest.mark.parametrize("foreach", [False, True])
+@pytest.mark.parametrize(
+    "name, amsgrad", [("amsgrad", True), ("adam", False)], ids=["amsgrad", "adam"]
+)
+def test_native_decoupled_weight_decay_is_torch_adamw(name, amsgrad, foreach, schedule):
+    """The paper's forms with bias correction, ε and ``weight_decay`` are
+    ``torch.optim.AdamW(amsgrad=...)`` (and ``adamw-amsgrad``/``adamw`` run that class),
+    under a warm-up schedule too: the shrink 1 − α_t·λ uses the scheduled α_t. Float64,
+    so the tolerance is RTOL/ATOL's rounding argument (the issue asked for 1e-6; this is
+    10^6 times tighter and still 12× above the worst rounding measured)."""
+    from amsgrad_repro.optimizers.schedules import lr_factor, with_horizon
+
+    spec = BUILTINS[name]
+    settings = with_horizon(spec.resolve(("", {**ADAMW, **schedule})), STEPS)
+    torch_name = "adamw-amsgrad" if amsgrad else "adamw"
+    torch_spec = BUILTINS[torch_name]
+    torch_settings = with_horizon(
+        torch_spec.resolve(("", {"lr": 0.01, "weight_decay": 0.05, **schedule})), STEPS
+    )
+    grads, x0 = problem(4)
+    mine = run_torch(lambda p: build(spec, p, settings, foreach=foreach)[0], grads, x0, STEPS)
+    holder = {}
+
+    def theirs(params):
+        opt = torch.optim.AdamW(
+            params, lr=0.01, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.05, amsgrad=amsgrad
+        )
+        holder["s"] = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda done: lr_factor(torch_settings, done + 1)
+        )
+        return opt
+
+    params = [torch.tensor(p, dtype=torch.float64, requires_grad=True) for p in split(x0)]
+    opt = theirs(params)
+    for t in range(1, STEPS + 1):
+        x = np.concatenate([p.detach().numpy().ravel() for p in params])
+        for param, g in zip(params, split(grads(x, t)), strict=True):
+            param.grad = torch.tensor(g, dtype=torch.float64)
+        opt.step()
+        holder["s"].step()
+    reference = np.concatenate([p.detach().numpy().ravel() for p in params])
+    np.testing.assert_allclose(mine, reference, rtol=RTOL, atol=ATOL)
+    # ...and the named torch optimizer is that class with these settings.
+    named = build(torch_spec, [torch.zeros(1, requires_grad=True)], torch_settings)[0]
+    assert isinstance(named, torch.optim.AdamW)
+    assert named.defaults["amsgrad"] is amsgrad and named.defaults["weight_decay"] == 0.05
+    # The decay matters: without it the paths part by far more than the tolerance.
+    plain = run_torch(ours(name, {**ADAMW, "weight_decay": 0.0}), grads, x0, STEPS)
+    assert np.abs(plain - reference).max() > 1e-6
+
+
+def test_decoupled_weight_decay_sends_1d_runs_to_the_generic_path():
+    from amsgrad_repro.optimizers import scalar_form
+
+    spec = BUILTINS["amsgrad"]
+    assert scalar_form(spec, spec.resolve()) is not None
+    assert scalar_form(spec, spec.resolve(("", {"weight_decay": 0.1}))) is None
+
+
+def test_sgd_nesterov_is_torch_sgd_with_nesterov_momentum():
+    spec = BUILTINS["sgd-nesterov"]
+    opt, _ = build(spec, [torch.zeros(1, requires_grad=True)], spec.resolve())
+    assert isinstance(opt, torch.optim.SGD)
+    assert opt.defaults["nesterov"] is True and opt.defaults["momentum"] == 0.9
+    with pytest.raises(HParamError, match="momentum: must be > 0"):
+        spec.resolve(("tasks.t.overrides.sgd-nesterov", {"momentum": 0.0}))
+    with pytest.raises(HParamError, match="has no hyper-parameter 'nesterov'"):
+        spec.resolve(("tasks.t.overrides.sgd-nesterov", {"nesterov": False}))
+
+
+def test_legends_show_the_recipe():
+    from amsgrad_repro.optimizers.labels import describe_step_size, run_label_parts
+
+    values = {"lr": 0.1, "lr_schedule": "warmup_cosine", "lr_warmup": 0.05, "lr_final": 0.0}
+    assert describe_step_size(values) == "α=0.1 (5% warm-up, cos→0α)"
+    linear = {**values, "lr_schedule": "warmup_linear", "lr_final": 0.1}
+    assert describe_step_size(linear) == "α=0.1 (5% warm-up, lin→0.1α)"
+    assert run_label_parts("adamw", {"lr": 0.1, "weight_decay": 0.01})["weight_decay"] == "λ=0.01"
+    assert "weight_decay" not in run_label_parts("adam", {"lr": 0.1, "weight_decay": 0.0})
+    assert run_label_parts("sgd-nesterov", {"lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4}) == {
+        "lr": "α=0.1",
+        "momentum": "μ=0.9",
+        "weight_decay": "L2=0.0005",
+    }

@@ -97,6 +97,8 @@ def test_compiled_step_equals_the_tensor_update_for_every_optimizer(problem):
         ("adam", {"beta1_schedule": "exp_decay", "beta1_decay": 0.999}),
         ("adamnc", {"beta1_schedule": "inv_t"}),
         ("adam", {"lr_schedule": "inv_sqrt_affine", "lr": 0.01, "lr_decay": 0.01}),
+        ("amsgrad", {"lr_schedule": "warmup_cosine", "lr_warmup": 0.1, "lr_final": 0.1}),
+        ("adopt", {"lr_schedule": "warmup_linear", "lr_warmup": 0.02, "lr_horizon": 5000}),
         ("adopt", {"clip": True}),
         ("yogi", {"bias_correction": True}),
         ("amsbound", {"bias_correction": True, "eps": 1e-8, "divide_by_sqrt_t": False}),

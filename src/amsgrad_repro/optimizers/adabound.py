@@ -56,7 +56,7 @@ def adabound_coefficients(hp: Any, t: int, carry: tuple) -> tuple[tuple, tuple]:
     beta1_product = decayed(carry[0], hp.beta1)
     beta2_product = decayed(carry[1], hp.beta2)
     m_correction, _, v_scale = corrections(hp.bias_correction, beta1_product, beta2_product)
-    alpha = step_size(hp.lr, hp.lr_schedule, hp.lr_decay, t)
+    alpha = step_size(hp, t)
     final = hp.final_lr * alpha / hp.lr
     lower = final * (1.0 - 1.0 / (hp.gamma * t + 1.0))
     upper = final * (1.0 + 1.0 / (hp.gamma * t))

@@ -8,15 +8,20 @@ Per coordinate, with m_0 = v_0 = v̂_0 = 0 and α_t, β1t from their schedules:
   max(v̂_{t−1}, v_t), the max of the *raw* EMA (AMSGrad, paper form); ``max_corrected``
   v̂_t = max(v̂_{t−1}, v_t/(1 − Πβ2)), the max of the *bias-corrected* v (older optax);
   ``mean`` β2t = 1 − 1/t, so v_t is the mean of g_1²…g_t² (AdamNC)
-* x_{t+1} = x_t − α_t/(1 − Πβ1) · m_t / (√v̂_t/√(1 − Πβ2) + ε), the corrections being 1
-  unless ``bias_correction`` (off in the paper, as is ε); for ``max_corrected`` v̂ is
-  already corrected. The products Πβ make the corrections exact under any β schedule and
-  equal to 1 for AdamNC, whose v is an unbiased mean.
+* x_{t+1} = x_t·(1 − α_t·λ) − α_t/(1 − Πβ1) · m_t / (√v̂_t/√(1 − Πβ2) + ε), the
+  corrections being 1 unless ``bias_correction`` (off in the paper, as is ε); for
+  ``max_corrected`` v̂ is already corrected. λ = ``weight_decay`` is decoupled weight decay
+  (Loshchilov & Hutter, ICLR 2019), 0 in the paper: the shrink uses α_t with its schedule,
+  as ``torch.optim.AdamW`` does. The products Πβ make the corrections exact under any β
+  schedule and equal to 1 for AdamNC, whose v is an unbiased mean.
 
 ``bias_correction: true, eps: 1e-8`` on ``amsgrad`` is ``torch.optim.Adam(amsgrad=True)``
 (max of the raw v divided by the *current* correction; pytorch issue #142323), tested equal;
-``torch-amsgrad`` runs that class itself. Projection onto a feasible box is the problem's
-business, not the optimizer's (the synthetic runner clips after every step).
+``torch-amsgrad`` runs that class itself; with ``weight_decay: λ`` the same settings are
+``torch.optim.AdamW(amsgrad=True, weight_decay=λ)`` (tested equal). The compiled 1-D
+kernel's scalar step has no x to shrink, so a run with λ > 0 takes the generic path there.
+Projection onto a feasible box is the problem's business, not the optimizer's (the
+synthetic runner clips after every step).
 """
 
 from __future__ import annotations
@@ -73,6 +78,13 @@ class AdamSettings(StepSize):
         0.0,
         symbol="ε",
     )
+    weight_decay: float = real(
+        0.0,
+        "λ, decoupled weight decay: x ← x·(1 − α_t·λ) before the step (AdamW; 0 in the paper)",
+        0.0,
+        symbol="λ",
+        show_zero=False,
+    )
     second_moment: str = choice(
         "ema",
         SECOND_MOMENTS,
@@ -93,8 +105,8 @@ def beta1_at(beta1: Any, schedule: int, decay: float, t: int) -> Any:
 
 @scalar_code
 def adam_coefficients(hp: Any, t: int, carry: tuple[Any, Any]) -> tuple[tuple, tuple]:
-    """(β1t, β2t, step = α_t/(1 − Πβ1), v correction 1 − Πβ2, its square root), and the
-    products Πβ1, Πβ2 carried to the next step."""
+    """(β1t, β2t, step = α_t/(1 − Πβ1), v correction 1 − Πβ2, its square root, the
+    weight-decay shrink 1 − α_t·λ), and the products Πβ1, Πβ2 carried to the next step."""
     beta1_product, beta2_product = carry
     beta1 = beta1_at(hp.beta1, hp.beta1_schedule, hp.beta1_decay, t)
     beta2 = 1.0 - 1.0 / t if hp.second_moment == MEAN else hp.beta2
@@ -103,8 +115,15 @@ def adam_coefficients(hp: Any, t: int, carry: tuple[Any, Any]) -> tuple[tuple, t
     m_correction, v_correction, v_scale = corrections(
         hp.bias_correction, beta1_product, beta2_product
     )
-    alpha = step_size(hp.lr, hp.lr_schedule, hp.lr_decay, t)
-    coeffs = (beta1, beta2, alpha / m_correction, v_correction, v_scale)
+    alpha = step_size(hp, t)
+    coeffs = (
+        beta1,
+        beta2,
+        alpha / m_correction,
+        v_correction,
+        v_scale,
+        1.0 - alpha * hp.weight_decay,
+    )
     return coeffs, (beta1_product, beta2_product)
 
 
@@ -117,11 +136,13 @@ def state_names(hp: Any) -> tuple[str, ...]:
 def _single_tensor(
     params: list[Tensor], grads: list[Tensor], state: TensorState, hp: Any, coeffs: tuple
 ) -> None:
-    beta1, beta2, step, v_correction, v_scale = coeffs
+    beta1, beta2, step, v_correction, v_scale, shrink = coeffs
     exp_avgs, exp_avg_sqs = state["exp_avg"], state["exp_avg_sq"]
     max_sqs = state.get("max_exp_avg_sq")
     for i, param in enumerate(params):
         grad, m, v = grads[i], exp_avgs[i], exp_avg_sqs[i]
+        if hp.weight_decay:
+            param.mul_(per_param(shrink, param))
         moments_(m, v, grad, beta1, beta2, param)
         if hp.second_moment == MAX_CORRECTED:
             torch.maximum(max_sqs[i], v / per_param(v_correction, param), out=max_sqs[i])
@@ -137,8 +158,10 @@ def _single_tensor(
 def _multi_tensor(
     params: list[Tensor], grads: list[Tensor], state: TensorState, hp: Any, coeffs: tuple
 ) -> None:
-    beta1, beta2, step, v_correction, v_scale = coeffs
+    beta1, beta2, step, v_correction, v_scale, shrink = coeffs
     exp_avgs, exp_avg_sqs = state["exp_avg"], state["exp_avg_sq"]
+    if hp.weight_decay:
+        torch._foreach_mul_(params, shrink)
     foreach_moments_(exp_avgs, exp_avg_sqs, grads, beta1, beta2)
     if hp.second_moment == MAX_CORRECTED:
         max_sqs = state["max_exp_avg_sq"]
@@ -159,7 +182,7 @@ def adam_scalar_init(hp: Any) -> tuple:
 @scalar_code
 def adam_scalar_step(state: tuple, hp: Any, g: float, t: int) -> tuple[tuple, float]:
     coeffs, carry = adam_coefficients(hp, t, (state[3], state[4]))
-    beta1, beta2, step, v_correction, v_scale = coeffs
+    beta1, beta2, step, v_correction, v_scale, _ = coeffs  # λ > 0 never runs here
     m = beta1 * state[0] + (1.0 - beta1) * g
     v = beta2 * state[1] + (1.0 - beta2) * g * g
     v_max = state[2]
@@ -183,6 +206,7 @@ FAMILY = NativeFamily(
     multi_tensor=_multi_tensor,
     scalar_init=adam_scalar_init,
     scalar_step=adam_scalar_step,
+    scalar_zero_only=("weight_decay",),
 )
 PAPER = "Reddi, Kale & Kumar, ICLR 2018"
 

@@ -43,7 +43,7 @@ class AdoptSettings(StepSize):
 @scalar_code
 def adopt_coefficients(hp: Any, t: int, carry: tuple) -> tuple[tuple, tuple]:
     """(first step?, β1, β2, α_t, clip bound t^(1/4))."""
-    alpha = step_size(hp.lr, hp.lr_schedule, hp.lr_decay, t)
+    alpha = step_size(hp, t)
     return (t == 1, hp.beta1, hp.beta2, alpha, sqrt(sqrt(float(t)))), carry
 
 

@@ -6,6 +6,7 @@ import argparse
 
 from amsgrad_repro.cli import json_arg
 from amsgrad_repro.optimizers import BUILTINS, OptimizerSpec, catalogue, hparams, scalar_form
+from amsgrad_repro.optimizers.spec import SCHEDULE_FIELDS
 from amsgrad_repro.settings_base import check_section
 
 
@@ -25,7 +26,7 @@ def default_text(spec: OptimizerSpec) -> str:
     parts = []
     for name, rule in hparams.rules(spec.settings).items():
         value = values[name]
-        if name in ("lr_schedule", "lr_decay") and value == declared[name]:
+        if name in SCHEDULE_FIELDS and value == declared[name]:
             continue
         text = f"{value:g}" if isinstance(value, float) else str(value).lower()
         parts.append(f"[{name}: {text}]" if rule.fixed else f"{name} {text}")

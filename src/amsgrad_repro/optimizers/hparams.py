@@ -45,6 +45,7 @@ class Rule:
     tunable: bool = False
     symbol: str = ""  # short label in legends and titles, e.g. "β1"
     fixed: bool = False  # set by the optimizer's name, never by the user
+    show_zero: bool = True  # False: legends leave the field out while it is 0 (switched off)
 
     def check(self, name: str, value: Any) -> Any:
         """The value coerced to the field's type, or HParamError naming the problem."""
@@ -109,9 +110,21 @@ def real(
     high_open: bool = False,
     tunable: bool = False,
     symbol: str = "",
+    show_zero: bool = True,
 ) -> Any:
-    """A real-valued hyper-parameter in [low, high] (either end open if asked)."""
-    rule = Rule(doc, "real", low, high, low_open, high_open, tunable=tunable, symbol=symbol)
+    """A real-valued hyper-parameter in [low, high] (either end open if asked); with
+    ``show_zero=False`` a legend shows it only when it is not 0 (a switched-off option)."""
+    rule = Rule(
+        doc,
+        "real",
+        low,
+        high,
+        low_open,
+        high_open,
+        tunable=tunable,
+        symbol=symbol,
+        show_zero=show_zero,
+    )
     return _field(float(default), rule)
 
 

@@ -11,7 +11,8 @@ from amsgrad_repro.optimizers import BUILTINS, hparams
 
 
 def describe_step_size(values: Mapping[str, Any]) -> str:
-    """``α=0.5/√t``, ``α=0.01/√(1+0.01t)`` or ``α=0.001`` from recorded values ("" when
+    """``α=0.5/√t``, ``α=0.01/√(1+0.01t)``, ``α=0.1 (5% warm-up, cos→0α)`` or ``α=0.001``
+    from recorded values ("" when
     they have no α, e.g. a record written before α was recorded)."""
     if "lr" not in values:
         return ""
@@ -20,6 +21,10 @@ def describe_step_size(values: Mapping[str, Any]) -> str:
         return f"{lr}/√t"
     if values.get("lr_schedule") == "inv_sqrt_affine":
         return f"{lr}/√(1+{values.get('lr_decay', 0):g}t)"
+    decay = {"warmup_cosine": "cos", "warmup_linear": "lin"}.get(values.get("lr_schedule"))
+    if decay:
+        warmup = f"{values.get('lr_warmup', 0) * 100:g}% warm-up, "
+        return f"{lr} ({warmup}{decay}→{values.get('lr_final', 0):g}α)"
     return lr
 
 
@@ -34,7 +39,7 @@ def label_parts(settings_type: type, values: Mapping[str, Any]) -> dict[str, str
         if rule.kind == "flag":
             if value:
                 parts[name] = rule.symbol
-        else:
+        elif value or rule.show_zero:
             parts[name] = f"{rule.symbol}={value:g}"
     return parts
 

@@ -39,7 +39,7 @@ def moment_coefficients(hp: Any, t: int, carry: tuple) -> tuple[tuple, tuple]:
     m_correction, v_correction, v_scale = corrections(
         hp.bias_correction, beta1_product, beta2_product
     )
-    alpha = step_size(hp.lr, hp.lr_schedule, hp.lr_decay, t)
+    alpha = step_size(hp, t)
     coeffs = (hp.beta1, hp.beta2, alpha, m_correction, v_correction, v_scale)
     return coeffs, (beta1_product, beta2_product)
 

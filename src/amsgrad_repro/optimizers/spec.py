@@ -52,6 +52,9 @@ class NativeFamily:
     scalar_step: Callable[..., Any]
     # (state name, parameter, packed hp) -> initial tensor; None: zeros like the parameter.
     init_state: Callable[..., Any] | None = None
+    # Hyper-parameters the scalar step cannot apply (it sees no x, e.g. decoupled weight
+    # decay): with any of them non-zero a 1-D run takes the generic tensor path.
+    scalar_zero_only: tuple[str, ...] = ()
 
     def update(self, params: list, grads: list, state: dict, hp: Any, coeffs: tuple, foreach: bool):
         """One step on lists of tensors: the multi-tensor path when ``foreach`` asks for

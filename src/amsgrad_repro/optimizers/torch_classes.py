@@ -1,5 +1,6 @@
 """PyTorch's own optimizers, selectable by name: the framework forms of Adam and AMSGrad,
-AdamW, RAdam, NAdam and the classic baselines.
+AdamW and its AMSGrad form, RAdam, NAdam and the classic baselines (SGD, with Nesterov
+momentum as today's reference baseline of image classification).
 
 They run as ``torch.optim`` classes (built with ``spec.torch_kwargs``; α's schedule comes
 from a LambdaLR). ``torch-adam`` and ``torch-amsgrad`` have a native twin, the paper's
@@ -25,7 +26,20 @@ class AdamLikeSettings(StepSize):
     beta1: float = real(0.9, "β1", 0.0, 1.0, high_open=True, tunable=True, symbol="β1")
     beta2: float = real(0.999, "β2", 0.0, 1.0, high_open=True, tunable=True, symbol="β2")
     eps: float = real(1e-8, "ε added to √v̂", 0.0, symbol="ε")
-    weight_decay: float = real(0.0, "L2 penalty added to the gradient (AdamW: decoupled)", 0.0)
+    weight_decay: float = real(
+        0.0, "L2 penalty added to the gradient", 0.0, symbol="L2", show_zero=False
+    )
+
+
+@dataclass(frozen=True)
+class AdamWSettings(AdamLikeSettings):
+    weight_decay: float = real(
+        1e-2,
+        "λ, decoupled weight decay: x ← x·(1 − α_t·λ) before the step",
+        0.0,
+        symbol="λ",
+        show_zero=False,
+    )
 
 
 @dataclass(frozen=True)
@@ -37,7 +51,16 @@ class NAdamSettings(AdamLikeSettings):
 class SGDSettings(StepSize):
     momentum: float = real(0.0, "heavy-ball momentum", 0.0, symbol="μ")
     nesterov: bool = flag(False, "Nesterov momentum")
-    weight_decay: float = real(0.0, "L2 penalty", 0.0)
+    weight_decay: float = real(0.0, "L2 penalty", 0.0, symbol="L2", show_zero=False)
+
+
+@dataclass(frozen=True)
+class NesterovSettings(StepSize):
+    """SGD with Nesterov momentum, which PyTorch defines only for a momentum > 0 (and no
+    dampening, which these settings do not have)."""
+
+    momentum: float = real(0.9, "Nesterov momentum μ", 0.0, 1.0, low_open=True, symbol="μ")
+    weight_decay: float = real(0.0, "L2 penalty", 0.0, symbol="L2", show_zero=False)
 
 
 @dataclass(frozen=True)
@@ -115,10 +138,18 @@ SPECS = (
     _spec(
         "adamw",
         "AdamW",
-        AdamLikeSettings,
+        AdamWSettings,
         "AdamW: decoupled weight decay",
+        kwargs=_with(amsgrad=False),
         paper="Loshchilov & Hutter, ICLR 2019",
-        weight_decay=1e-2,
+    ),
+    _spec(
+        "adamw-amsgrad",
+        "AdamW",
+        AdamWSettings,
+        "AdamW in AMSGrad form: max of the raw v over the current correction, decoupled decay",
+        kwargs=_with(amsgrad=True),
+        paper="Loshchilov & Hutter, ICLR 2019; Reddi et al., ICLR 2018",
     ),
     _spec(
         "radam",
@@ -135,6 +166,15 @@ SPECS = (
         paper="Dozat, ICLR 2016 workshop",
     ),
     _spec("sgd", "SGD", SGDSettings, "SGD (optionally with momentum)", lr=1e-2),
+    _spec(
+        "sgd-nesterov",
+        "SGD",
+        NesterovSettings,
+        "SGD with Nesterov momentum (the reference baseline of image classification)",
+        kwargs=_with(nesterov=True),
+        paper="Sutskever et al., ICML 2013",
+        lr=1e-1,
+    ),
     _spec("adagrad", "Adagrad", AdagradSettings, "Adagrad", lr=1e-2),
     _spec("rmsprop", "RMSprop", RMSpropSettings, "RMSprop", lr=1e-2),
 )

@@ -17,7 +17,7 @@ import torch
 from torch.optim import Optimizer
 
 from amsgrad_repro.optimizers import BUILTINS, hparams
-from amsgrad_repro.optimizers.schedules import lr_factor
+from amsgrad_repro.optimizers.schedules import check_horizon, lr_factor
 from amsgrad_repro.optimizers.spec import NativeFamily, OptimizerSpec, TorchClass
 
 
@@ -102,6 +102,7 @@ def build(
     step-size schedule to a ``torch.optim`` class (None for native families, which apply
     it themselves, or with ``scheduler=False`` for a caller that sets each group's lr).
     ``members`` (stacked jobs) is only for native families."""
+    check_horizon(settings)
     if spec.native is not None:
         return DeclaredOptimizer(
             params, spec.native, settings, foreach=foreach, members=members

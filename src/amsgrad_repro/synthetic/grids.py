@@ -30,6 +30,7 @@ import pandas as pd
 
 from amsgrad_repro.io import provenance, write_csv, write_json
 from amsgrad_repro.optimizers import OptimizerSpec, hparams, scalar_form
+from amsgrad_repro.optimizers.schedules import with_horizon
 from amsgrad_repro.synthetic import BOUNDS
 from amsgrad_repro.synthetic.grid_spec import GridSpec
 from amsgrad_repro.synthetic.kernel import (
@@ -80,7 +81,8 @@ def grid_runs(grid: GridSpec) -> list[GridRun]:
 
 def kernel_run(grid: GridSpec, run: GridRun, spec: OptimizerSpec) -> KernelRun:
     """The compiled kernel's form of one grid run (a torch class runs as its twin)."""
-    family, settings = scalar_form(spec, run.settings)  # type: ignore[misc]
+    form = scalar_form(spec, with_horizon(run.settings, grid.steps))
+    family, settings = form  # type: ignore[misc]
     return KernelRun(
         family,
         settings,

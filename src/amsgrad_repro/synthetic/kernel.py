@@ -27,6 +27,7 @@ from numba.extending import overload, register_jitable
 
 from amsgrad_repro import numba_cache
 from amsgrad_repro.optimizers import BUILTINS, NATIVE_FAMILIES, hparams, scalar
+from amsgrad_repro.optimizers.schedules import check_horizon
 from amsgrad_repro.optimizers.spec import NativeFamily
 from amsgrad_repro.synthetic import problems
 from amsgrad_repro.synthetic.problems import stream
@@ -79,6 +80,7 @@ def family_index(family: NativeFamily) -> int:
 
 def hp_record(settings) -> np.void:  # noqa: ANN001 - any native settings dataclass
     """One run's hyper-parameters as the kernel's record."""
+    check_horizon(settings)
     record = np.zeros((), dtype=HP_DTYPE)
     for name, rule in hparams.rules(type(settings)).items():
         record[name] = hparams.packed_value(rule, getattr(settings, name))

@@ -22,6 +22,7 @@ import pandas as pd
 
 from amsgrad_repro.io import provenance, write_csv, write_json
 from amsgrad_repro.optimizers import OptimizerSpec, hparams, scalar_form, task_settings
+from amsgrad_repro.optimizers.schedules import with_horizon
 from amsgrad_repro.synthetic import BOUNDS
 from amsgrad_repro.synthetic.generic import run_generic
 from amsgrad_repro.synthetic.kernel import KernelRun, record_schedule, run_batch
@@ -74,7 +75,7 @@ def run_task(
     generic: list[tuple[OptimizerSpec, Any]] = []
     for name in names or task["optimizers"]:
         spec = specs[name]
-        settings = task_settings(spec, task_name, task)
+        settings = with_horizon(task_settings(spec, task_name, task), steps)
         form = _plan(spec, settings, engine)
         if form is None:
             generic.append((spec, settings))

@@ -34,7 +34,7 @@ import torch
 from amsgrad_repro.data import load_cache
 from amsgrad_repro.io import atomic_open, provenance, write_csv, write_json
 from amsgrad_repro.optimizers import catalogue, hparams, task_settings
-from amsgrad_repro.optimizers.schedules import lr_factor
+from amsgrad_repro.optimizers.schedules import lr_factor, with_horizon
 from amsgrad_repro.optimizers.torch_optimizer import build
 from amsgrad_repro.staleness import NOT_IDENTITY  # what does not change a run's numbers
 from amsgrad_repro.train import checkpoint
@@ -238,6 +238,7 @@ class TrainingJob:
         self.divergence = DivergenceRule.from_settings(self.settings)
         self.eval_batch_size = int(self.settings.get("eval_batch_size") or 1000)
         self.steps_per_epoch = math.ceil(self.splits.sizes["train"] / self.batch_size)
+        self.total_steps = self.epochs * self.steps_per_epoch  # a warmup_* schedule's T
         self.spec = catalogue(request.plugins)[request.optimizer]
         self.columns = self._columns()
         self.step = 0
@@ -308,8 +309,9 @@ class TrainingJob:
         checkpointing after every epoch, and write the outputs."""
         resumed = self.try_resume()
         self.model.train()
-        total = self.epochs * self.steps_per_epoch
-        progress = Progress(self.label(), total, self.step, bar=self.request.progress_bar)
+        progress = Progress(
+            self.label(), self.total_steps, self.step, bar=self.request.progress_bar
+        )
         if resumed:
             progress.write(f"{self.label()}: resuming after epoch {self.epoch} (step {self.step})")
         self._started = time.perf_counter()
@@ -347,7 +349,9 @@ class Trainer(TrainingJob):
 
     def __init__(self, request: RunRequest) -> None:
         super().__init__(request)
-        self.optimizer_settings = task_settings(self.spec, request.task, self.settings)
+        self.optimizer_settings = with_horizon(
+            task_settings(self.spec, request.task, self.settings), self.total_steps
+        )
         self.hparams = hparams.as_record(self.optimizer_settings)
         self._build()
         self.rows: list[dict[str, float]] = []

@@ -35,7 +35,7 @@ import torch
 
 from amsgrad_repro.io import provenance, write_csv, write_json
 from amsgrad_repro.optimizers import hparams, task_settings
-from amsgrad_repro.optimizers.schedules import lr_factor
+from amsgrad_repro.optimizers.schedules import lr_factor, with_horizon
 from amsgrad_repro.optimizers.torch_optimizer import build
 from amsgrad_repro.run_settings import job_settings
 from amsgrad_repro.settings_base import deep_merge
@@ -81,13 +81,23 @@ class StackedRequest:
     lock_wait_s: float = 0.0  # how long to wait for another trainer of the same job
 
 
-def member_values(spec: Any, task: str, settings: Mapping[str, Any], members: Sequence[Member]):
-    """Each member's resolved optimizer settings, the settings the job builds its optimizer
-    with (the first member's) and ``{field: tensor of per-member values}`` for the tunable
-    fields in which members differ. Members differing in anything else, or in anything at
-    all for an optimizer that cannot take per-member values, are an error."""
+def member_values(
+    spec: Any,
+    task: str,
+    settings: Mapping[str, Any],
+    members: Sequence[Member],
+    total_steps: int = 0,
+):
+    """Each member's resolved optimizer settings (a warmup_* schedule's horizon set to
+    ``total_steps``), the settings the job builds its optimizer with (the first member's)
+    and ``{field: tensor of per-member values}`` for the tunable fields in which members
+    differ. Members differing in anything else, or in anything at all for an optimizer
+    that cannot take per-member values, are an error."""
     resolved = [
-        task_settings(spec, task, deep_merge(settings, {"overrides": {spec.name: m.hparams}}))
+        with_horizon(
+            task_settings(spec, task, deep_merge(settings, {"overrides": {spec.name: m.hparams}})),
+            total_steps,
+        )
         for m in members
     ]
     rules = hparams.rules(type(resolved[0]))
@@ -116,7 +126,7 @@ class StackedTrainer(TrainingJob):
         if not self.kind.stackable:
             raise ValueError(f"task kind {self.kind.name!r} cannot be stacked")
         self.member_settings, settings, self.per_member = member_values(
-            self.spec, request.task, self.settings, request.members
+            self.spec, request.task, self.settings, request.members, self.total_steps
         )
         self.states = [
             MemberState(m.seed, hparams.as_record(s), [])
