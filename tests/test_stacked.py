@@ -212,6 +212,37 @@ def test_members_may_differ_in_tunable_hyper_parameters(cache, tmp_path):
         assert {k: info["settings"]["hparams"][k] for k in point} == point
 
 
+RECIPE = {
+    "model": {"arch": "mlp"},
+    # Small enough to clip: test_clipping shows this norm changes a run of this model.
+    "grad_clip_norm": 0.05,
+    "hparams": {
+        "lr": 0.01,
+        "lr_schedule": "warmup_cosine",
+        "lr_warmup": 0.3,
+        "lr_final": 0.1,
+        "weight_decay": 0.01,
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "optimizer, points",
+    [("amsgrad", [{"lr": 0.01}, {"lr": 0.03}]), ("adamw-amsgrad", [{}, {}])],
+    ids=["amsgrad-per-member-lr", "adamw-amsgrad"],
+)
+def test_members_clip_their_own_gradient_under_a_warmup_recipe(cache, tmp_path, optimizer, points):
+    """The recipe settings stacked: each member's gradient clipped by its own norm, the
+    schedule's horizon the job's total steps, decoupled weight decay with per-member α."""
+    members = [Member(i, tmp_path / f"recipe{i}", p) for i, p in enumerate(points)]
+    job = assert_members_equal(cache, tmp_path, optimizer, members, **RECIPE)["float32"]
+    for member in job.members:
+        info = json.loads((member.out_dir / "run.json").read_text())
+        assert info["settings"]["grad_clip_norm"] == 0.05
+        assert info["hparams"]["lr_horizon"] == info["steps"] == 20
+        assert info["hparams"]["lr_schedule"] == "warmup_cosine"
+
+
 def test_torch_classes_refuse_per_member_values(cache, tmp_path):
     members = [Member(0, tmp_path / "a", {"lr": 0.01}), Member(0, tmp_path / "b", {"lr": 0.1})]
     with pytest.raises(ValueError, match="cannot take per-member"):

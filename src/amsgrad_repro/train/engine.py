@@ -24,7 +24,7 @@ import math
 import os
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from amsgrad_repro.optimizers.torch_optimizer import build
 from amsgrad_repro.staleness import NOT_IDENTITY  # what does not change a run's numbers
 from amsgrad_repro.train import checkpoint
 from amsgrad_repro.train.api import InputTransform, TaskKind, load_kind, metric_columns
+from amsgrad_repro.train.clipping import clipper
 from amsgrad_repro.train.device import (
     compute_dtype,
     configure_backends,
@@ -199,10 +200,18 @@ class RunningMeans:
         return {f"train_{name}": total / self.count for name, total in self.sums.items()}
 
 
-def update(optimizer: torch.optim.Optimizer, scheduler: Any, objective: torch.Tensor) -> None:
-    """The one parameter update per batch of every training loop (single and stacked)."""
+def update(
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    objective: torch.Tensor,
+    clip: Callable[[], None] | None = None,
+) -> None:
+    """The one parameter update per batch of every training loop (single and stacked),
+    with the task's gradient clipping (``train.clipping``) between backward and step."""
     optimizer.zero_grad(set_to_none=True)
     objective.backward()
+    if clip is not None:
+        clip()
     optimizer.step()
     if scheduler is not None:
         scheduler.step()
@@ -373,6 +382,7 @@ class Trainer(TrainingJob):
         self.optimizer, self.scheduler = build(
             self.spec, self.model.parameters(), self.optimizer_settings
         )
+        self.clip = clipper(self.settings, list(self.model.parameters()), stacked=False)
         self.order_gen = torch.Generator().manual_seed(_derived_seed(request.seed, 1))
         self.kind_gen = torch.Generator(self.device).manual_seed(_derived_seed(request.seed, 2))
 
@@ -468,7 +478,7 @@ class Trainer(TrainingJob):
             loss, extras = self.kind.batch_loss(self.forward_model, x, y, self.kind_gen)
             if self.initial_loss is None:  # one host sync, at the first step only
                 self.initial_loss = float(loss.detach())
-            update(self.optimizer, self.scheduler, loss)
+            update(self.optimizer, self.scheduler, loss, self.clip)
             running.add({"loss": loss, **extras}, index.shape[0])
             self.step += 1
             progress.step()

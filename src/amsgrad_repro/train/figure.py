@@ -55,6 +55,8 @@ def describe(task: Mapping[str, Any], seeds: int, common: str) -> str:
     share (plots.legend_labels), the rest is in each legend entry."""
     model = task.get("model", {}).get("arch", "?")
     shared = f", {common}" if common else ""
+    if task.get("grad_clip_norm"):
+        shared += f", ‖g‖ clipped at {task['grad_clip_norm']:g}"
     return (
         f"{model} on {task.get('dataset')}, batch {task.get('batch_size')}{shared}, "
         f"{plural(task.get('epochs', 0), 'epoch')}, {plural(seeds, 'seed')}"

@@ -39,6 +39,7 @@ from amsgrad_repro.optimizers.schedules import lr_factor, with_horizon
 from amsgrad_repro.optimizers.torch_optimizer import build
 from amsgrad_repro.run_settings import job_settings
 from amsgrad_repro.settings_base import deep_merge
+from amsgrad_repro.train.clipping import clipper
 from amsgrad_repro.train.device import synchronize
 from amsgrad_repro.train.engine import (
     MemberState,
@@ -155,6 +156,7 @@ class StackedTrainer(TrainingJob):
         self.optimizer, self.scheduler = build(
             self.spec, self.model.parameters(), self.optimizer_settings, members=members or None
         )
+        self.clip = clipper(self.settings, list(self.model.parameters()), stacked=True)
 
     def own_identity(self) -> dict[str, Any]:
         return {
@@ -301,7 +303,7 @@ class StackedTrainer(TrainingJob):
             if self.states[self.active[0]].initial_loss is None:  # one sync, first step
                 for position, value in enumerate(loss.detach().tolist()):
                     self.states[self.active[position]].initial_loss = value
-            update(self.optimizer, self.scheduler, loss.sum())
+            update(self.optimizer, self.scheduler, loss.sum(), self.clip)
             running.add({"loss": loss, **extras}, index.shape[1])
             self.step += 1
             progress.step()
