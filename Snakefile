@@ -33,6 +33,7 @@ localrules:
     figure1,
     grid_figure,
     analyse,
+    cross_task,
 
 
 rule all:

@@ -59,6 +59,7 @@ def test_the_smoke_plan():
         "grid_figure": 3,
         "prepare_dataset": 1,
         "analyse": 1,
+        "cross_task": 1,
         "all": 1,
     }
     stacked = {job.name: job for job in planned.stacked}

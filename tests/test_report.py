@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from amsgrad_repro.analysis.verdicts import VERDICTS
+from amsgrad_repro.analysis.cross_task import NO_PAIRS
+from amsgrad_repro.analysis.verdicts import TOO_FEW_SEEDS, is_verdict
 
 # Every test here reads the session's smoke pipeline (tests/conftest.py: smoke_pipeline, the
 # shipped smoke preset with tune=True, and its report).
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.slow
 def test_report_contains_every_figure_and_the_claims_table(smoke_pipeline):
     report = (smoke_pipeline / "results/report.html").read_text()
     figures = sorted(p.name for p in (smoke_pipeline / "results/figures").glob("*.png"))
-    expected = {"figure1.png", "logreg.png", "mlp.png", "sensitivity_logreg.png"}
+    expected = {"figure1.png", "logreg.png", "mlp.png", "sensitivity_logreg.png", "cross_task.png"}
     assert expected <= set(figures), figures
     for name in figures:
         assert name in report, f"{name} missing from the report"
@@ -42,7 +43,7 @@ def test_claims_table_lists_every_claim_with_a_verdict(smoke_pipeline):
     claims = pd.read_csv(smoke_pipeline / "results/tables/claims.csv")
     listed = yaml.safe_load((smoke_pipeline / "workflow/claims.yaml").read_text())
     assert list(claims["id"]) == [c["id"] for c in listed]
-    assert set(claims["verdict"]) <= set(VERDICTS)
+    assert all(map(is_verdict, claims["verdict"])), set(claims["verdict"])
     # Two smoke seeds never decide a claim about runs, and every row says which setting it
     # is about. The smoke grids run 5+ seeds of ADOPT's problem (one seed of a deterministic
     # problem is exact), so their claims get verdicts, marked SHORTENED like the others.
@@ -82,3 +83,31 @@ def test_summary_and_tidy_tables(smoke_pipeline):
     assert set(paired["statistic"]) == {"final", "best"}
     finals = pd.read_csv(tables / "finals.csv")
     assert "hparam_sensitivity" in set(finals["metric"])
+
+
+def test_the_cross_task_summary_covers_every_task_and_optimizer_that_ran(smoke_pipeline):
+    """One cell per task that ran × each optimizer it ran besides the baseline (the plug-in
+    lion like a built-in), on the metric of the task's first compare claim; two smoke seeds
+    decide none; the front page of the report inlines the heatmap."""
+    cells = pd.read_csv(smoke_pipeline / "results/tables/cross_task.csv")
+    runs = smoke_pipeline / "results/runs"
+    ran = {p.name: {o.name for o in p.iterdir()} for p in runs.iterdir()}
+    assert set(cells["task"]) == set(ran)
+    for task, optimizers in ran.items():
+        mine = cells[cells["task"] == task]
+        assert set(mine["optimizer"]) == optimizers - {"adam"}, task
+        assert (mine["baseline"] == "adam").all() and mine["claim"].str.startswith("open_").all()
+    assert "lion" in set(cells.loc[cells["task"] == "logreg", "optimizer"])
+    logreg = cells[cells["task"] == "logreg"]
+    assert (logreg["metric"] == "test_accuracy").all() and (logreg["margin"] == 0.005).all()
+    assert set(cells.loc[cells["task"] == "vae_mnist", "metric"]) == {"test_loss"}
+    # (a plug-in's generic run of a synthetic problem may stop earlier: then no pairs)
+    synthetic = cells["task"].str.startswith("synthetic_")
+    assert (cells.loc[~synthetic, "verdict"] == TOO_FEW_SEEDS).all(), cells
+    assert set(cells.loc[synthetic, "verdict"]) <= {TOO_FEW_SEEDS, NO_PAIRS}
+    assert (cells["n_seeds"] <= 2).all() and cells["estimate"].notna().any()
+    report = (smoke_pipeline / "results/report.html").read_text()
+    assert "The answer, across tasks." in report and "The answer" in report
+    svg = (smoke_pipeline / "results/figures/cross_task.svg").read_text()
+    assert svg.startswith("<svg") and "cross_task.png" in report
+    assert "too few seeds" in svg  # the cells' verdicts, as text

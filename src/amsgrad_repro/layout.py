@@ -155,6 +155,12 @@ def figures(name: str) -> list[str]:
     return [f"{RESULTS}/figures/{name}.{ext}" for ext in FIGURE_FORMATS]
 
 
+# The cross-task summary (rule cross_task): its table, and its heatmap with an SVG beside
+# the usual formats, which the report's front page inlines.
+CROSS_TASK_TABLE = TABLES.child("cross_task.csv")
+CROSS_TASK_FIGURES = (*figures("cross_task"), f"{RESULTS}/figures/cross_task.svg")
+
+
 # --- what each job logs and measures: the same name under logs/ and benchmarks/ ----------
 
 

@@ -27,6 +27,8 @@ TRAINING_KINDS = ("classifier", "vae")
 # The tables rule analyse writes (results/tables/), and the pages the report embeds.
 TABLE_FILES = ("finals.csv", "paired.csv", "time_to_target.csv", "claims.csv", "summary.txt")
 TABLE_PAGES = ("claims.html", "statistics.html", "provenance.html", "settings.html")
+# What rule cross_task writes: every optimizer against the baseline on every task.
+CROSS_TASK_OUTPUTS = (layout.CROSS_TASK_TABLE.pattern, *layout.CROSS_TASK_FIGURES)
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ def plan(settings: Mapping[str, Any]) -> Plan:
     jobs += [Job("prepare_dataset", (layout.DATASET_CACHE.build(dataset=d),)) for d in datasets]
     tables = [layout.TABLES.child(name).pattern for name in (*TABLE_FILES, *TABLE_PAGES)]
     jobs.append(Job("analyse", tuple(tables)))
+    jobs.append(Job("cross_task", CROSS_TASK_OUTPUTS))
     targets = _targets(tasks, synthetic, training, vae, tuned, grids, seeds)
     jobs.append(Job("all", ()))
     return Plan(
@@ -211,4 +214,5 @@ def _targets(tasks, synthetic, training, vae, tuned, grids, seeds) -> list[str]:
     targets += [_grid(layout.GRID_TABLE, grid) for grid in grids]
     targets += [path for grid in grids for path in layout.figures(f"grid_{grid}")]
     targets += [layout.TABLES.child(name).pattern for name in TABLE_FILES]
+    targets += CROSS_TASK_OUTPUTS
     return targets

@@ -45,3 +45,33 @@ rule analyse:
         "amsgrad-repro analyse --runs {input.runs} --aggregates {input.aggregates}"
         " --sensitivity {input.sensitivity} --grids {input.grids} --claims {input.claims}"
         " --settings {params.settings} --out-dir results/tables > {log} 2>&1"
+
+
+# The answer to the open question, on one page: every optimizer against the baseline of
+# every task that ran (paired by seed, the task's first `compare` claim's metric and
+# margin), as a table and a heatmap; the report's front page inlines the SVG.
+rule cross_task:
+    input:
+        runs=all_run_records(),
+        claims="workflow/claims.yaml",
+    output:
+        table=layout.CROSS_TASK_TABLE.pattern,
+        png=report(
+            layout.CROSS_TASK_FIGURES[0],
+            caption="../report/cross_task.rst",
+            category="The answer",
+        ),
+        pdf=layout.CROSS_TASK_FIGURES[1],
+        svg=layout.CROSS_TASK_FIGURES[2],
+    log:
+        log_path("cross_task"),
+    benchmark:
+        benchmark_path("cross_task")
+    conda:
+        "../../envs/amsgrad.yaml"
+    params:
+        settings=all_settings(),
+    shell:
+        "amsgrad-repro cross-task --runs {input.runs} --claims {input.claims}"
+        " --settings {params.settings} --table {output.table}"
+        " --out {output.png} {output.pdf} {output.svg} > {log} 2>&1"
