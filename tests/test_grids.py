@@ -4,6 +4,7 @@ the predictions from theory, and the claim rules on tables whose answer is known
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 
 import numpy as np
@@ -45,6 +46,7 @@ def declaration(**changes):
         "hparams": {"lr": 0.5, "lr_schedule": "inv_sqrt"},
         "axes": {"beta1": {"values": [0.0, 0.9]}, "beta2": [{"values": [0.9, 0.999]}]},
         "steps": 4000,
+        "max_steps": 4000,  # no continuation unless a test asks for it
         "x1": 0.0,
         "record_points": 6,
         "success_radius": 0.1,
@@ -135,7 +137,7 @@ def test_default_grids_are_the_issues(repo_root):
             {"figure": {"type": "heatmap", "x": "beta2", "y": "beta1", "curve": "x"}},
             "unknown curve",
         ),
-        ({"figure": {"type": "quartiles", "panels": "beta1"}}, r"axis beta2 has 2 values"),
+        ({"max_steps": 3999}, r"grids\.g\.max_steps: 3999 is below steps \(4000\)"),
         ({"seeds": [1, 1]}, r"grids\.g\.seeds: duplicate seeds"),
         ({"hparams": {"beta1": 0.5}}, r"grids\.g\.hparams\.beta1: beta1 is an axis"),
         ({"overrides": {"adam": {"beta2": 0.5}}}, r"overrides\.adam\.beta2: beta2 is an axis"),
@@ -274,8 +276,14 @@ def test_theorem1_condition_needs_beta1_zero():
 # --- claim rules on constructed tables ---------------------------------------------------
 
 
-def constructed(values: dict[tuple[float, float], list[float]], problem="stochastic"):
-    """A grid table of adam on one problem: (beta1, beta2) -> final x per seed."""
+def state_of(x: float, moving: bool) -> str:
+    """A constructed run's state: settled ones converged or failed by the grids' radius."""
+    return "unsettled" if moving else "converged" if abs(x + 1.0) < 0.1 else "failed"
+
+
+def constructed(values: dict[tuple[float, float], list[float]], problem="stochastic", unsettled=()):
+    """A grid table of adam on one problem: (beta1, beta2) -> final x per seed; the cells
+    in ``unsettled`` still moving at the end (every seed)."""
     cells = sorted(values)
     rows = []
     for index, (b1, b2) in enumerate(cells):
@@ -293,6 +301,8 @@ def constructed(values: dict[tuple[float, float], list[float]], problem="stochas
                     "final_x": x,
                     "final_avg_regret": 0.0,
                     "status": "completed",
+                    "state": state_of(x, (b1, b2) in unsettled),
+                    "steps_run": 4000,
                     "hparams": json.dumps(hparams.as_record(settings)),
                 }
             )
@@ -416,8 +426,9 @@ def agreement(cells="all", value=0.9, min_cells=1):
     }
 
 
-def theorem1_grids(outcomes: dict[tuple[float, float], float]):
-    """Adam on theorem1 (beta1 = 0), one seed: (C, beta2) -> final x."""
+def theorem1_grids(outcomes: dict[tuple[float, float], float], unsettled=()):
+    """Adam on theorem1 (beta1 = 0), one seed: (C, beta2) -> final x; the cells in
+    ``unsettled`` still moving."""
     rows = []
     for index, ((c, b2), x) in enumerate(sorted(outcomes.items())):
         settings = BUILTINS["adam"].resolve(("", {"beta1": 0.0, "beta2": b2}))
@@ -433,6 +444,8 @@ def theorem1_grids(outcomes: dict[tuple[float, float], float]):
                 "final_x": x,
                 "final_avg_regret": 0.0,
                 "status": "completed",
+                "state": state_of(x, (c, b2) in unsettled),
+                "steps_run": 4000,
                 "hparams": json.dumps(hparams.as_record(settings)),
             }
         )
@@ -500,7 +513,9 @@ def test_written_table_reads_back_exactly(tmp_path):
     from amsgrad_repro.synthetic.grids import read_table, write_grid
 
     theorem = {"one_minus_logspace": {"start": -1, "stop": -20, "num": 20, "per": 12}}
-    grid = spec_of(declaration(axes={"beta1": {"values": [0.9]}, "beta2": theorem}, steps=50))
+    grid = spec_of(
+        declaration(axes={"beta1": {"values": [0.9]}, "beta2": theorem}, steps=50, max_steps=50)
+    )
     result = run_grid(grid, BUILTINS, threads=1)
     write_grid(tmp_path, grid, result, declaration(), BUILTINS)
     table = read_table(tmp_path / "table.csv")
@@ -527,3 +542,57 @@ def test_curve_positions_fall_in_the_right_cells():
     assert np.isnan(positions(beta2, np.array([0.5, 0.999999]))).all()
     # Declared out of order, placed by value (the heatmaps sort their axes).
     assert positions([0.9, 0.0, 0.5], np.array([0.5]))[0] == 1.5  # a knot: exact
+
+
+# --- settled or still moving (issue 21) ---------------------------------------------------
+
+
+def test_continuation_equals_one_uninterrupted_run_cell_by_cell():
+    """Cells unsettled at ``steps`` continue from their saved kernel state in doubling
+    rounds; each row is bit for bit the single-run kernel run alone for the steps that row
+    ran, settled cells stop, and the table says how far each went."""
+    grid = spec_of(declaration(steps=1000, max_steps=8000, problems=["online", "stochastic"]))
+    table = run_grid(grid, BUILTINS, threads=2).table
+    assert set(table["steps_run"]) <= {1000, 2000, 4000, 8000}
+    assert (table["steps_run"] > 1000).any()  # some cells needed more (else no test)
+    # Only unsettled cells go on: every cell that stopped early is settled there.
+    early = table[table["steps_run"] < 8000]
+    assert (early["state"] != "unsettled").all()
+    assert set(table["state"]) <= {"converged", "failed", "unsettled"}
+    steps = [c for c in table.columns if c.startswith("x_t")]
+    record = np.array([int(c[3:]) for c in steps])
+    for row, run in zip(table.itertuples(index=False), grid_runs(grid), strict=True):
+        alone = dataclasses.replace(grid, steps=int(row.steps_run))
+        final_x, final_regret, xs = run_alone(alone, run, BUILTINS[run.optimizer], record)
+        assert row.final_x == final_x and row.final_avg_regret == final_regret
+        ran = record <= row.steps_run
+        np.testing.assert_array_equal(np.array([getattr(row, c) for c in steps])[ran], xs[ran])
+        assert np.isnan(np.array([getattr(row, c) for c in steps])[~ran]).all()
+    # The seeds of a cell run as far as each other (a cell continues whole).
+    assert (table.groupby(["problem", "optimizer", "cell"])["steps_run"].nunique() == 1).all()
+
+
+def test_claims_count_only_settled_cells_and_never_call_unsettled_ones_failures():
+    converged, failed = [-1.0, -0.99, -0.98, -1.0, -0.97], [1.0, 0.9, 0.95, 1.0, 0.92]
+    moving = [-0.5, -0.6, -0.4, -0.55, -0.5]
+    values = {(0.9, 0.9): failed, (0.9, 0.99): moving, (0.9, 0.999): converged}
+    values |= {(0.0, 0.9): failed, (0.0, 0.99): failed, (0.0, 0.999): failed}
+    grids = constructed(values, unsettled={(0.9, 0.99)})
+    # The boundary lies between 0.9 and 0.999; the unsettled 0.99 beside it is named.
+    row = evaluate_claim(claim(BOUNDARY), grids)
+    assert row["verdict"] == REPRODUCED and row["estimate"] == 0.999
+    assert "1 of 3 cells unsettled at 4e+03 steps" in row["effect"]
+    assert "boundary between the beta2 values 0.9 and 0.999: 1 cell beside it" in row["effect"]
+    # A one-cell threshold on an unsettled cell is inconclusive, whichever side.
+    for side, value in (("below", -0.3), ("above", -0.3)):
+        rule = dict(THRESHOLD, side=side, value=value)
+        row = evaluate_claim(claim(rule), grids)
+        assert row["verdict"] == INCONCLUSIVE and "5 of 5 seeds unsettled" in row["effect"]
+    # Agreement: an unsettled cell predicted to converge is not a failure.
+    outcomes = {(3.0, 0.01): 1.0, (3.0, 0.5): -1.0, (10.0, 0.005): 1.0, (10.0, 0.5): 0.2}
+    row = evaluate_claim(claim(agreement("all")), theorem1_grids(outcomes, {(10.0, 0.5)}))
+    assert row["verdict"] == REPRODUCED and row["estimate"] == 1.0
+    assert "(3 of 4;" in row["effect"] and "1 of 4 cells unsettled" in row["effect"]
+    # Settled, the same cell counts against the prediction, and is listed.
+    row = evaluate_claim(claim(agreement("all")), theorem1_grids(outcomes))
+    assert row["estimate"] == 0.75 and "[beta2=0.5,C=10.0]" in row["effect"]

@@ -7,6 +7,10 @@ interval comes from resampling the seeds (2,000 resamples, the same indices in e
 since a seed draws the same gradients in every cell), so a deterministic problem, which
 runs one seed, gets a point interval.
 
+Only settled cells count (``synthetic.settle``: a cell is settled when every seed's run
+is): an unsettled cell is neither a success nor a failure, every verdict line says how
+many there were, and a one-cell threshold on an unsettled cell is inconclusive.
+
 * ``grid_threshold``: one cell's per-seed final metric, judged by ``verdicts.decide`` exactly
   like a ``threshold`` rule.
 * ``grid_boundary``: along ``axis`` with the other axes fixed by ``where``, the smallest
@@ -49,6 +53,7 @@ from amsgrad_repro.analysis.verdicts import (
 from amsgrad_repro.stats import DEFAULT_LEVEL
 from amsgrad_repro.synthetic.grid_spec import GridSpec, cell_label
 from amsgrad_repro.synthetic.problems import DETERMINISTIC, PARAMETER, PROBLEMS, problem_id
+from amsgrad_repro.synthetic.settle import UNSETTLED, check_point
 
 RULE_TYPES = tuple(name for name, rule in verdicts.RULE_TYPES.items() if rule.subject == "grid")
 # Seed resamples behind the boundary and agreement intervals (a cell-wide statistic has
@@ -135,6 +140,27 @@ def _seed_matrix(rows: pd.DataFrame, column: str) -> tuple[pd.DataFrame, np.ndar
     return cells, values.to_numpy(dtype=float)
 
 
+def _settled_cells(rows: pd.DataFrame, cells: pd.DataFrame) -> np.ndarray:
+    """Per cell (the order of ``cells``): every seed settled (``synthetic.settle``); an
+    unsettled cell is neither a success nor a failure of any claim."""
+    if "state" not in rows:
+        raise ValueError("the grid's table has no state column: run the grid again")
+    moving = rows.assign(moving=rows["state"] == UNSETTLED).groupby("cell")["moving"].any()
+    return ~moving.loc[cells.index].to_numpy(dtype=bool)
+
+
+def _unsettled_text(rows: pd.DataFrame, settled_cells: np.ndarray) -> str:
+    """The verdict line's count of unsettled cells and the budget they ran to."""
+    count = int((~settled_cells).sum())
+    if count == 0:
+        return f"all {settled_cells.size} cells settled"
+    budget = int(rows.loc[rows["state"] == UNSETTLED, "steps_run"].max())
+    return (
+        f"{count} of {settled_cells.size} cells unsettled at {budget:.3g} steps "
+        "(counted neither way)"
+    )
+
+
 def _resampled_means(values: np.ndarray) -> np.ndarray:
     """resamples × cells: each cell's mean over the same resampled seeds."""
     seeds = values.shape[1]
@@ -175,25 +201,42 @@ def _threshold(claim: dict[str, Any], data: GridData) -> dict[str, Any]:
         )
     samples = rows[METRIC_COLUMNS[claim["metric"]]].to_numpy(dtype=float)
     verdict = decide(samples, float(rule["value"]), rule["side"], min_seeds=1)
+    moving = int((rows["state"] == UNSETTLED).sum()) if "state" in rows else len(rows)
+    if moving:  # a run still moving is no evidence for either side
+        verdict = Verdict(INCONCLUSIVE, verdict.estimate, verdict.lo, verdict.hi, verdict.n)
     cell = {axis: rows[axis].iloc[0] for axis in data.spec.axis_names}
     effect = (
         f"mean final {claim['metric']} of {rule['optimizer']} on {rule['problem']}, "
-        f"{cell_label(cell)}{_halfway(rows) if claim['metric'] == 'x' else ''}"
+        f"{cell_label(cell)}{_halfway(rows) if claim['metric'] == 'x' else ''}; "
+        f"{_seeds_text(rows, moving)}"
     )
     threshold = claimed_side(rule["side"], float(rule["value"]), verdict)
     return _row(claim, effect, threshold, verdict, _diverged(rows))
 
 
+def _seeds_text(rows: pd.DataFrame, moving: int) -> str:
+    if moving:
+        return (
+            f"{moving} of {len(rows)} seeds unsettled at {int(rows['steps_run'].max()):.3g} "
+            "steps (inconclusive, not a failure)"
+        )
+    return f"every seed settled ({int(rows['steps_run'].max()):.3g} steps at most)"
+
+
 def _halfway(rows: pd.DataFrame) -> str:
-    """The cell's mean x at the recorded step nearest T/2, to show whether it still moves."""
+    """The cell's mean x at the settle rule's check point H ≈ T/2 of its last round, to
+    show how much it still moves."""
     # here, not at the top: it loads numba (the grids' runner)
     from amsgrad_repro.synthetic.grids import recorded_steps
 
-    steps = recorded_steps(rows)
-    if len(steps) < 2:
+    if "steps_run" not in rows or rows["steps_run"].nunique() != 1:
         return ""
-    step, column = min(steps, key=lambda s: abs(s[0] - steps[-1][0] / 2))
-    return f" (mean x at t = {step:.3g}: {rows[column].mean():.4g})"
+    end = int(rows["steps_run"].iloc[0])
+    half = check_point(end, PROBLEMS[rows["problem"].iloc[0]].period)
+    columns = dict(recorded_steps(rows))
+    if half not in columns:
+        return ""
+    return f" (mean x at t = {half:.3g}: {rows[columns[half]].mean():.4g}, at {end:.3g} steps)"
 
 
 def smallest_from_which(axis_values: np.ndarray, reaches: np.ndarray) -> np.ndarray:
@@ -215,7 +258,15 @@ def _boundary(claim: dict[str, Any], data: GridData) -> dict[str, Any]:
     if others:
         raise ValueError(f"`where` must fix every axis but {axis} (free: {', '.join(others)})")
     order = np.argsort(cells[axis].to_numpy())
-    axis_values, values = cells[axis].to_numpy()[order], values[order]
+    settled_cells = _settled_cells(rows, cells)[order]
+    every_value = cells[axis].to_numpy()[order]
+    # Only settled cells count: an unsettled one is skipped along the axis.
+    axis_values, values = every_value[settled_cells], values[order][settled_cells]
+    if axis_values.size == 0:
+        nan = float("nan")
+        effect = f"no settled cell along {axis}: {_unsettled_text(rows, settled_cells)}"
+        verdict = Verdict(INCONCLUSIVE, nan, nan, nan, values.shape[1])
+        return _row(claim, effect, f"exists on the axis ({axis})", verdict, _diverged(rows))
     with np.errstate(invalid="ignore"):
         estimate = float(
             smallest_from_which(axis_values, _reaches(np.nanmean(values, axis=1), radius))
@@ -234,11 +285,32 @@ def _boundary(claim: dict[str, Any], data: GridData) -> dict[str, Any]:
         f"smallest {axis} from which {rule['optimizer']} reaches x* on {rule['problem']} in "
         f"every cell ({cell_label(dict(rule.get('where') or {}))}): {estimate:.6g} "
         f"[{lo:.6g}, {hi:.6g}] over seed resamples; the smallest {axis} of the axis, "
-        f"{axis_values[0]:.6g}, {lowest}"
+        f"{axis_values[0]:.6g}, {lowest}; {_unsettled_text(rows, settled_cells)}"
+        f"{_beside(axis, estimate, axis_values, every_value[~settled_cells], rows)}"
     )
     threshold = f"exists on the axis ({axis_values[0]:.6g} … {axis_values[-1]:.6g})"
     verdict = Verdict(outcome, estimate, lo, hi, values.shape[1])
     return _row(claim, effect, threshold, verdict, _diverged(rows))
+
+
+def _beside(axis: str, estimate: float, settled_values, unsettled_values, rows) -> str:  # noqa: ANN001
+    """The unsettled cells beside the boundary: between the largest settled value below
+    the estimate and the estimate (+∞: above the largest settled value), where the
+    boundary could lie once they settle."""
+    if not np.isfinite(estimate):
+        below, above = settled_values[-1], np.inf
+    else:
+        lower = settled_values[settled_values < estimate]
+        below, above = (lower[-1] if lower.size else -np.inf), estimate
+    near = unsettled_values[(unsettled_values > below) & (unsettled_values < above)]
+    if near.size == 0:
+        return ""
+    budget = int(rows.loc[rows["state"] == UNSETTLED, "steps_run"].max())
+    return (
+        f"; boundary between the {axis} values {below:.6g} and {above:.6g}: {near.size} "
+        f"cell{'s' if near.size != 1 else ''} beside it unsettled at {budget:.3g} steps "
+        f"({', '.join(f'{v:.6g}' for v in near)})"
+    )
 
 
 @_on_grid("grid_agreement")
@@ -250,18 +322,21 @@ def _agreement(claim: dict[str, Any], data: GridData) -> dict[str, Any]:
     population = rule.get("cells", "all")
     if population not in ("all", "predicted_failures"):
         raise ValueError(f"cells must be 'all' or 'predicted_failures', got {population!r}")
-    members = np.ones_like(predicted) if population == "all" else predicted
+    settled_cells = _settled_cells(rows, cells)
+    members = (np.ones_like(predicted) if population == "all" else predicted) & settled_cells
     radius = data.spec.success_radius
     with np.errstate(invalid="ignore"):
         fails = ~_reaches(np.nanmean(values, axis=1), radius)
     resampled_fails = ~_reaches(_resampled_means(values), radius)
     count = int(members.sum())
+    labelled = cells[list(data.spec.axis_names)]
     effect = (
-        f"share of {'the' if population == 'all' else 'the predicted-failure'} cells "
+        f"share of the settled {'' if population == 'all' else 'predicted-failure '}cells "
         f"({count} of {len(predicted)}; {int(predicted.sum())} predicted to fail) where "
         f"{rule['optimizer']} on {rule['problem']} fails exactly when "
-        f"{rule['prediction']} predicts it; cells measured to fail: {int(fails.sum())}; "
-        f"{_disagreements(predicted, fails, members, np.nanmean(values, axis=1))}"
+        f"{rule['prediction']} predicts it; {_unsettled_text(rows, settled_cells)}; settled "
+        f"cells measured to fail: {int((fails & settled_cells).sum())}; "
+        f"{_disagreements(predicted, fails, members, np.nanmean(values, axis=1), labelled)}"
     )
     least = f" (min {int(rule.get('min_cells', 1))} cells)"
     if count < int(rule.get("min_cells", 1)):
@@ -279,21 +354,33 @@ def _agreement(claim: dict[str, Any], data: GridData) -> dict[str, Any]:
     return _row(claim, effect, threshold, verdict, _diverged(rows))
 
 
-def _disagreements(predicted, fails, members, means) -> str:  # noqa: ANN001
-    """How the outcome departs from the prediction: cells predicted to fail that reached
-    x*, and cells predicted to reach it that did not, with the range of their final x
-    (between x* and +1: still moving at the end of the run; near +1: the wrong way)."""
+def _disagreements(predicted, fails, members, means, cells) -> str:  # noqa: ANN001
+    """How the settled outcome departs from the prediction: cells predicted to fail that
+    reached x*, and cells predicted to reach it that did not, each listed by its axis
+    values (the first :data:`LISTED` of each), with the range of their final x."""
     wrong_fail = members & predicted & ~fails
     missed = members & ~predicted & fails
     text = (
-        f"{int(wrong_fail.sum())} predicted to fail reached x*, "
-        f"{int(missed.sum())} predicted to reach x* did not"
+        f"{int(wrong_fail.sum())} predicted to fail reached x*{_listed(cells, wrong_fail)}, "
+        f"{int(missed.sum())} predicted to reach x* did not{_listed(cells, missed)}"
     )
     if missed.any():
         text += (
             f" (their mean final x {np.nanmin(means[missed]):.3g} … {np.nanmax(means[missed]):.3g})"
         )
     return text
+
+
+LISTED = 12
+
+
+def _listed(cells: pd.DataFrame, mask: np.ndarray) -> str:
+    """The cells of ``mask`` by their axis values: ``[beta1=0.9,beta2=0.99; …]``."""
+    if not mask.any():
+        return ""
+    labels = [cell_label(dict(row)) for _, row in cells[mask].iterrows()]
+    more = f"; … {len(labels) - LISTED} more" if len(labels) > LISTED else ""
+    return f" [{'; '.join(labels[:LISTED])}{more}]"
 
 
 # --- predictions: which cells fail, from the theory alone -----------------------------

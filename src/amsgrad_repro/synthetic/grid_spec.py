@@ -43,6 +43,9 @@ RANGES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "one_minus_logspace": lambda exponents: 1.0 - 10.0**exponents,
 }
 FIGURES = ("heatmap", "quartiles")
+# The continuation's budget when a grid declares none, for a deterministic (True) and a
+# stochastic (False) problem (issue 21; benchmarks/grid.py --settle measures what it costs).
+DEFAULT_MAX_STEPS = {True: 100_000_000, False: 10_000_000}
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,9 @@ class GridSpec:
     optimizers: tuple[str, ...]
     axes: tuple[Axis, ...]
     steps: int
+    # The budget of the continuation (``synthetic.settle``): per problem, the most steps a
+    # cell unsettled at ``steps`` may run, in rounds that double its length.
+    max_steps: Mapping[str, int]
     x1: float
     seeds: tuple[int, ...]
     record_points: int
@@ -127,6 +133,9 @@ class GridSpec:
         if key is None:
             return 0.0
         return float(cell[key]) if key in cell else float(self.parameters[key])
+
+    def max_steps_for(self, problem: str) -> int:
+        return int(self.max_steps[problem])
 
     def run_count(self) -> int:
         per_problem = len(self.cells()) * len(self.optimizers)
@@ -201,6 +210,7 @@ def grid_spec(
         optimizers=optimizers,
         axes=axes,
         steps=int(declaration["steps"]),
+        max_steps=_max_steps(where, declaration, problems),
         x1=float(declaration["x1"]),
         seeds=tuple(normalise_seeds(declaration.get("seeds", default_seeds), f"{where}.seeds")),
         record_points=int(declaration["record_points"]),
@@ -216,6 +226,22 @@ def grid_spec(
         _check_compiled(f"{where}.optimizers[{index}]", optimizer, specs[optimizer], cells)
     _check_figure(f"{where}.figure", grid)
     return grid
+
+
+def _max_steps(where: str, declaration: Mapping[str, Any], problems) -> dict[str, int]:
+    """``max_steps`` per problem: the declared budget, or :data:`DEFAULT_MAX_STEPS` of a
+    deterministic or stochastic problem (never below ``steps``: a budget below it would
+    cut the declared run)."""
+    steps = int(declaration["steps"])
+    declared = declaration.get("max_steps")
+    if declared is not None and int(declared) < steps:
+        raise ConfigError(f"{where}.max_steps: {declared} is below steps ({steps})")
+    return {
+        p: int(declared)
+        if declared is not None
+        else max(steps, DEFAULT_MAX_STEPS[p in DETERMINISTIC])
+        for p in problems
+    }
 
 
 def _optimizer_settings(where: str, declaration, specs, index: int, optimizer: str) -> Any:
@@ -338,8 +364,8 @@ def _check_figure(where: str, grid: GridSpec) -> None:
     for key, axis in zip(("x", "y") if kind == "heatmap" else ("panels",), shown, strict=True):
         if axis not in grid.axis_names:
             raise ConfigError(f"{where}.{key}: {axis!r} is not an axis of the grid")
-    for axis in grid.axes:
-        if axis.name not in shown and len(axis.values) != 1:
+    for axis in grid.axes:  # a quartile figure draws one panel per cell
+        if kind == "heatmap" and axis.name not in shown and len(axis.values) != 1:
             raise ConfigError(
                 f"{where}: axis {axis.name} has {len(axis.values)} values but the figure "
                 f"shows only {', '.join(shown)}"

@@ -35,15 +35,34 @@ from amsgrad_repro.synthetic import BOUNDS
 from amsgrad_repro.synthetic.grid_spec import GridSpec
 from amsgrad_repro.synthetic.kernel import (
     HP_DTYPE,
+    STATE_SIZE,
+    X_SLOT,
+    BatchResult,
     KernelRun,
+    Prepared,
+    advance,
+    average_regret,
     family_index,
     hp_record,
+    prepare,
     record_schedule,
-    run_batch,
     run_one,
+    set_threads,
+    start_states,
 )
-from amsgrad_repro.synthetic.problems import PARAMETER, problem_id
+from amsgrad_repro.synthetic.problems import PARAMETER, PROBLEMS, problem_id
 from amsgrad_repro.synthetic.runner import _kernel_label
+from amsgrad_repro.synthetic.settle import (
+    CONVERGED,
+    FAILED,
+    RULE,
+    UNSETTLED,
+    check_point,
+    rounds,
+    settled,
+    states,
+    with_check_points,
+)
 
 TABLE = "table.csv"
 # Not run.json: a grid is many runs, and results/ sharing treats a folder holding a
@@ -125,31 +144,128 @@ class GridResult:
     timing: dict[str, Any]
 
 
+@dataclass
+class _Progress:
+    """Every run of one problem while its rounds go on: the kernel's arrays, each run's
+    state, x and R_t/t at the recorded steps, and the steps it has run."""
+
+    prepared: Prepared
+    states: np.ndarray
+    xs: np.ndarray
+    regrets: np.ndarray
+    steps_run: np.ndarray
+    cells: np.ndarray  # a run's cell key (optimizer × cell), to continue whole cells
+
+
 def run_grid(
     grid: GridSpec, specs: Mapping[str, OptimizerSpec], threads: int | None = None
 ) -> GridResult:
-    """Every run of the grid in one call of the compiled kernel, and the grid's table."""
+    """Every run of the grid for ``steps``, then the cells still unsettled in rounds that
+    double their length up to the problem's ``max_steps`` (``synthetic.settle``), each
+    round one call of the compiled kernel on every run that goes on; and the table."""
     runs = grid_runs(grid)
-    batch_runs = [kernel_run(grid, run, specs[run.optimizer]) for run in runs]
-    record = record_schedule(grid.steps, grid.record_points)
+    record = grid_record(grid)
+    set_threads(threads)
     started = time.perf_counter()
-    batch = run_batch(batch_runs, steps=grid.steps, bounds=BOUNDS, record=record, threads=threads)
+    rows = np.arange(len(runs))
+    xs = np.full((len(runs), record.size), np.nan)
+    regrets = np.full((len(runs), record.size), np.nan)
+    states = np.empty((len(runs), STATE_SIZE))
+    steps_run = np.zeros(len(runs), dtype=np.int64)
+    rounds_log = []
+    for problem in grid.problems:
+        mine = rows[[run.problem == problem for run in runs]]
+        progress = _run_problem(grid, problem, [runs[i] for i in mine], specs, record)
+        xs[mine], regrets[mine] = progress.xs, progress.regrets
+        states[mine], steps_run[mine] = progress.states, progress.steps_run
+        rounds_log.append({"problem": problem, "rounds": progress_rounds(progress, grid, problem)})
     elapsed = time.perf_counter() - started
-
+    batch = BatchResult(
+        record, xs, regrets, states[:, X_SLOT].copy(), average_regret(states, steps_run, BOUNDS)
+    )
     used = numba.get_num_threads()
-    total = len(runs) * grid.steps
+    total = int(steps_run.sum())
     timing = {
         "runs": len(runs),
         "steps_per_run": grid.steps,
+        "max_steps": dict(grid.max_steps),
         "total_steps": total,
         "threads": used,
         "kernel_s": elapsed,
         "steps_per_s_per_thread": total / elapsed / used,
+        "rounds": rounds_log,
     }
-    return GridResult(grid_table(grid, runs, batch), timing)
+    return GridResult(grid_table(grid, runs, batch, steps_run), timing)
 
 
-def grid_table(grid: GridSpec, runs: list[GridRun], batch) -> pd.DataFrame:  # noqa: ANN001
+def grid_record(grid: GridSpec) -> np.ndarray:
+    """The recorded steps: ``record_points`` over ``steps``, and every round's end with
+    its check point for the settle rule."""
+    ends = sorted({t for p in grid.problems for t in rounds(grid.steps, grid.max_steps_for(p))})
+    periods = sorted({PROBLEMS[p].period or 1 for p in grid.problems})
+    return with_check_points(record_schedule(grid.steps, grid.record_points), ends, periods)
+
+
+def _run_problem(grid: GridSpec, problem: str, runs: list[GridRun], specs, record) -> _Progress:  # noqa: ANN001
+    prepared = prepare([kernel_run(grid, run, specs[run.optimizer]) for run in runs])
+    n = len(runs)
+    progress = _Progress(
+        prepared,
+        start_states(prepared),
+        np.full((n, record.size), np.nan),
+        np.full((n, record.size), np.nan),
+        np.zeros(n, dtype=np.int64),
+        _cell_keys(runs),
+    )
+    going = np.arange(n)
+    first = 1
+    for end in rounds(grid.steps, grid.max_steps_for(problem)):
+        _advance(progress, going, (first, end), record)
+        unsettled = ~run_settled(problem, record, progress.xs[going], progress.regrets[going], end)
+        going = going[np.isin(progress.cells[going], progress.cells[going][unsettled])]
+        if going.size == 0:
+            break
+        first = end + 1
+    return progress
+
+
+def _cell_keys(runs: list[GridRun]) -> np.ndarray:
+    keys: dict[tuple[str, int], int] = {}
+    return np.array([keys.setdefault((r.optimizer, r.cell_index), len(keys)) for r in runs])
+
+
+def _advance(progress: _Progress, going: np.ndarray, span: tuple[int, int], record) -> None:  # noqa: ANN001
+    """Continue the runs ``going`` (indices) from their states over ``span``."""
+    sub = progress.prepared.take(going)
+    states = np.ascontiguousarray(progress.states[going])
+    xs = np.ascontiguousarray(progress.xs[going])
+    regrets = np.ascontiguousarray(progress.regrets[going])
+    advance(sub, states, span, BOUNDS, record, (xs, regrets))
+    progress.states[going], progress.xs[going], progress.regrets[going] = states, xs, regrets
+    progress.steps_run[going] = span[1]
+
+
+def run_settled(problem: str, record: np.ndarray, xs, regrets, end: int) -> np.ndarray:  # noqa: ANN001
+    """Per run (rows of ``xs``, ``regrets`` at the ``record`` steps) whether it has
+    settled at step ``end`` by the settle rule; R_t/t counts where the problem draws it."""
+    half = int(np.searchsorted(record, check_point(end, PROBLEMS[problem].period)))
+    last = int(np.searchsorted(record, end))
+    with_regret = "avg_regret" in PROBLEMS[problem].panels
+    return settled(
+        xs[:, half],
+        xs[:, last],
+        regrets[:, half] if with_regret else None,
+        regrets[:, last] if with_regret else None,
+    )
+
+
+def progress_rounds(progress: _Progress, grid: GridSpec, problem: str) -> list[dict[str, int]]:
+    """How many runs reached each round's end (for grid.json and the timing line)."""
+    ends = rounds(grid.steps, grid.max_steps_for(problem))
+    return [{"end": e, "runs": int((progress.steps_run >= e).sum())} for e in ends]
+
+
+def grid_table(grid: GridSpec, runs: list[GridRun], batch, steps_run: np.ndarray) -> pd.DataFrame:  # noqa: ANN001
     """One row per run (module docstring)."""
     settings_json: dict[tuple[str, int], str] = {}
     rows = []
@@ -171,12 +287,28 @@ def grid_table(grid: GridSpec, runs: list[GridRun], batch) -> pd.DataFrame:  # n
     table = pd.DataFrame(rows)
     finite = np.isfinite(batch.final_x) & np.isfinite(batch.final_avg_regret)
     table["status"] = np.where(finite, "completed", "diverged")
+    table["steps_run"] = steps_run
+    table["state"] = _states(grid, runs, batch, steps_run, finite)
     table["final_x"] = batch.final_x
     table["final_avg_regret"] = batch.final_avg_regret
     recorded = pd.DataFrame(batch.x, columns=[f"{X_PREFIX}{step}" for step in batch.steps])
+    recorded = recorded.loc[:, recorded.notna().any(axis=0)]  # rounds no run reached
     table = pd.concat([table, recorded], axis=1)
     table["hparams"] = [settings_json[(r.optimizer, r.cell_index)] for r in runs]
     return table
+
+
+def _states(grid: GridSpec, runs, batch, steps_run: np.ndarray, finite: np.ndarray) -> np.ndarray:  # noqa: ANN001
+    """Each run's state at its last step: converged, failed or unsettled."""
+    still = np.zeros(len(runs), dtype=bool)
+    problems = np.array([r.problem for r in runs])
+    for problem in grid.problems:
+        for end in np.unique(steps_run[problems == problem]):
+            mine = (problems == problem) & (steps_run == end)
+            still[mine] = run_settled(
+                problem, batch.steps, batch.x[mine], batch.avg_regret[mine], int(end)
+            )
+    return states(still, batch.final_x, grid.success_radius, finite)
 
 
 def _parameters(grid: GridSpec, run: GridRun) -> dict[str, float]:
@@ -223,6 +355,8 @@ def write_grid(
             # A torch.optim class runs as the native family that computes the same update.
             "engines": {name: _kernel_label(specs[name]) for name in grid.optimizers},
             "diverged_runs": diverged,
+            "unsettled_runs": int((result.table["state"] == UNSETTLED).sum()),
+            "settle_rule": RULE.describe(),
             "timing": result.timing,
             **provenance(),
         },
@@ -231,10 +365,12 @@ def write_grid(
 
 def cell_summary(table: pd.DataFrame, grid: GridSpec) -> pd.DataFrame:
     """Per problem × optimizer × cell: mean and median final x over seeds, the share of
-    seeds that ended within ``success_radius`` of x* = −1, mean final R_T/T, seed count."""
+    seeds that ended within ``success_radius`` of x* = −1, mean final R_T/T, seed count,
+    the seeds still unsettled, the steps run and the cell's state (:func:`cell_states`)."""
     keys = ["problem", "optimizer", "cell", *grid.axis_names]
-    frame = table[[*keys, "final_x", "final_avg_regret", "seed", "status"]].copy()
+    frame = table[[*keys, "final_x", "final_avg_regret", "seed", "status", "state"]].copy()
     frame["within"] = ((frame["final_x"] + 1.0).abs() < grid.success_radius).astype(float)
+    frame["steps_run"] = table["steps_run"]
     summary = frame.groupby(keys, sort=False).agg(
         mean_x=("final_x", "mean"),
         median_x=("final_x", "median"),
@@ -242,8 +378,21 @@ def cell_summary(table: pd.DataFrame, grid: GridSpec) -> pd.DataFrame:
         mean_avg_regret=("final_avg_regret", "mean"),
         seeds=("seed", "count"),
         diverged=("status", lambda s: int((s == "diverged").sum())),
+        unsettled_seeds=("state", lambda s: int((s == UNSETTLED).sum())),
+        steps_run=("steps_run", "max"),
     )
-    return summary.reset_index()
+    summary = summary.reset_index()
+    summary["state"] = cell_states(summary, grid.success_radius)
+    return summary
+
+
+def cell_states(summary: pd.DataFrame, radius: float) -> np.ndarray:
+    """A cell's state: unsettled while any of its seeds is, else converged when its mean
+    final x over seeds is within ``radius`` of x* (the claims' "reaches x*"), else failed."""
+    near = (summary["mean_x"] + 1.0).abs() < radius
+    out = np.where(near, CONVERGED, FAILED).astype(object)
+    out[summary["unsettled_seeds"].to_numpy() > 0] = UNSETTLED
+    return out
 
 
 def describe_timing(timing: Mapping[str, Any]) -> str:
@@ -252,5 +401,10 @@ def describe_timing(timing: Mapping[str, Any]) -> str:
         f"{timing['runs']} runs x {timing['steps_per_run']:.0e} steps = "
         f"{timing['total_steps']:.3e} steps in {timing['kernel_s']:.1f} s on "
         f"{timing['threads']} threads: {rate:.3e} steps/s per thread "
-        f"({1e9 / rate if rate and math.isfinite(rate) else float('nan'):.1f} ns/step)"
+        f"({1e9 / rate if rate and math.isfinite(rate) else float('nan'):.1f} ns/step); "
+        "runs reaching each round's end: "
+        + "; ".join(
+            f"{r['problem']} " + ", ".join(f"{x['end']:.0e}: {x['runs']}" for x in r["rounds"])
+            for r in timing.get("rounds", [])
+        )
     )

@@ -15,6 +15,7 @@ and the average regret R_t/t = (Σ f_s(x_s) − min_{x∈F} Σ f_s(x))/t.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
@@ -143,52 +144,98 @@ def _best(grad_sum: float, low: float, high: float) -> float:
     return grad_sum * low if grad_sum > 0.0 else grad_sum * high
 
 
+# A run's whole state between two calls: x, Σ f_s(x_s), Σ g_s, then the optimizer's
+# STATE_SLOTS floats. Continuing from it is the same run as never stopping (bit for bit:
+# the same floats go through the same operations, tests/test_grids.py).
+X_SLOT, LOSS_SLOT, GRAD_SLOT, OPT_SLOT = 0, 1, 2, 3
+STATE_SIZE = OPT_SLOT + scalar.STATE_SLOTS
+if scalar.STATE_SLOTS != 8:  # _as_tuple spells the slots out (numba needs a fixed length)
+    raise RuntimeError("kernel._as_tuple assumes 8 optimizer state slots")
+
+
+@numba.njit(cache=True, inline="always")
+def _as_tuple(a: np.ndarray) -> tuple:
+    o = OPT_SLOT
+    return (a[o], a[o + 1], a[o + 2], a[o + 3], a[o + 4], a[o + 5], a[o + 6], a[o + 7])
+
+
 @numba.njit(cache=True)
-def run_one(family, hp, problem, big, seed, steps, x1, low, high, record, xs, regrets):  # noqa: ANN001
-    """One run; fills ``xs`` and ``regrets`` at the ``record`` steps (sorted) and returns
-    the final x and R_T/T."""
-    start = stream(seed)
+def start_state(family, hp, x1, out):  # noqa: ANN001
+    """The state before step 1: x_1, empty sums, the family's initial state."""
+    out[X_SLOT] = x1
+    out[LOSS_SLOT] = 0.0
+    out[GRAD_SLOT] = 0.0
     state = _init(family, hp)
-    x = x1
-    loss_sum = 0.0
-    grad_sum = 0.0
-    next_record = 0
-    for t in range(1, steps + 1):
+    for i in range(scalar.STATE_SLOTS):
+        out[OPT_SLOT + i] = state[i]
+
+
+@numba.njit(cache=True)
+def run_span(family, hp, problem, big, seed, first, last, low, high, state, record, xs, regrets):  # noqa: ANN001
+    """Steps ``first`` … ``last`` of one run from ``state`` (updated in place); fills ``xs``
+    and ``regrets`` at the ``record`` steps (sorted) of the span, leaves the others."""
+    start = stream(seed)
+    opt = _as_tuple(state)
+    x = state[X_SLOT]
+    loss_sum = state[LOSS_SLOT]
+    grad_sum = state[GRAD_SLOT]
+    next_record = np.searchsorted(record, first)
+    for t in range(first, last + 1):
         g = gradient(problem, t, big, start)
         loss_sum += g * x
         grad_sum += g
-        state, dx = _step(family, state, hp, g, t)
+        opt, dx = _step(family, opt, hp, g, t)
         x = min(max(x - dx, low), high)
         if next_record < record.size and record[next_record] == t:
             xs[next_record] = x
             regrets[next_record] = (loss_sum - _best(grad_sum, low, high)) / t
             next_record += 1
-    return x, (loss_sum - _best(grad_sum, low, high)) / steps
+    state[X_SLOT] = x
+    state[LOSS_SLOT] = loss_sum
+    state[GRAD_SLOT] = grad_sum
+    for i in range(scalar.STATE_SLOTS):
+        state[OPT_SLOT + i] = opt[i]
+
+
+@numba.njit(cache=True)
+def run_one(family, hp, problem, big, seed, steps, x1, low, high, record, xs, regrets):  # noqa: ANN001
+    """One run; fills ``xs`` and ``regrets`` at the ``record`` steps (sorted) and returns
+    the final x and R_T/T."""
+    state = np.empty(STATE_SIZE)
+    start_state(family, hp, x1, state)
+    run_span(family, hp, problem, big, seed, 1, steps, low, high, state, record, xs, regrets)
+    return state[X_SLOT], (state[LOSS_SLOT] - _best(state[GRAD_SLOT], low, high)) / steps
+
+
+@numba.njit(cache=True)
+def _start_states(families, hps, x1s):  # noqa: ANN001
+    states = np.empty((families.size, STATE_SIZE))
+    for r in range(families.size):
+        start_state(families[r], hps[r], x1s[r], states[r])
+    return states
 
 
 @numba.njit(cache=True, parallel=True)
-def _run_batch(families, hps, problems, bigs, seeds, x1s, steps, low, high, record):  # noqa: ANN001
-    n = families.size
-    xs = np.empty((n, record.size))
-    regrets = np.empty((n, record.size))
-    final_x = np.empty(n)
-    final_regret = np.empty(n)
-    for r in numba.prange(n):
-        final_x[r], final_regret[r] = run_one(
+def _continue_batch(
+    families, hps, problems, bigs, seeds, first, last, low, high, states, record, xs, regrets
+):  # noqa: ANN001, E501
+    """Steps ``first`` … ``last`` of every run, each from its row of ``states``."""
+    for r in numba.prange(families.size):
+        run_span(
             families[r],
             hps[r],
             problems[r],
             bigs[r],
             seeds[r],
-            steps,
-            x1s[r],
+            first,
+            last,
             low,
             high,
+            states[r],
             record,
             xs[r],
             regrets[r],
         )
-    return xs, regrets, final_x, final_regret
 
 
 @dataclass(frozen=True)
@@ -214,6 +261,69 @@ class BatchResult:
     final_avg_regret: np.ndarray
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A batch's runs as the kernel's arrays (one entry per run)."""
+
+    families: np.ndarray
+    hps: np.ndarray
+    problems: np.ndarray
+    bigs: np.ndarray
+    seeds: np.ndarray
+    x1s: np.ndarray
+
+    def take(self, index: np.ndarray) -> Prepared:
+        return Prepared(*(np.ascontiguousarray(a[index]) for a in dataclasses.astuple(self)))
+
+
+def prepare(runs: list[KernelRun]) -> Prepared:
+    hps = np.zeros(len(runs), dtype=HP_DTYPE)
+    for i, run in enumerate(runs):
+        hps[i] = hp_record(run.settings)
+    return Prepared(
+        np.array([family_index(r.family) for r in runs], dtype=np.int64),
+        hps,
+        np.array([r.problem for r in runs], dtype=np.int64),
+        np.array([r.big for r in runs], dtype=np.float64),
+        np.array([r.seed for r in runs], dtype=np.int64),
+        np.array([r.x1 for r in runs], dtype=np.float64),
+    )
+
+
+def start_states(prepared: Prepared) -> np.ndarray:
+    """runs × STATE_SIZE: every run before its first step."""
+    return _start_states(prepared.families, prepared.hps, prepared.x1s)
+
+
+def advance(
+    prepared: Prepared,
+    states: np.ndarray,
+    span: tuple[int, int],
+    bounds: tuple[float, float],
+    record: np.ndarray,
+    out: tuple[np.ndarray, np.ndarray],
+) -> None:
+    """Steps ``span`` = (first, last) of every run from its state (updated in place), x and
+    R_t/t written to ``out`` at the ``record`` steps inside the span."""
+    p = prepared
+    _continue_batch(
+        p.families, p.hps, p.problems, p.bigs, p.seeds, int(span[0]), int(span[1]),
+        float(bounds[0]), float(bounds[1]), states, record, out[0], out[1],
+    )  # fmt: skip
+
+
+def average_regret(states: np.ndarray, steps: np.ndarray | int, bounds) -> np.ndarray:  # noqa: ANN001
+    """R_T/T of each state after ``steps`` steps (the kernel's own arithmetic)."""
+    grad = states[:, GRAD_SLOT]
+    best = np.where(grad > 0.0, grad * bounds[0], grad * bounds[1])
+    return (states[:, LOSS_SLOT] - best) / steps
+
+
+def set_threads(threads: int | None) -> None:
+    if threads:
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+
+
 def run_batch(
     runs: list[KernelRun],
     *,
@@ -224,24 +334,14 @@ def run_batch(
 ) -> BatchResult:
     """Run every run of the batch for ``steps`` steps, ``threads`` at a time."""
     record = np.ascontiguousarray(record, dtype=np.int64)
-    hps = np.zeros(len(runs), dtype=HP_DTYPE)
-    for i, run in enumerate(runs):
-        hps[i] = hp_record(run.settings)
-    if threads:
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    xs, regrets, final_x, final_regret = _run_batch(
-        np.array([family_index(r.family) for r in runs], dtype=np.int64),
-        hps,
-        np.array([r.problem for r in runs], dtype=np.int64),
-        np.array([r.big for r in runs], dtype=np.float64),
-        np.array([r.seed for r in runs], dtype=np.int64),
-        np.array([r.x1 for r in runs], dtype=np.float64),
-        int(steps),
-        float(bounds[0]),
-        float(bounds[1]),
-        record,
-    )
-    return BatchResult(record, xs, regrets, final_x, final_regret)
+    prepared = prepare(runs)
+    set_threads(threads)
+    states = start_states(prepared)
+    xs = np.full((len(runs), record.size), np.nan)
+    regrets = np.full((len(runs), record.size), np.nan)
+    advance(prepared, states, (1, int(steps)), bounds, record, (xs, regrets))
+    final_x = states[:, X_SLOT].copy()
+    return BatchResult(record, xs, regrets, final_x, average_regret(states, int(steps), bounds))
 
 
 def record_schedule(steps: int, points: int) -> np.ndarray:
