@@ -101,6 +101,11 @@ def test_default_grids_are_the_issues(repo_root):
     } <= set(adopt.optimizers)
     step = adopt.settings["adam"]
     assert (step.lr, step.lr_schedule, step.lr_decay) == (0.01, "inv_sqrt_affine", 0.01)
+    # ADOPT's figure varies beta2; the first setting (0.999) is one of its columns.
+    assert adopt.axis("beta2").values == (0.1, 0.5, 0.999)
+    # The continuation's budgets (issue 21): 10^8 deterministic, 10^7 stochastic.
+    assert adopt.max_steps == {"adopt": 10**7}
+    assert beta.max_steps == {"online": 10**8, "stochastic": 10**7}
     assert set(beta.problems) == {"online", "stochastic"}
     assert {"adam", "amsgrad", "adopt"} <= set(beta.optimizers)
     b1, b2 = beta.axis("beta1").values, beta.axis("beta2").values

@@ -136,7 +136,7 @@ def test_grid_figures_flag_a_shortened_grid(tmp_path):
         "problems": ["online"], "optimizers": ["adam", "amsgrad"],
         "hparams": {"lr": 0.5, "lr_schedule": "inv_sqrt"},
         "axes": {"beta1": {"values": [0.0, 0.9]}, "beta2": [{"values": [0.9, 0.999]}]},
-        "steps": 50, "x1": 0.0, "record_points": 10, "success_radius": 0.1,
+        "steps": 50, "max_steps": 400, "x1": 0.0, "record_points": 10, "success_radius": 0.1,
         "figure": {"type": "heatmap", "x": "beta2", "y": "beta1", "curve": "beta1_sqrt_beta2"},
     }  # fmt: skip
     quartiles = {

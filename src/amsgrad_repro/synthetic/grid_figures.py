@@ -4,9 +4,12 @@
   x over seeds in each cell, on one shared colour scale from −1 (x*, blue) to +1 (the
   worst point, red); a black dot in a cell grows with the share of seeds that ended within
   ``success_radius`` of x*; the declared theory curve (``grid_spec.CURVES``) is drawn over
-  the cells.
+  the cells; a hatched cell was still moving when its step budget ran out
+  (``synthetic.settle``), so its colour says where x was, not where it goes.
 * ``quartiles``: x_t per optimizer, the median over seeds with the band between the first
-  and third quartiles, one panel per value of the declared axis (and problem); the paper's
+  and third quartiles, one panel per cell (the declared axis's values side by side), each
+  curve over the steps every seed of the cell ran, with a dot where its median ended
+  (hollow: still moving at the budget); the paper's
   optimizers in the first row, the successors in the second with Adam and AMSGrad as grey
   references, as in Figure 1.
 
@@ -16,6 +19,7 @@ an optimizer beside its name (read from the resolved settings, as run).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +27,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.patches import Rectangle
 
 from amsgrad_repro.formatting import plural
 from amsgrad_repro.optimizers import hparams
@@ -39,6 +44,7 @@ from amsgrad_repro.synthetic.figure import REFERENCES, ROW_TITLES, optimizer_gro
 from amsgrad_repro.synthetic.grid_spec import CURVES, GridSpec
 from amsgrad_repro.synthetic.grids import cell_summary, recorded_steps
 from amsgrad_repro.synthetic.problems import DETERMINISTIC
+from amsgrad_repro.synthetic.settle import UNSETTLED
 
 SYMBOLS = {"beta1": r"$\beta_1$", "beta2": r"$\beta_2$", "lr": r"$\alpha$", "C": "C", "k": "k"}
 CMAP = "coolwarm"
@@ -145,6 +151,18 @@ def _panel_frame(summary: pd.DataFrame, grid: GridSpec, value: str) -> pd.DataFr
     return frame.reindex(index=sorted(grid.axis(y).values), columns=sorted(grid.axis(x).values))
 
 
+def _hatch_unsettled(ax, moving: np.ndarray) -> None:  # noqa: ANN001
+    """Hatch the cells still moving when their budget ran out (``synthetic.settle``): their
+    colour is where x was, not where it goes."""
+    for r, c in zip(*np.nonzero(moving == 1), strict=True):
+        ax.add_patch(Rectangle((c, r), 1, 1, fill=False, hatch="////", lw=0, color="0.15"))
+
+
+def _budget(grid: GridSpec) -> str:
+    budgets = sorted(set(grid.max_steps.values()))
+    return "max " + " / ".join(f"{b:.0e}" for b in budgets) + " steps"
+
+
 def heatmap_figure(grid: GridSpec, table: pd.DataFrame):  # noqa: ANN201
 
     summary = cell_summary(table, grid)
@@ -170,6 +188,8 @@ def heatmap_figure(grid: GridSpec, table: pd.DataFrame):  # noqa: ANN201
                 xticklabels=_ticks(list(means.columns)),
                 yticklabels=_ticks(list(means.index)),
             )
+            _hatch_unsettled(ax, _panel_frame(cells.assign(moving=cells["state"] == UNSETTLED),
+                                              grid, "moving").to_numpy())  # fmt: skip
             share = _panel_frame(cells, grid, "share_within").to_numpy()
             rows_at, cols_at = np.nonzero(share > 0)
             ax.scatter(
@@ -184,7 +204,8 @@ def heatmap_figure(grid: GridSpec, table: pd.DataFrame):  # noqa: ANN201
             ax.set_title(f"{problem} problem · {labels.get(optimizer, optimizer)}", fontsize=8)
     fig.suptitle(
         f"{grid.title}: mean final $x$ per cell (x* = −1 blue, +1 red); dots: share of seeds "
-        f"within {grid.success_radius:g} of x*\n{common}",
+        f"within {grid.success_radius:g} of x*; hatched: still moving at the budget "
+        f"({_budget(grid)})\n{common}",
         fontsize=9,
     )
     # The titles and tick labels take the same inches whatever the number of rows.
@@ -204,15 +225,24 @@ def _quartile_panel(ax, frame: pd.DataFrame, names, steps, styles, labels, refs)
     columns = [c for _, c in steps]
     for name in refs:
         values = frame.loc[frame["optimizer"] == name, columns].to_numpy()
-        ax.plot(xs, np.median(values, axis=0), color="0.6", lw=0.9, ls=":", label=f"{name} (ref.)")
+        ran = np.isfinite(values).all(axis=0)
+        ax.plot(np.array(xs)[ran], np.median(values[:, ran], axis=0), color="0.6", lw=0.9,
+                ls=":", label=f"{name} (ref.)")  # fmt: skip
     for name in names:
-        values = frame.loc[frame["optimizer"] == name, columns].to_numpy()
-        low, mid, high = np.quantile(values, [0.25, 0.5, 0.75], axis=0)
+        mine = frame[frame["optimizer"] == name]
+        values = mine[columns].to_numpy()
+        ran = np.isfinite(values).all(axis=0)  # the steps every seed of the cell ran
+        low, mid, high = np.quantile(values[:, ran], [0.25, 0.5, 0.75], axis=0)
         style = styles[name]
+        at = np.array(xs)[ran]
         ax.plot(
-            xs, mid, color=style.colour, ls=style.linestyle, lw=1.4, label=labels.get(name, name)
+            at, mid, color=style.colour, ls=style.linestyle, lw=1.4, label=labels.get(name, name)
         )
-        ax.fill_between(xs, low, high, color=style.colour, alpha=0.25, lw=0)
+        ax.fill_between(at, low, high, color=style.colour, alpha=0.25, lw=0)
+        # Where the median ended: filled when the cell settled, hollow when still moving.
+        moving = (mine["state"] == UNSETTLED).any()
+        ax.plot(at[-1], mid[-1], "o", ms=4, color=style.colour,
+                mfc="white" if moving else style.colour)  # fmt: skip
     ax.set_xscale("log")
     ax.set_ylim(-1.08, 1.08)
     ax.axhline(-1.0, color="grey", lw=0.8, ls="--")
@@ -225,20 +255,30 @@ def quartile_figure(grid: GridSpec, table: pd.DataFrame):  # noqa: ANN201
     groups = optimizer_groups(list(grid.optimizers))
     styles = styles_for(list(grid.optimizers))
     common, labels = settings_text(grid)
-    panels = [(p, v) for p in grid.problems for v in grid.axis(axis).values]
+    # One panel per problem × cell: the ``panels`` axis first, then the others' values.
+    others = [a for a in grid.axis_names if a != axis]
+    panels = [
+        (p, {axis: v, **dict(zip(others, rest, strict=True))})
+        for p in grid.problems
+        for rest in itertools.product(*(grid.axis(a).values for a in others))
+        for v in grid.axis(axis).values
+    ]
     fig, axes = plt.subplots(
         len(groups), len(panels), figsize=(5.2 * len(panels), 3.8 * len(groups)), squeeze=False
     )
     for row, (group, names) in enumerate(groups.items()):
         refs = [n for n in REFERENCES if n not in names and n in grid.optimizers]
-        for col, (problem, value) in enumerate(panels):
-            frame = table[(table["problem"] == problem) & np.isclose(table[axis], value)]
+        for col, (problem, cell) in enumerate(panels):
+            chosen = table["problem"] == problem
+            for name, value in cell.items():
+                chosen &= np.isclose(table[name], value)
+            frame = table[chosen]
             ax = axes[row][col]
             _quartile_panel(ax, frame, names, steps, styles, labels, refs)
             seeds = len(grid.seeds_for(problem))
+            where = ", ".join(f"{SYMBOLS.get(n, n)} = {v:g}" for n, v in cell.items())
             ax.set_title(
-                f"{problem} problem, {axis} = {value:g} — {ROW_TITLES[group]} "
-                f"({plural(seeds, 'seed')})",
+                f"{problem} problem, {where} — {ROW_TITLES[group]} ({plural(seeds, 'seed')})",
                 fontsize=8,
             )
             ax.set_xlabel("iteration $t$")
@@ -246,7 +286,8 @@ def quartile_figure(grid: GridSpec, table: pd.DataFrame):  # noqa: ANN201
     deterministic = [p for p in grid.problems if p in DETERMINISTIC]
     note = f" ({', '.join(deterministic)}: deterministic)" if deterministic else ""
     fig.suptitle(
-        f"{grid.title}: $x_t$ per optimizer, median over seeds with the quartile band{note}\n"
+        f"{grid.title}: $x_t$ per optimizer, median over seeds with the quartile band{note}; "
+        f"dot: where the median ended (hollow: still moving at {_budget(grid)})\n"
         f"{common}",
         fontsize=9,
     )
