@@ -44,7 +44,7 @@ RANGES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 FIGURES = ("heatmap", "quartiles")
 # The continuation's budget when a grid declares none, for a deterministic (True) and a
-# stochastic (False) problem (issue 21; benchmarks/grid.py --settle measures what it costs).
+# stochastic (False) problem (issue 21, its proposed defaults; not yet tuned by measurement).
 DEFAULT_MAX_STEPS = {True: 100_000_000, False: 10_000_000}
 
 
