@@ -103,9 +103,10 @@ def test_default_grids_are_the_issues(repo_root):
     assert (step.lr, step.lr_schedule, step.lr_decay) == (0.01, "inv_sqrt_affine", 0.01)
     # ADOPT's figure varies beta2; the first setting (0.999) is one of its columns.
     assert adopt.axis("beta2").values == (0.1, 0.5, 0.999)
-    # The continuation's budgets (issue 21): 10^8 deterministic, 10^7 stochastic.
-    assert adopt.max_steps == {"adopt": 10**7}
-    assert beta.max_steps == {"online": 10**8, "stochastic": 10**7}
+    # The continuation's budgets: 10^8 deterministic; a stochastic problem's is its steps
+    # (no continuation by default, grid_spec.DEFAULT_MAX_STEPS says why).
+    assert adopt.max_steps == {"adopt": adopt.steps}
+    assert beta.max_steps == {"online": 10**8, "stochastic": beta.steps}
     assert set(beta.problems) == {"online", "stochastic"}
     assert {"adam", "amsgrad", "adopt"} <= set(beta.optimizers)
     b1, b2 = beta.axis("beta1").values, beta.axis("beta2").values
