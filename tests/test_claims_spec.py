@@ -143,7 +143,7 @@ def test_not_run_claims_are_the_ones_analyse_gives_not_run(raw, claims):
         (
             "grid_threshold",
             lambda c: c["rule"].update(where={"K": 50}),
-            r"rule\.where\.K: grid 'adopt_problem' has no axis 'K' \(its axes: k\)",
+            r"rule\.where\.K: grid 'adopt_problem' has no axis 'K' \(its axes: k, beta2\)",
         ),
         (
             "grid_threshold",

@@ -239,7 +239,7 @@ def test_full_pull_is_identical_and_up_to_date(clone_a: Path, tmp_path: Path) ->
     assert command[command.index("--config") :] == [*changed, *fix], command
     # It recomputes exactly those runs and what is derived from them.
     assert dry_run_jobs(b, *changed, *fix) == {
-        "train_stacked": 2, "aggregate": 1, "train_figure": 1, "analyse": 1
+        "train_stacked": 2, "aggregate": 1, "train_figure": 1, "analyse": 1, "cross_task": 1
     }  # fmt: skip
     ran = subprocess.run(command, cwd=b, env=bare_env(), capture_output=True, text=True)
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
@@ -275,6 +275,7 @@ def test_partial_pull_computes_only_what_is_missing(clone_a: Path, tmp_path: Pat
         "figure1": 1,
         "train_figure": 1,
         "analyse": 1,
+        "cross_task": 1,
     }, dry_run_jobs(c)
 
     # A push from C shares only what is finished and up to date here, and stops tracking
