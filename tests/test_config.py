@@ -384,6 +384,36 @@ def test_a_key_that_is_not_a_name_is_one_error(raw, where, value, message):
     )
 
 
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        # A blank key (in a preset, on the command line) reached the value checks, whose
+        # message named no key.
+        ({"__preset__": {"": ["2020-01-01"]}}, "<top level>: the key '' is blank"),
+        ({" ": float("-inf")}, "<top level>: the key ' ' is blank"),
+        # range(10^30): an OverflowError at start-up (and 10^9 would fill the memory).
+        ({"seeds": 10**30}, "seeds: 1000000000000000000000000000000 seeds is more runs"),
+        ({"seeds": [0, 2**32]}, "seeds: seeds are integers up to 2^32 − 1"),
+        # make_dataclass's TypeError for a field named '' (now refused as blank) or 'a-b'.
+        (
+            {"plugins": {"lion": {"hparams": {"a-b": None}}}},
+            "plugins.lion.hparams: 'a-b' is not an option name",
+        ),
+        (
+            {"plugins": {"lion": {"hparams": {"class": 1}}}},
+            "plugins.lion.hparams: 'class' is not an option name",
+        ),
+    ],
+)
+def test_a_blank_key_a_runaway_seed_count_and_a_bad_option_name_are_one_error(
+    raw, overrides, message
+):
+    raw["presets"][raw["scale"]].update(overrides.pop("__preset__", {}))
+    with pytest.raises(ConfigError) as error:
+        resolve(raw, overrides=overrides)
+    assert str(error.value).startswith(message), error.value
+
+
 def test_error_source_finds_a_command_line_key_of_any_characters():
     """A key with characters beyond [\\w.-] (unicode punctuation, commas) set on the
     command line is still traced to --config."""

@@ -169,15 +169,22 @@ def yaml12_numbers(value: Any) -> Any:
 
 
 def _check_keys(value: Any, where: str = "") -> None:
-    """Every key is a name (text): YAML also reads ``1:``, ``null:``, ``on:`` or a date as
-    keys of other types, which no setting has, and which the jobs' JSON settings (sorted
-    keys) cannot hold side by side with names."""
+    """Every key is a name (text, not blank): YAML also reads ``1:``, ``null:``, ``on:`` or
+    a date as keys of other types, which no setting has, and which the jobs' JSON settings
+    (sorted keys) cannot hold side by side with names. A blank key (``'': x`` in a preset,
+    ``' '=x`` on the command line) would otherwise reach the value checks, whose messages
+    then name no key at all (found by tests/test_config_fuzz.py)."""
     if isinstance(value, Mapping):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise ConfigError(
                     f"{where or '<top level>'}: the key {key!r} is not a name; keys are "
                     f"text (write it in quotes, '{key}', or correct it)"
+                )
+            if not key.strip():
+                raise ConfigError(
+                    f"{where or '<top level>'}: the key {key!r} is blank; every key names a "
+                    "setting (remove the entry or write the setting's name)"
                 )
             _check_keys(item, f"{where}.{key}" if where else key)
     elif isinstance(value, list):

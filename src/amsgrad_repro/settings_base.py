@@ -155,24 +155,43 @@ def _merge_into(target: dict[str, Any], override: Mapping[str, Any]) -> None:
             target[key] = copy.deepcopy(value)
 
 
+# Bounds that keep a mistyped number from reaching the runs: a count of runs per setting
+# beyond any study (``seeds=1e30`` would build a list no memory holds), and seed values
+# within what every generator takes after the engine's derivation (seed·1000 + stream
+# must stay below 2^64 for torch.Generator.manual_seed).
+MAX_SEED_COUNT = 100_000
+MAX_SEED = 2**32 - 1
+
+
 def normalise_seeds(seeds: Any, where: str = "seeds") -> list[int]:
     """``seeds`` may be a count (``10`` → 0..9) or an explicit list of distinct integers
-    (``where`` is the key the message names)."""
+    from 0 to ``MAX_SEED`` (``where`` is the key the message names)."""
     if isinstance(seeds, bool):
         raise ConfigError(f"{where}: expected a count or a list of integers, got {seeds!r}")
     if isinstance(seeds, int):
         if seeds < 1:
             raise ConfigError(f"{where}: need at least one seed, got {seeds}")
+        if seeds > MAX_SEED_COUNT:
+            raise ConfigError(
+                f"{where}: {seeds} seeds is more runs per setting than any study needs (at "
+                f"most {MAX_SEED_COUNT:,}); give a count such as 10, or a list of seeds"
+            )
         return list(range(seeds))
     if (
         isinstance(seeds, list)
         and seeds
         and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
     ):
+        if len(seeds) > MAX_SEED_COUNT:
+            raise ConfigError(f"{where}: {len(seeds)} seeds, at most {MAX_SEED_COUNT:,}")
         if len(set(seeds)) != len(seeds):
             raise ConfigError(f"{where}: duplicate seeds in {seeds}")
         if min(seeds) < 0:
             raise ConfigError(f"{where}: seeds are integers >= 0, got {min(seeds)}")
+        if max(seeds) > MAX_SEED:
+            raise ConfigError(
+                f"{where}: seeds are integers up to 2^32 − 1 = {MAX_SEED}, got {max(seeds)}"
+            )
         return list(seeds)
     raise ConfigError(f"{where}: expected a count or a non-empty list of integers, got {seeds!r}")
 

@@ -27,6 +27,7 @@ import importlib
 import importlib.util
 import inspect
 import json
+import keyword
 import os
 from collections.abc import Mapping
 from dataclasses import make_dataclass
@@ -100,6 +101,13 @@ def plugin_spec(name: str, declaration: Mapping[str, Any]) -> OptimizerSpec:
     declared = dict(declaration.get("hparams") or {})
     if "lr" not in declared:
         raise PluginError(f"{where}.hparams: declare lr (tasks set it and schedules scale it)")
+    for key in declared:
+        if not str(key).isidentifier() or keyword.iskeyword(key):
+            raise PluginError(
+                f"{where}.hparams: {key!r} is not an option name; the class receives each "
+                "option as a keyword argument, so write a Python identifier (letters, digits "
+                "and _, not starting with a digit)"
+            )
     path = declaration["class"]
     settings = _settings_type(name, declared)
     try:
