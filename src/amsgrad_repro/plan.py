@@ -19,11 +19,10 @@ from amsgrad_repro import layout
 from amsgrad_repro.optimizers import OptimizerSpec, catalogue
 from amsgrad_repro.settings_base import enabled_tasks
 from amsgrad_repro.synthetic.grid_spec import enabled_grids
-from amsgrad_repro.train.api import ARTIFACT_FILES
+from amsgrad_repro.train.api import ARTIFACT_FILES, TRAINING_KINDS
 from amsgrad_repro.train.jobs import StackedJob, stacks, training_jobs, tuning_jobs
 from amsgrad_repro.tuning import grid as tuning
 
-TRAINING_KINDS = ("classifier", "vae")
 # The tables rule analyse writes (results/tables/), and the pages the report embeds.
 TABLE_FILES = ("finals.csv", "paired.csv", "time_to_target.csv", "claims.csv", "summary.txt")
 TABLE_PAGES = ("claims.html", "statistics.html", "provenance.html", "settings.html")

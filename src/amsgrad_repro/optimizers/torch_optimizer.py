@@ -10,6 +10,7 @@ per member (``members``), which the update broadcasts over each stacked paramete
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -37,6 +38,19 @@ class DeclaredOptimizer(Optimizer):
         self.settings = settings
         self.hp = hparams.pack(settings, **dict(members or {}))
         super().__init__(params, {"foreach": foreach})
+        # A group may set its own weight_decay (e.g. 0 for a transformer's biases, norms
+        # and embeddings, train.kinds.lm): its step reads settings with that value.
+        self.group_hp = [self._group_hp(group, settings, members) for group in self.param_groups]
+
+    def _group_hp(self, group: dict, settings: Any, members: Mapping | None) -> Any:
+        if "weight_decay" not in group:
+            return self.hp
+        if not hasattr(settings, "weight_decay"):
+            raise ValueError(
+                f"{self.family.name} has no weight_decay, so a parameter group cannot set one"
+            )
+        own = dataclasses.replace(settings, weight_decay=float(group["weight_decay"]))
+        return hparams.pack(own, **dict(members or {}))
 
     def _init_state(self, param: torch.Tensor) -> dict[str, Any]:
         state = self.state[param]
@@ -55,9 +69,9 @@ class DeclaredOptimizer(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for group in self.param_groups:
+        for group, hp in zip(self.param_groups, self.group_hp, strict=True):
             for batch in self._batches(group):
-                self._step_batch(group, *batch)
+                self._step_batch(group, hp, *batch)
         return loss
 
     def _batches(self, group: dict) -> list[tuple[list, list, list]]:
@@ -76,14 +90,14 @@ class DeclaredOptimizer(Optimizer):
             bucket[2].append(state)
         return list(buckets.values())
 
-    def _step_batch(self, group: dict, params: list, grads: list, states: list) -> None:
+    def _step_batch(self, group: dict, hp: Any, params: list, grads: list, states: list) -> None:
         t = states[0]["step"] + 1
-        coeffs, carry = self.family.coefficients(self.hp, t, states[0]["carry"])
-        lists = {name: [s[name] for s in states] for name in self.family.state_names(self.hp)}
+        coeffs, carry = self.family.coefficients(hp, t, states[0]["carry"])
+        lists = {name: [s[name] for s in states] for name in self.family.state_names(hp)}
         foreach = group["foreach"]
         if foreach is None:
             foreach = all(p.is_cuda for p in params)
-        self.family.update(params, grads, lists, self.hp, coeffs, foreach)
+        self.family.update(params, grads, lists, hp, coeffs, foreach)
         for state in states:
             state["step"] = t
             state["carry"] = carry

@@ -4,6 +4,9 @@ The engine (``amsgrad_repro.train.engine``) knows nothing about classifiers or V
 keeps the dataset as uint8 tensors on the device, draws batches by index, and asks the task
 kind four things, all as batched tensor operations on the device:
 
+0. ``batch_source(data, settings, device, dtype, performance)``: where batches come from
+   (``engine.BatchSource``): by default images by index (``engine.ImageBatches``), or
+   random windows of a token stream (``engine.TokenWindows``, the language model).
 1. ``build_model(settings, meta)``: the network for the task's ``model`` block and the
    dataset's meta (``image_shape``, ``num_classes``). The engine seeds the global RNG right
    before calling it, so a seed fixes the initial weights for every optimizer.
@@ -51,6 +54,7 @@ if TYPE_CHECKING:  # torch is imported lazily at run time (the CLI must start fa
     from torch import nn
 
     from amsgrad_repro.data.cache import DatasetTensors
+    from amsgrad_repro.train.engine import BatchSource
 
 Settings = Mapping[str, Any]
 BatchLoss = tuple["torch.Tensor", dict[str, "torch.Tensor"]]
@@ -59,13 +63,18 @@ BatchLoss = tuple["torch.Tensor", dict[str, "torch.Tensor"]]
 KIND_MODULES: dict[str, str] = {
     "classifier": "amsgrad_repro.train.kinds.classifier",
     "vae": "amsgrad_repro.train.kinds.vae",
+    "lm": "amsgrad_repro.train.kinds.lm",
 }
 TRAINING_KINDS: tuple[str, ...] = tuple(KIND_MODULES)
 # Files each kind's ``artifacts`` writes into the run folder, by kind name.
 ARTIFACT_FILES: dict[str, tuple[str, ...]] = {"vae": ("samples.png",)}
 # The extra metrics each kind's ``batch_loss`` reports besides the loss, in CSV order (its
 # ``metric_names``; a torch-free table, so that start-up checks the claims' metrics).
-KIND_METRICS: dict[str, tuple[str, ...]] = {"classifier": ("accuracy",), "vae": ("recon", "kl")}
+KIND_METRICS: dict[str, tuple[str, ...]] = {
+    "classifier": ("accuracy",),
+    "vae": ("recon", "kl"),
+    "lm": ("bpc",),  # bits per character: the loss (nats per character) over ln 2
+}
 # The splits every training run evaluates (``val`` with ``holdout_val``).
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
@@ -112,6 +121,28 @@ class TaskKind:
     def input_transform(self, train_x: torch.Tensor, settings: Settings) -> InputTransform:
         """Default: pixel intensities scaled to [0, 1]."""
         return InputTransform(unit_scale, pointwise=True)
+
+    def batch_source(
+        self,
+        data: Any,
+        settings: Settings,
+        device: torch.device,
+        dtype: torch.dtype,
+        performance: Mapping[str, Any],
+    ) -> BatchSource:
+        """Where the engine's batches come from (default: images drawn by index,
+        ``engine.ImageBatches``; a token stream's kind returns ``engine.TokenWindows``)."""
+        from amsgrad_repro.train.engine import ImageBatches
+
+        return ImageBatches(
+            self, data, settings, device, dtype, bool(performance.get("channels_last"))
+        )
+
+    def parameter_groups(self, model: nn.Module) -> Any:
+        """What the optimizer updates: all parameters alike (default), or param groups,
+        where a group's ``weight_decay`` overrides the optimizer's (the language model
+        exempts biases, norms and embeddings)."""
+        return model.parameters()
 
     def batch_loss(
         self,

@@ -24,7 +24,7 @@ import math
 import os
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,6 +175,167 @@ def in_dtype(transform: InputTransform, dtype: torch.dtype) -> InputTransform:
     return InputTransform(cast, pointwise=transform.pointwise)
 
 
+Batch = tuple[torch.Tensor, torch.Tensor]  # (model input, targets), on the device
+
+
+class BatchSource:
+    """Where a run's batches come from: the seam between the loop and the kind's data.
+
+    The loop asks a source for its training batches one epoch at a time (drawn with the
+    run's ``order_gen``, transformed with its ``kind_gen``: both seeded by the run's seed
+    and saved in its checkpoint) and for the batches of each evaluation split. A kind names
+    its source (:meth:`TaskKind.batch_source`); images use :class:`ImageBatches`, a token
+    stream :class:`TokenWindows`.
+    """
+
+    sizes: dict[str, int]
+    eval_splits: tuple[str, ...]
+    steps_per_epoch: int
+
+    def epoch(
+        self, steps: int, order_gen: torch.Generator, kind_gen: torch.Generator
+    ) -> Iterator[Batch]:
+        """The ``steps`` training batches of one epoch."""
+        raise NotImplementedError
+
+    def eval_batches(
+        self, split: str, batch_size: int, generator: torch.Generator | None
+    ) -> Iterator[Batch]:
+        """The whole evaluation set ``split`` in batches of at most ``batch_size``."""
+        raise NotImplementedError
+
+
+class ImageBatches(BatchSource):
+    """Images as uint8 (or resident float) tensors on the device, batches drawn by index
+    from a fresh permutation each epoch (exactly the loop's former own code: the image
+    tasks' metrics are bit-identical through this seam, tested)."""
+
+    def __init__(
+        self,
+        kind: TaskKind,
+        data: Any,
+        settings: Mapping[str, Any],
+        device: torch.device,
+        dtype: torch.dtype,
+        channels_last: bool = False,
+    ) -> None:
+        self.data = data
+        self.splits = make_splits(data, settings, device)
+        self.batch_size = int(settings["batch_size"])
+        self.inputs = resident_inputs(
+            in_dtype(kind.input_transform(data.train_x, settings), dtype),
+            data.train_x,
+            self.splits,
+            int(settings["epochs"]),
+            dtype,
+        )
+        self.channels_last = channels_last
+        self.device = device
+        self.sizes = self.splits.sizes
+        self.eval_splits = tuple(self.splits.evals)
+        self.steps_per_epoch = math.ceil(self.sizes["train"] / self.batch_size)
+
+    def model_input(
+        self, batch: torch.Tensor, training: bool, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        x = self.inputs.transform(batch, training, generator)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def epoch(
+        self, steps: int, order_gen: torch.Generator, kind_gen: torch.Generator
+    ) -> Iterator[Batch]:
+        order = self.splits.train_index[
+            torch.randperm(self.sizes["train"], generator=order_gen).to(self.device)
+        ]
+        for b in range(steps):
+            index = order[b * self.batch_size : (b + 1) * self.batch_size]
+            # index_select: a plain gather, several times faster than advanced indexing.
+            x = self.model_input(self.inputs.train_x.index_select(0, index), True, kind_gen)
+            yield x, self.data.train_y.index_select(0, index)
+
+    def eval_batches(
+        self, split: str, batch_size: int, generator: torch.Generator | None
+    ) -> Iterator[Batch]:
+        x_all, y_all = self.inputs.evals[split]
+        for start in range(0, x_all.shape[0], batch_size):
+            x = self.model_input(x_all[start : start + batch_size], False, generator)
+            yield x, y_all[start : start + batch_size]
+
+
+class TokenWindows(BatchSource):
+    """A token stream's batches: ``batch_size`` windows of ``context`` + 1 tokens at
+    random offsets of the training stream (input: the first ``context``, targets: the last
+    ``context``), drawn from the run's ``order_gen``, so a seed fixes them for every
+    optimizer and a resumed run draws what an uninterrupted one would. An "epoch" is
+    ``epoch_steps`` steps, the checkpoint period (not a pass over the text).
+
+    Evaluation reads a fixed set of ``eval_windows`` windows per held-out split, evenly
+    spaced over its stream (no randomness: the same windows at every evaluation of every
+    run), so the mean loss is comparable across optimizers, seeds and steps.
+    """
+
+    def __init__(self, data: Any, settings: Mapping[str, Any], device: torch.device) -> None:
+        self.context = int(settings["model"]["context"])
+        self.batch_size = int(settings["batch_size"])
+        self.device = device
+        self.streams = {split: data.tokens(split).to(device) for split in ("train", "val", "test")}
+        span = self.context + 1
+        for split, stream in self.streams.items():
+            if stream.numel() < span:
+                raise ValueError(
+                    f"the {split} text has {stream.numel()} tokens, fewer than context + 1 ="
+                    f" {span}: lower the task's context or use a longer text"
+                )
+        self.offsets = torch.arange(span, device=device)
+        windows = int(settings.get("eval_windows") or 256)
+        self.eval_starts = {
+            split: self.even_starts(self.streams[split].numel(), windows)
+            for split in ("val", "test")
+        }
+        self.eval_splits = tuple(s for s in ("val", "test") if self.streams[s].numel())
+        self.sizes = {
+            "train": int(self.streams["train"].numel()),
+            **{f"{s}": int(self.streams[s].numel()) for s in ("val", "test")},
+            **{f"{s}_windows": int(self.eval_starts[s].numel()) for s in ("val", "test")},
+        }
+        self.steps_per_epoch = int(settings["epoch_steps"])
+
+    def even_starts(self, length: int, windows: int) -> torch.Tensor:
+        """``windows`` window starts spread evenly from the first to the last full window
+        (fewer when the stream holds fewer distinct starts)."""
+        last = length - (self.context + 1)
+        count = min(windows, last + 1)
+        if count <= 1:
+            return torch.zeros(1, dtype=torch.long, device=self.device)
+        return torch.arange(count, device=self.device) * last // (count - 1)
+
+    def windows(self, split: str, starts: torch.Tensor) -> Batch:
+        """Token ids (int64) of the windows at ``starts``: inputs and next-token targets."""
+        block = self.streams[split][starts[:, None] + self.offsets].long()
+        return block[:, :-1], block[:, 1:]
+
+    def draw(self, generator: torch.Generator) -> torch.Tensor:
+        """One batch's random window starts over the training stream (a CPU generator,
+        so CPU and GPU runs draw the same windows)."""
+        high = self.sizes["train"] - self.context  # starts 0 .. N - context - 1
+        return torch.randint(high, (self.batch_size,), generator=generator).to(self.device)
+
+    def epoch(
+        self, steps: int, order_gen: torch.Generator, kind_gen: torch.Generator
+    ) -> Iterator[Batch]:
+        for _ in range(steps):
+            yield self.windows("train", self.draw(order_gen))
+
+    def eval_batches(
+        self, split: str, batch_size: int, generator: torch.Generator | None
+    ) -> Iterator[Batch]:
+        starts = self.eval_starts[split]
+        for first in range(0, starts.numel(), batch_size):
+            yield self.windows(split, starts[first : first + batch_size])
+
+
 def wide(value: torch.Tensor) -> torch.Tensor:
     """A metric as the float the sums keep: float32, or float64 in a float64 run (so that
     its metrics are not rounded to float32)."""
@@ -233,20 +394,15 @@ class TrainingJob:
         self.dtype = compute_dtype(self.performance)
         configure_backends(self.device, self.performance)
         self.data = load_cache(request.dataset_cache, device=str(self.device))
-        self.splits = make_splits(self.data, self.settings, self.device)
         self.batch_size = int(self.settings["batch_size"])
         self.epochs = int(self.settings["epochs"])
-        self.inputs = resident_inputs(
-            in_dtype(self.kind.input_transform(self.data.train_x, self.settings), self.dtype),
-            self.data.train_x,
-            self.splits,
-            self.epochs,
-            self.dtype,
+        self.source: BatchSource = self.kind.batch_source(
+            self.data, self.settings, self.device, self.dtype, self.performance
         )
         self.schedule = LogSchedule.from_settings(self.settings)
         self.divergence = DivergenceRule.from_settings(self.settings)
         self.eval_batch_size = int(self.settings.get("eval_batch_size") or 1000)
-        self.steps_per_epoch = math.ceil(self.splits.sizes["train"] / self.batch_size)
+        self.steps_per_epoch = self.source.steps_per_epoch
         self.total_steps = self.epochs * self.steps_per_epoch  # a warmup_* schedule's T
         self.spec = catalogue(request.plugins)[request.optimizer]
         self.columns = self._columns()
@@ -255,10 +411,20 @@ class TrainingJob:
         self.elapsed = 0.0
         self.resumed_from_epoch: int | None = None
 
+    @property
+    def splits(self) -> Splits:
+        """The image source's splits (the stacked trainer reads them)."""
+        return self.source.splits  # type: ignore[attr-defined]
+
+    @property
+    def inputs(self) -> ModelInputs:
+        """The image source's model inputs (the stacked trainer reads them)."""
+        return self.source.inputs  # type: ignore[attr-defined]
+
     def _columns(self) -> list[str]:
         columns = ["step", "epoch"] + metric_columns(self.kind, "train")
         for split in ("val", "test"):
-            if split in self.splits.evals:
+            if split in self.source.eval_splits:
                 columns += metric_columns(self.kind, split)
         return columns + ["lr", "wall_time"]
 
@@ -380,11 +546,18 @@ class Trainer(TrainingJob):
         self.model = model.to(self.device, self.dtype)
         self.forward_model = torch.compile(self.model) if self.performance["compile"] else model
         self.optimizer, self.scheduler = build(
-            self.spec, self.model.parameters(), self.optimizer_settings
+            self.spec, self.parameter_groups(), self.optimizer_settings
         )
         self.clip = clipper(self.settings, list(self.model.parameters()), stacked=False)
         self.order_gen = torch.Generator().manual_seed(_derived_seed(request.seed, 1))
         self.kind_gen = torch.Generator(self.device).manual_seed(_derived_seed(request.seed, 2))
+
+    def parameter_groups(self) -> Any:
+        """The kind's parameter groups; all parameters as one when the optimizer has no
+        weight decay to exempt any from (ADOPT)."""
+        if not hasattr(self.optimizer_settings, "weight_decay"):
+            return self.model.parameters()
+        return self.kind.parameter_groups(self.model)
 
     def own_identity(self) -> dict[str, Any]:
         return {"seed": self.request.seed, "hparams": self.hparams}
@@ -414,36 +587,29 @@ class Trainer(TrainingJob):
 
     # --- evaluation and logging ---------------------------------------------------------
 
-    def _inputs(self, batch: torch.Tensor, training: bool, generator: torch.Generator):
-        x = self.inputs.transform(batch, training, generator)
-        if self.performance["channels_last"] and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
-
     @torch.no_grad()
     def evaluate(self, split: str) -> dict[str, torch.Tensor]:
         """Means over a whole evaluation set, still on the device."""
-        x_all, y_all = self.inputs.evals[split]
         generator = torch.Generator(self.device).manual_seed(
             _derived_seed(self.request.seed, EVAL_SEED_OFFSET)
         )
         self.model.eval()
         sums: dict[str, torch.Tensor] = {}
-        for start in range(0, x_all.shape[0], self.eval_batch_size):
-            x = self._inputs(x_all[start : start + self.eval_batch_size], False, generator)
-            y = y_all[start : start + self.eval_batch_size]
+        count = 0
+        for x, y in self.source.eval_batches(split, self.eval_batch_size, generator):
             loss, extras = self.kind.batch_loss(self.forward_model, x, y, generator)
             for name, value in {"loss": loss, **extras}.items():
                 sums[name] = sums.get(name, 0.0) + wide(value.detach()) * x.shape[0]
+            count += x.shape[0]
         self.model.train()
-        return {f"{split}_{name}": total / x_all.shape[0] for name, total in sums.items()}
+        return {f"{split}_{name}": total / count for name, total in sums.items()}
 
     def log_point(self, running: RunningMeans, evaluate: bool) -> dict[str, float]:
         """Read the running sums back (the one host sync of an interval) and, at an
         evaluation point, evaluate the held-out sets (else their columns stay NaN)."""
         values = running.means()
         if evaluate:
-            for split in self.splits.evals:
+            for split in self.source.eval_splits:
                 values.update(self.evaluate(split))
         names = list(values)
         numbers = torch.stack([wide(values[n]) for n in names]).cpu().tolist()
@@ -459,27 +625,21 @@ class Trainer(TrainingJob):
     def computed(self, row: Mapping[str, float], evaluated: bool) -> dict[str, float]:
         """The row's values that were computed at it (held-out ones only at evaluations),
         which the divergence rule judges."""
-        splits = ("train", *self.splits.evals) if evaluated else ("train",)
+        splits = ("train", *self.source.eval_splits) if evaluated else ("train",)
         return {k: v for k, v in row.items() if k.split("_")[0] in splits}
 
     # --- the loop -----------------------------------------------------------------------
 
     def train_epoch(self, progress: Progress) -> bool:
         """One pass over the training set; False when the run diverged."""
-        order = self.splits.train_index[
-            torch.randperm(self.splits.sizes["train"], generator=self.order_gen).to(self.device)
-        ]
         running = RunningMeans()
-        for b in range(self.steps_per_epoch):
-            index = order[b * self.batch_size : (b + 1) * self.batch_size]
-            # index_select: a plain gather, several times faster than advanced indexing.
-            x = self._inputs(self.inputs.train_x.index_select(0, index), True, self.kind_gen)
-            y = self.data.train_y.index_select(0, index)
+        batches = self.source.epoch(self.steps_per_epoch, self.order_gen, self.kind_gen)
+        for b, (x, y) in enumerate(batches):
             loss, extras = self.kind.batch_loss(self.forward_model, x, y, self.kind_gen)
             if self.initial_loss is None:  # one host sync, at the first step only
                 self.initial_loss = float(loss.detach())
             update(self.optimizer, self.scheduler, loss, self.clip)
-            running.add({"loss": loss, **extras}, index.shape[0])
+            running.add({"loss": loss, **extras}, x.shape[0])
             self.step += 1
             progress.step()
             last = b == self.steps_per_epoch - 1
@@ -590,7 +750,7 @@ def run_record(run: Any, member: MemberState, artifacts: list[str]) -> dict[str,
             "checksum": meta.get("sha256") or meta.get("md5"),
             "cache_sha256": run.data.content_sha256,
             "cache_check": run.data.check,
-            "sizes": run.splits.sizes,
+            "sizes": run.source.sizes,
             "subset": run.settings.get("subset") or None,
             "holdout_val": bool(run.settings.get("holdout_val", True)),
             "meta": meta,

@@ -45,6 +45,7 @@ ROWS: dict[str, tuple[tuple[str, str], ...]] = {
         ("recon", "reconstruction −log p(x|z)"),
         ("kl", "KL(q(z|x) ‖ N(0, I))"),
     ),
+    "lm": (("bpc", "bits per character"),),
 }
 DEFAULT_ROWS: tuple[tuple[str, str], ...] = (("loss", "loss"),)
 MAX_LISTED = 6  # diverged runs named one by one; more are counted per optimizer

@@ -17,6 +17,7 @@ from typing import Any
 
 from amsgrad_repro.optimizers import catalogue
 from amsgrad_repro.settings_base import ConfigError, deep_merge, enabled_tasks, normalise_seeds
+from amsgrad_repro.train.api import TRAINING_KINDS
 
 # The hyper-parameters a tuning grid sets at each of its points.
 TUNED_AXES = ("lr", "beta2")
@@ -60,7 +61,7 @@ def check_tuning(settings: Mapping[str, Any]) -> None:
     for task, grid in (tuning.get("tasks") or {}).items():
         where = f"tuning.tasks.{task}"
         task_settings = settings["tasks"].get(task)
-        if task_settings is None or task_settings["kind"] not in ("classifier", "vae"):
+        if task_settings is None or task_settings["kind"] not in TRAINING_KINDS:
             raise ConfigError(f"{where}: {task!r} is not a training task under tasks:")
         if not settings.get("tune") or not task_settings.get("enabled", True):
             continue  # checked when this task is actually tuned

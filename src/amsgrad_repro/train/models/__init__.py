@@ -27,6 +27,7 @@ MODELS: dict[str, Architecture] = {
     "mlp": Architecture("amsgrad_repro.train.models.linear:build_mlp", stackable=True),
     "cifarnet": Architecture("amsgrad_repro.train.models.builders:build_cifarnet"),
     "vae": Architecture("amsgrad_repro.train.models.builders:build_vae"),
+    "gpt": Architecture("amsgrad_repro.train.models.gpt:build_gpt"),
 }
 
 

@@ -1,0 +1,296 @@
+"""The batch-source seam of the training engine and the character-level language model:
+the image path through the seam equals a plain loop bit for bit."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch.nn import functional as F
+
+from amsgrad_repro.data import load_cache
+from amsgrad_repro.data.cache import TEXT_KIND, CacheWriter
+from amsgrad_repro.optimizers.torch_optimizer import build_named
+from amsgrad_repro.train.engine import KILL_AFTER_EPOCH_ENV, RunRequest, Trainer
+from amsgrad_repro.train.models import build_model
+from amsgrad_repro.train.models.gpt import Gpt, GptSpec
+from tests.test_train import request, train, write_miniature
+
+
+def plain_image_loop(cache: Path, seed: int, settings: dict) -> tuple[list[float], float]:
+    """The image loop written out by hand, as the engine ran it before the batch source
+    existed: seed, model, a CPU generator's permutation per epoch, gathers by index, x/255,
+    cross-entropy, torch's Adam. Returns every step's loss and the final test loss (batch
+    means weighted by batch size)."""
+    data = load_cache(cache)
+    torch.manual_seed(seed)
+    model = build_model(settings["model"], data.meta)
+    optimizer, _ = build_named("torch-adam", model.parameters(), settings["hparams"])
+    order_gen = torch.Generator().manual_seed(seed * 1000 + 1)
+    keep = torch.ones(data.train_x.shape[0], dtype=torch.bool)
+    keep[data.val_index] = False
+    train_index = torch.arange(data.train_x.shape[0])[keep]
+    batch, losses = settings["batch_size"], []
+    for _ in range(settings["epochs"]):
+        order = train_index[torch.randperm(train_index.numel(), generator=order_gen)]
+        for start in range(0, order.numel(), batch):
+            index = order[start : start + batch]
+            x = data.train_x.index_select(0, index).float().div_(255.0)
+            loss = F.cross_entropy(model(x), data.train_y.index_select(0, index))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+    with torch.no_grad():
+        model.eval()
+        total, size = 0.0, data.test_x.shape[0]
+        for start in range(0, size, settings["eval_batch_size"]):
+            x = data.test_x[start : start + settings["eval_batch_size"]].float().div_(255.0)
+            y = data.test_y[start : start + settings["eval_batch_size"]]
+            total = total + F.cross_entropy(model(x), y) * x.shape[0]
+    return losses, float(total / size)
+
+
+def test_image_batches_through_the_seam_equal_the_plain_loop_bit_for_bit(tmp_path):
+    """ImageBatches (engine.BatchSource) draws, transforms and evaluates exactly as the
+    loop did: every step's loss (log_every 1: a row's train_loss is that one batch's loss,
+    times 32 over 32, exact) and the final test loss are equal as floats."""
+    cache = write_miniature(tmp_path / "data" / "miniature")
+    changes = {"log_every": 1, "eval_every": 0, "epochs": 2, "model": {"arch": "mlp"}}
+    run = request(cache, tmp_path, optimizer="torch-adam", seed=5, **changes)
+    train(run)
+    table = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    losses, test_loss = plain_image_loop(cache, 5, dict(run.settings))
+    assert len(losses) == 20 and table["step"].tolist() == list(range(1, 21))
+    assert table["train_loss"].tolist() == losses
+    assert table["test_loss"].iloc[-1] == test_loss
+
+
+# --- the language model -------------------------------------------------------------------
+
+VERSE = (
+    b"To be, or not to be, that is the question:\n"
+    b"Whether 'tis nobler in the mind to suffer\n"
+    b"The slings and arrows of outrageous fortune,\n"
+)
+
+
+def write_text_cache(folder: Path, repeats: int = 40) -> Path:
+    """A token cache in the data stage's format: a repeated verse as the training play,
+    its lines shuffled as the validation and test plays (same vocabulary)."""
+    lines = VERSE.split(b"\n")
+    texts = {
+        "train": VERSE * repeats,
+        "val": b"\n".join(lines[::-1]) * 4,
+        "test": b"\n".join(lines[1:] + lines[:1]) * 4,
+    }
+    vocab = np.array(sorted(set(VERSE)), dtype=np.uint8)
+    lookup = np.zeros(256, dtype=np.uint8)
+    lookup[vocab] = np.arange(len(vocab), dtype=np.uint8)
+    writer = CacheWriter(folder)
+    writer.array("vocab", vocab)
+    for split, text in texts.items():
+        writer.array(f"{split}_tokens", lookup[np.frombuffer(text, dtype=np.uint8)])
+    for split in texts:
+        writer.array(f"{split}_starts", np.zeros(1, dtype=np.int64))
+    writer.commit(
+        {
+            "name": "verse",
+            "format": "text",
+            "kind": TEXT_KIND,
+            "sha256": "0" * 64,
+            "vocab_size": len(vocab),
+            **{f"num_{split}": len(text) for split, text in texts.items()},
+        }
+    )
+    return folder / "meta.json"
+
+
+def lm_settings(**changes: Any) -> dict[str, Any]:
+    settings = {
+        "kind": "lm",
+        "dataset": "verse",
+        "model": {"arch": "gpt", "layers": 1, "heads": 2, "dim": 16, "context": 16},
+        "optimizers": ["adamw", "adamw-amsgrad", "adopt"],
+        "hparams": {"lr": 0.01, "lr_schedule": "warmup_cosine", "weight_decay": 0.1},
+        "grad_clip_norm": 1.0,
+        "batch_size": 8,
+        "epochs": 3,
+        "epoch_steps": 5,
+        "eval_windows": 12,
+        "log_every": 5,
+    }
+    settings.update(changes)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def text_cache(tmp_path_factory) -> Path:
+    return write_text_cache(tmp_path_factory.mktemp("text") / "verse")
+
+
+def lm_request(cache: Path, root: Path, optimizer="adamw-amsgrad", seed=0, **changes):
+    return RunRequest(
+        task="charlm",
+        optimizer=optimizer,
+        seed=seed,
+        settings=lm_settings(**changes),
+        dataset_cache=cache,
+        out_dir=root / "run",
+        checkpoint_dir=root / "ckpt",
+        device="cpu",
+    )
+
+
+def test_windows_are_seeded_and_the_same_for_every_optimizer(text_cache, tmp_path):
+    trainers = {
+        (opt, seed): Trainer(lm_request(text_cache, tmp_path / f"{opt}{seed}", opt, seed))
+        for opt, seed in (("adamw", 0), ("adamw-amsgrad", 0), ("adopt", 0), ("adamw", 1))
+    }
+
+    def windows(trainer: Trainer) -> list[torch.Tensor]:
+        gen = trainer.order_gen.clone_state()
+        return [x for x, _ in trainer.source.epoch(3, gen, trainer.kind_gen)]
+
+    first = windows(trainers["adamw", 0])
+    for key in (("adamw-amsgrad", 0), ("adopt", 0)):
+        assert all(torch.equal(a, b) for a, b in zip(first, windows(trainers[key]), strict=True))
+    assert not torch.equal(first[0], windows(trainers["adamw", 1])[0])
+    source = trainers["adamw", 0].source
+    x, y = next(source.epoch(1, torch.Generator().manual_seed(0), None))
+    assert x.shape == (8, 16) and x.dtype == torch.int64
+    assert torch.equal(x[:, 1:], y[:, :-1])  # targets: the inputs shifted by one
+    # Evaluation windows: fixed, evenly spaced, the same for every seed.
+    val = [x for x, _ in source.eval_batches("val", 5, None)]
+    assert [v.shape[0] for v in val] == [5, 5, 2]
+    other = trainers["adamw", 1].source
+    assert torch.equal(
+        torch.cat(val), torch.cat([x for x, _ in other.eval_batches("val", 12, None)])
+    )
+    last = source.streams["val"].numel() - 17
+    assert source.eval_starts["val"][0] == 0 and source.eval_starts["val"][-1] == last
+
+
+def test_killed_lm_run_resumes_to_identical_results(text_cache, tmp_path):
+    """SIGKILL after epoch 1's checkpoint: the resumed run draws the windows an
+    uninterrupted one draws (the window generator is in the checkpoint)."""
+
+    def cli(root: Path, kill: bool) -> subprocess.CompletedProcess:
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        env.pop(KILL_AFTER_EPOCH_ENV, None)
+        if kill:
+            env[KILL_AFTER_EPOCH_ENV] = "1"
+        command = [
+            sys.executable, "-m", "amsgrad_repro.cli", "train", "--task", "charlm",
+            "--optimizer", "adamw-amsgrad", "--seed", "2",
+            "--settings", json.dumps(lm_settings()), "--dataset-cache", str(text_cache),
+            "--out", str(root / "run"), "--checkpoint-dir", str(root / "ckpt"),
+            "--device", "cpu", "--threads", "1",
+        ]  # fmt: skip
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+    killed = cli(tmp_path / "resumed", kill=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    resumed = cli(tmp_path / "resumed", kill=False)
+    assert resumed.returncode == 0 and "resuming after epoch 1" in resumed.stdout
+    straight = cli(tmp_path / "straight", kill=False)
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    a, b = (
+        pd.read_csv(tmp_path / name / "run" / "metrics.csv").drop(columns=["wall_time"])
+        for name in ("resumed", "straight")
+    )
+    assert a["step"].tolist() == [5, 10, 15]
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+def test_gpt_parameter_count_initial_loss_and_causal_mask():
+    spec = GptSpec(vocab_size=84, context=32, layers=2, heads=4, dim=32)
+    torch.manual_seed(0)
+    model = Gpt(spec)
+    d, per_block = spec.dim, 2 * 2 * spec.dim  # two LayerNorms, weight and bias
+    per_block += 3 * d * d + 3 * d + d * d + d + 4 * d * d + 4 * d + 4 * d * d + d
+    expected = 84 * d + 32 * d + spec.layers * per_block + 2 * d  # tied output layer
+    assert sum(p.numel() for p in model.parameters()) == expected
+    ids = torch.randint(84, (4, 32), generator=torch.Generator().manual_seed(1))
+    logits = model(ids)
+    loss = F.cross_entropy(logits.flatten(0, 1), ids.roll(-1, 1).flatten())
+    assert abs(float(loss.detach()) - math.log(84)) < 0.1  # initialisation: near uniform
+    changed = ids.clone()
+    changed[:, 20] = (changed[:, 20] + 1) % 84
+    after = model(changed)
+    assert torch.equal(after[:, :20], logits[:, :20])  # the past does not see the future
+    assert not torch.allclose(after[:, 20], logits[:, 20])
+    exempt = {id(p) for p in model.no_decay_parameters()}
+    assert id(model.tokens.weight) in exempt and id(model.blocks[0].ln1.weight) in exempt
+    assert id(model.blocks[0].fc.bias) in exempt and id(model.blocks[0].fc.weight) not in exempt
+
+
+def test_a_few_steps_learn_the_tiny_text(text_cache, tmp_path):
+    """60 steps on the verse: the held-out loss ends below the unigram entropy of the
+    training text (what a model without context reaches) and far below its start; bpc is
+    the loss over ln 2; the record names the evaluation windows."""
+    changes = {"epochs": 12, "hparams": {"lr": 0.02, "lr_schedule": "warmup_cosine"}}
+    record = train(lm_request(text_cache, tmp_path, **changes))
+    table = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    counts = np.bincount(load_cache(text_cache).train_tokens.numpy())
+    p = counts[counts > 0] / counts.sum()
+    unigram = float(-(p * np.log(p)).sum())  # 2.84 nats
+    assert table["val_loss"].iloc[-1] < unigram - 0.3
+    assert table["train_loss"].iloc[-1] < table["train_loss"].iloc[0] - 0.5
+    np.testing.assert_allclose(table["test_bpc"], table["test_loss"] / math.log(2), rtol=1e-6)
+    assert record["data"]["sizes"]["val_windows"] == 12 and record["steps"] == 60
+
+
+def test_weight_decay_spares_the_exempt_group(text_cache, tmp_path):
+    """The LM's optimizers get two groups: weight matrices with the task's decay, the
+    biases, norms and embeddings without; ADOPT (no decay) gets one."""
+    trainer = Trainer(lm_request(text_cache, tmp_path, optimizer="adamw"))
+    groups = trainer.optimizer.param_groups
+    assert [g["weight_decay"] for g in groups] == [0.1, 0.0]
+    exempt = {id(p) for p in trainer.model.no_decay_parameters()}
+    assert {id(p) for p in groups[1]["params"]} == exempt
+    adopt = Trainer(lm_request(text_cache, tmp_path / "adopt", optimizer="adopt"))
+    assert len(adopt.optimizer.param_groups) == 1
+
+
+@pytest.mark.parametrize("name, amsgrad", [("amsgrad", True), ("adam", False)])
+def test_a_native_groups_own_weight_decay_is_torch_adamws(name, amsgrad):
+    """A parameter group's ``weight_decay`` in a native family equals torch.optim.AdamW
+    with the same groups (float64: equal to rounding, 1e-12), and the group without decay
+    moves differently from one with it."""
+    from amsgrad_repro.optimizers import BUILTINS
+    from amsgrad_repro.optimizers.torch_optimizer import build
+
+    hp = {"lr": 0.01, "beta2": 0.999, "bias_correction": True, "eps": 1e-8, "weight_decay": 0.05}
+    spec = BUILTINS[name]
+    start = torch.randn(2, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    grads = torch.randn(20, 2, 6, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+
+    def run(make) -> torch.Tensor:
+        params = [start[i].clone().requires_grad_(True) for i in range(2)]
+        optimizer = make([{"params": params[:1]}, {"params": params[1:], "weight_decay": 0.0}])
+        for g in grads:
+            for param, grad in zip(params, g, strict=True):
+                param.grad = grad.clone()
+            optimizer.step()
+        return torch.stack([p.detach() for p in params])
+
+    mine = run(lambda groups: build(spec, groups, spec.resolve(("", hp)))[0])
+    theirs = run(
+        lambda groups: torch.optim.AdamW(groups, lr=0.01, weight_decay=0.05, amsgrad=amsgrad)
+    )
+    torch.testing.assert_close(mine, theirs, rtol=1e-12, atol=1e-12)
+    undecayed = run(
+        lambda groups: build(spec, groups, spec.resolve(("", {**hp, "weight_decay": 0.0})))[0]
+    )
+    assert torch.equal(undecayed[1], mine[1]) and not torch.allclose(undecayed[0], mine[0])
