@@ -92,7 +92,8 @@ def test_top_level_command_line_lists_and_booleans_are_typed(raw):
 
 
 def test_unknown_task_and_dataset_names_say_what_is_known(raw):
-    with pytest.raises(ConfigError, match=r"tasks.mpl: unknown task 'mpl' \(known: cifarnet, "):
+    known = r"\(known: charlm_shakespeare, cifarnet, "
+    with pytest.raises(ConfigError, match=r"tasks.mpl: unknown task 'mpl' " + known):
         resolve(raw, overrides={"tasks": {"mpl": {"epochs": "2"}}})
     typo = {"tasks": {"logreg": {"dataset": "fashion_mnis"}}}
     with pytest.raises(ConfigError) as error:
