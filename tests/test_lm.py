@@ -294,3 +294,28 @@ def test_a_native_groups_own_weight_decay_is_torch_adamws(name, amsgrad):
         lambda groups: build(spec, groups, spec.resolve(("", {**hp, "weight_decay": 0.0})))[0]
     )
     assert torch.equal(undecayed[1], mine[1]) and not torch.allclose(undecayed[0], mine[0])
+
+
+def test_the_lm_figure_shows_bits_per_character_on_train_validation_and_test():
+    from amsgrad_repro.train.figure import build_training_figure
+
+    rows = [
+        {"optimizer": o, "step": s, "metric": f"{split}_{q}", "mean": 3.0 / s,
+         "median": 3.0 / s, "lo": 2.5 / s, "hi": 3.5 / s, "n": 5}
+        for o in ("adamw", "adamw-amsgrad") for s in (50, 100)
+        for split in ("train", "val", "test") for q in ("loss", "bpc")
+    ]  # fmt: skip
+    task = {**lm_settings(), "dataset": "shakespeare"}
+    runs = [
+        {"optimizer": o, "seed": s, "status": "completed", "diverged_at_step": None}
+        for o in ("adamw", "adamw-amsgrad")
+        for s in range(5)
+    ]
+    fig = build_training_figure("charlm", pd.DataFrame(rows), task, runs)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == [
+        "train bits per character",
+        "validation bits per character",
+        "test bits per character",
+    ]
+    assert all(len(ax.lines) >= 2 for ax in fig.axes[:3])  # a curve per optimizer

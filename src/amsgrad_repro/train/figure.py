@@ -37,6 +37,18 @@ from amsgrad_repro.summaries.aggregate import curve
 from amsgrad_repro.train.api import ARTIFACT_FILES
 
 SPLITS: tuple[tuple[str, str], ...] = (("train", "train"), ("test", "test"))
+# Columns of the curve figure per task kind where they differ from SPLITS: the language
+# model's validation plays are its held-out curve of record (the test plays beside it).
+KIND_SPLITS: dict[str, tuple[tuple[str, str], ...]] = {
+    "lm": (("train", "train"), ("val", "validation"), ("test", "test")),
+}
+
+
+def figure_splits(kind: str | None) -> tuple[tuple[str, str], ...]:
+    """The (split, title) columns of a kind's curve figure."""
+    return KIND_SPLITS.get(kind or "", SPLITS)
+
+
 # Rows of the curve figure per task kind: (metric suffix, axis label).
 ROWS: dict[str, tuple[tuple[str, str], ...]] = {
     "classifier": (("loss", "cross-entropy loss"), ("accuracy", "accuracy")),
@@ -85,7 +97,8 @@ def curve_rows(kind: str | None, metrics: Sequence[str]) -> list[tuple[str, str]
     """The kind's rows that the aggregate has data for (train or test)."""
     rows = ROWS.get(kind or "", DEFAULT_ROWS)
     present = set(metrics)
-    kept = [row for row in rows if {f"{s}_{row[0]}" for s, _ in SPLITS} & present]
+    splits = figure_splits(kind)
+    kept = [row for row in rows if {f"{s}_{row[0]}" for s, _ in splits} & present]
     return kept or list(DEFAULT_ROWS)
 
 
@@ -126,11 +139,12 @@ def build_training_figure(
     styles = styles_for(table["optimizer"].unique())
     common, labels = legend_labels(records)
     rows = curve_rows(settings.get("kind"), table["metric"].unique())
+    splits = figure_splits(settings.get("kind"))
     fig, axes = plt.subplots(
-        len(rows), len(SPLITS), figsize=(5.0 * len(SPLITS), 3.3 * len(rows) + 0.5), squeeze=False
+        len(rows), len(splits), figsize=(5.0 * len(splits), 3.3 * len(rows) + 0.5), squeeze=False
     )
     for r, (quantity, label) in enumerate(rows):
-        for c, (split, split_label) in enumerate(SPLITS):
+        for c, (split, split_label) in enumerate(splits):
             ax = axes[r][c]
             metric = f"{split}_{quantity}"
             data = curve(table, metric)
