@@ -2,7 +2,8 @@
 
 Input handling is the task's ``input`` block: ``scale: unit`` (x/255, the MNIST models) or
 ``standardize`` (per-pixel mean/std of the training split, CIFARNET), and ``augment``
-``none``/``flip``/``crop_flip``; all batched tensor ops on the device.
+``none``/``flip``/``crop_flip`` (``crop_padding`` pixels of zero padding, default 4); all
+batched tensor ops on the device.
 """
 
 from __future__ import annotations
@@ -25,13 +26,16 @@ from amsgrad_repro.train.api import (
 from amsgrad_repro.train.models.cifarnet import PixelStandardizer, augment
 
 
-def _input_options(settings: Settings) -> tuple[str, str]:
+def _input_options(settings: Settings) -> tuple[str, str, int]:
     options: Mapping[str, Any] = settings.get("input") or {}
     scale = options.get("scale", "unit")
     augment_mode = options.get("augment", "none")
+    crop_padding = int(options.get("crop_padding", 4))
     if scale not in ("unit", "standardize"):
         raise ValueError(f"input.scale must be unit or standardize, got {scale!r}")
-    return scale, augment_mode
+    if crop_padding < 0:
+        raise ValueError(f"input.crop_padding must be >= 0 pixels, got {crop_padding}")
+    return scale, augment_mode, crop_padding
 
 
 class Classifier(TaskKind):
@@ -41,13 +45,13 @@ class Classifier(TaskKind):
 
     def input_transform(self, train_x: torch.Tensor, settings: Settings) -> InputTransform:
 
-        scale, augment_mode = _input_options(settings)
+        scale, augment_mode, crop_padding = _input_options(settings)
         standardize = PixelStandardizer(train_x) if scale == "standardize" else None
 
         def transform(batch: torch.Tensor, training: bool, generator: torch.Generator | None):
             x = standardize(batch) if standardize else unit_scale(batch, training, generator)
             if training and augment_mode != "none":
-                x = augment(x, augment_mode, generator)
+                x = augment(x, augment_mode, generator, crop_padding)
             return x
 
         return InputTransform(transform, pointwise=augment_mode == "none")

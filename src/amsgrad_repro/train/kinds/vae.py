@@ -1,5 +1,7 @@
 """Variational auto-encoder: the negative ELBO (Bernoulli likelihood + KL), in nats per
-image, split into ``recon`` and ``kl``; labels are ignored.
+image, split into ``recon`` and ``kl``; labels are ignored. A model whose ``spec`` says
+``likelihood = "squared_error"`` (DeepOBS's ``fmnist_vae``) gets DeepOBS's loss instead:
+summed squared error of the sigmoid image plus the same KL.
 
 The reparameterisation noise is drawn from the engine's generator, so a seed fixes it and
 a resumed run draws the same noise as an uninterrupted one. Test and validation ELBOs use
@@ -34,7 +36,8 @@ class Vae(TaskKind):
             inputs.shape[0], model.spec.latent, generator=generator, device=generator.device
         ).to(inputs.device)
         logits, mu, logvar = model(inputs, noise)
-        terms = negative_elbo(logits, inputs, mu, logvar)
+        likelihood = getattr(model.spec, "likelihood", "bernoulli")
+        terms = negative_elbo(logits, inputs, mu, logvar, likelihood)
         return terms.loss, {"recon": terms.recon.detach(), "kl": terms.kl.detach()}
 
     def artifacts(self, model: nn.Module, data, out_dir: Path, seed: int) -> list[Path]:

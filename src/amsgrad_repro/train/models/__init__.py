@@ -28,6 +28,12 @@ MODELS: dict[str, Architecture] = {
     "cifarnet": Architecture("amsgrad_repro.train.models.builders:build_cifarnet"),
     "vae": Architecture("amsgrad_repro.train.models.builders:build_vae"),
     "gpt": Architecture("amsgrad_repro.train.models.gpt:build_gpt"),
+    # DeepOBS's test problems (models/deepobs.py) and ResNet-20 (models/resnet.py).
+    "fmnist_2c2d": Architecture("amsgrad_repro.train.models.deepobs:build_fmnist_2c2d"),
+    "fmnist_mlp": Architecture("amsgrad_repro.train.models.deepobs:build_fmnist_mlp"),
+    "fmnist_vae": Architecture("amsgrad_repro.train.models.deepobs:build_fmnist_vae"),
+    "quadratic_deep": Architecture("amsgrad_repro.train.models.deepobs:build_quadratic_deep"),
+    "resnet20": Architecture("amsgrad_repro.train.models.resnet:build_resnet20"),
 }
 
 

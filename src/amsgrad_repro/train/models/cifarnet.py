@@ -189,9 +189,13 @@ class PixelStandardizer:
         return (batch_uint8.to(torch.float32) / 255.0 - self.mean) / self.std
 
 
-def augment(batch: torch.Tensor, mode: str, generator: torch.Generator) -> torch.Tensor:
-    """Random horizontal flip (``flip``) and 4-pixel padded random crop (``crop_flip``),
-    drawn per example from ``generator`` and applied to the whole batch at once."""
+def augment(
+    batch: torch.Tensor, mode: str, generator: torch.Generator, padding: int = 4
+) -> torch.Tensor:
+    """Random horizontal flip (``flip``) and a ``padding``-pixel zero-padded random crop of
+    the original size (``crop_flip``, the ResNet recipe's; default 4 pixels), drawn per
+    example from ``generator`` (the engine's checkpointed kind generator, so a resumed run
+    draws what an uninterrupted one does) and applied to the whole batch at once."""
     if mode == "none":
         return batch
     if mode not in ("flip", "crop_flip"):
@@ -200,8 +204,8 @@ def augment(batch: torch.Tensor, mode: str, generator: torch.Generator) -> torch
     device = batch.device
     flip = torch.rand(n, generator=generator, device=device) < 0.5
     batch = torch.where(flip[:, None, None, None], batch.flip(3), batch)
-    if mode == "crop_flip":
-        pad = 4
+    if mode == "crop_flip" and padding > 0:
+        pad = int(padding)
         padded = F.pad(batch, (pad, pad, pad, pad))
         dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=device)
         dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=device)

@@ -149,12 +149,27 @@ class ElboTerms:
     kl: torch.Tensor
 
 
+LIKELIHOODS: tuple[str, ...] = ("bernoulli", "squared_error")
+
+
 def negative_elbo(
-    logits: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    likelihood: str = "bernoulli",
 ) -> ElboTerms:
-    """Bernoulli NLL of ``target`` (intensities in [0, 1]) plus KL(q(z|x) ‖ N(0, I))."""
+    """Reconstruction term plus KL(q(z|x) ‖ N(0, I)), each summed per image and averaged
+    over the batch. ``bernoulli``: the NLL of ``target`` (intensities in [0, 1]) given the
+    logits. ``squared_error``: Σ (sigmoid(logits) − target)², DeepOBS's VAE loss (not a
+    normalised likelihood: the sum of the two terms is DeepOBS's loss, not an ELBO)."""
     batch = target.shape[0]
-    recon = F.binary_cross_entropy_with_logits(logits, target, reduction="sum") / batch
+    if likelihood == "bernoulli":
+        recon = F.binary_cross_entropy_with_logits(logits, target, reduction="sum") / batch
+    elif likelihood == "squared_error":
+        recon = (torch.sigmoid(logits) - target).pow(2).sum() / batch
+    else:
+        raise ValueError(f"VAE likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
     kl = -0.5 * torch.sum(1.0 + logvar - mu * mu - logvar.exp()) / batch
     return ElboTerms(loss=recon + kl, recon=recon, kl=kl)
 
