@@ -334,8 +334,8 @@ def test_the_schemas_kinds_and_problems_are_the_registries(repo_root):
     """The schema's enums of task kinds and synthetic problems repeat the registries (a
     JSON schema cannot import them): this fails when one changes without the other."""
     from amsgrad_repro.config import TASK_KINDS
+    from amsgrad_repro.kinds import KIND_MODULES
     from amsgrad_repro.synthetic.problems import PARAMETER, PROBLEMS
-    from amsgrad_repro.train.api import KIND_MODULES
 
     schema = yaml.safe_load((repo_root / "workflow/schemas/config.schema.yaml").read_text())
     defs = schema["$defs"]

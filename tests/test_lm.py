@@ -62,7 +62,7 @@ def plain_image_loop(cache: Path, seed: int, settings: dict) -> tuple[list[float
 
 
 def test_image_batches_through_the_seam_equal_the_plain_loop_bit_for_bit(tmp_path):
-    """ImageBatches (engine.BatchSource) draws, transforms and evaluates exactly as the
+    """ImageBatches (batches.BatchSource) draws, transforms and evaluates exactly as the
     loop did: every step's loss (log_every 1: a row's train_loss is that one batch's loss,
     times 32 over 32, exact) and the final test loss are equal as floats."""
     cache = write_miniature(tmp_path / "data" / "miniature")

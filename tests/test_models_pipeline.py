@@ -232,10 +232,12 @@ def test_documented_overrides_schedule_cifarnet_in_quick(tmp_path):
         seeds = 1 if stacked else len(config["seeds"])
         return sum(len(config["tasks"][t]["optimizers"]) * seeds for t in tasks)
 
-    assert counts["train"] == jobs("classifier", stacked=False)  # CIFARNET, one per seed
+    # CIFARNET and the language model, one job per seed.
+    assert counts["train"] == jobs("classifier", stacked=False) + jobs("lm", stacked=False)
     assert counts["train_stacked"] == jobs("classifier", stacked=True)
     assert counts["train_vae"] == jobs("vae", stacked=False)
-    assert counts["train_figure"] == len(enabled_tasks(config, "classifier")) + 1
+    figures = [enabled_tasks(config, kind) for kind in ("classifier", "vae", "lm")]
+    assert counts["train_figure"] == sum(map(len, figures))
     assert counts["samples_figure"] == 1
     # The nested override does the same as the preset.
     enable = "tasks={cifarnet: {enabled: true}}"

@@ -1,5 +1,5 @@
 """The configuration schema's enumerations against the registries they name: a kind added
-to ``train.api.KIND_MODULES`` (or removed) must be added to the schema too, or this fails.
+to ``amsgrad_repro.kinds.KIND_MODULES`` (or removed) must be added to the schema too, or this fails.
 (The synthetic problems are checked the same way in ``test_problems``.)"""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import yaml
 
 from amsgrad_repro.config import TASK_KINDS
-from amsgrad_repro.train.api import KIND_MODULES
+from amsgrad_repro.kinds import KIND_MODULES
 
 
 def test_the_schema_names_the_registered_task_kinds(repo_root):

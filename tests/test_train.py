@@ -438,8 +438,8 @@ def test_figure_flags_shortened_runs_other_data_and_counts_many_diverged(tmp_pat
 
 
 def test_kinds_write_exactly_the_artifacts_the_workflow_declares(cache, tmp_path, repo_root):
+    from amsgrad_repro.kinds import KIND_MODULES as TASK_KINDS
     from amsgrad_repro.train.api import ARTIFACT_FILES, load_kind
-    from amsgrad_repro.train.api import KIND_MODULES as TASK_KINDS
 
     assert set(ARTIFACT_FILES) <= set(TASK_KINDS)
     rules = (repo_root / "workflow/rules/train.smk").read_text()
@@ -537,14 +537,14 @@ def test_flush_denormal_is_applied_on_the_cpu_and_can_be_switched_off(flush):
 
 def test_resident_inputs_equal_the_per_batch_transform_bit_for_bit(cache, monkeypatch):
     from amsgrad_repro.data import load_cache
-    from amsgrad_repro.train import engine
+    from amsgrad_repro.train import batches
     from amsgrad_repro.train.kinds.classifier import KIND
 
     data = load_cache(cache)
-    splits = engine.make_splits(data, {"holdout_val": True}, torch.device("cpu"))
+    splits = batches.make_splits(data, {"holdout_val": True}, torch.device("cpu"))
     for scale in ("unit", "standardize"):
         transform = KIND.input_transform(data.train_x, {"input": {"scale": scale}})
-        inputs = engine.resident_inputs(transform, data.train_x, splits, epochs=2)
+        inputs = batches.resident_inputs(transform, data.train_x, splits, epochs=2)
         assert inputs.train_x.dtype == torch.float32
         batch = splits.train_index[:50]
         per_batch = transform(data.train_x.index_select(0, batch), True, None)
@@ -555,14 +555,14 @@ def test_resident_inputs_equal_the_per_batch_transform_bit_for_bit(cache, monkey
             assert inputs.evals[name][1] is y
     # Augmentation draws per batch: never precomputed; nor a copy over the memory budget.
     augmented = KIND.input_transform(data.train_x, {"input": {"augment": "flip"}})
-    assert engine.resident_inputs(augmented, data.train_x, splits, 1).train_x is data.train_x
+    assert batches.resident_inputs(augmented, data.train_x, splits, 1).train_x is data.train_x
     unit = KIND.input_transform(data.train_x, {})
     # A job reading fewer images than are stored (a subset for an epoch) does not pay for it.
-    subset = engine.make_splits(data, {"subset": {"train": 100}}, torch.device("cpu"))
-    assert engine.resident_inputs(unit, data.train_x, subset, 1).train_x is data.train_x
-    assert engine.resident_inputs(unit, data.train_x, subset, 10).train_x is not data.train_x
-    monkeypatch.setattr(engine, "RESIDENT_BYTES", 1000)
-    assert engine.resident_inputs(unit, data.train_x, splits, 1).train_x is data.train_x
+    subset = batches.make_splits(data, {"subset": {"train": 100}}, torch.device("cpu"))
+    assert batches.resident_inputs(unit, data.train_x, subset, 1).train_x is data.train_x
+    assert batches.resident_inputs(unit, data.train_x, subset, 10).train_x is not data.train_x
+    monkeypatch.setattr(batches, "RESIDENT_BYTES", 1000)
+    assert batches.resident_inputs(unit, data.train_x, splits, 1).train_x is data.train_x
 
 
 @pytest.mark.parametrize("stacked", [False, True], ids=["single", "stacked"])
@@ -570,7 +570,7 @@ def test_float64_runs_in_float64_throughout_and_says_so(cache, tmp_path, stacked
     """``performance.dtype: float64``: parameters, inputs, optimizer state and metrics in
     float64 (the precision of the equality tests, tests/test_stacked.py), recorded in
     run.json; the same run as float32 up to float32 rounding, not bit for bit. One epoch
-    transforms each batch, two use the resident copy (``engine.resident_inputs``)."""
+    transforms each batch, two use the resident copy (``batches.resident_inputs``)."""
     from amsgrad_repro.train.stacked import Member, StackedRequest, StackedTrainer
 
     def job(dtype: str):

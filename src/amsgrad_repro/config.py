@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from amsgrad_repro.kinds import KIND_MODULES
 from amsgrad_repro.optimizers import HParamError, catalogue, check_shared_hparams
 from amsgrad_repro.optimizers import task_settings as optimizer_settings
 from amsgrad_repro.optimizers.plugins import PluginError, check_cached
@@ -31,7 +32,6 @@ from amsgrad_repro.settings_base import (
     validate_typed,
 )
 from amsgrad_repro.synthetic.grid_spec import check_grids
-from amsgrad_repro.train.api import KIND_MODULES
 from amsgrad_repro.train.models import MODELS
 from amsgrad_repro.tuning.grid import check_tuning
 
@@ -321,12 +321,6 @@ def _check_registry_names(config: Mapping[str, Any], plugin_cache: Path | None =
                     f"tasks.{task_name}.overrides.{name}: unknown optimizer {name!r} "
                     f"(known: {known})"
                 )
-        try:
-            check_shared_hparams(specs, task_name, task)
-            for name in task.get("optimizers", []):
-                optimizer_settings(specs[name], task_name, task)
-        except HParamError as error:
-            raise ConfigError(str(error)) from None
         if task.get("enabled", True):
             used.update(task.get("optimizers", []))
     for index, pair in enumerate((config.get("analysis") or {}).get("pairs") or []):
@@ -335,12 +329,21 @@ def _check_registry_names(config: Mapping[str, Any], plugin_cache: Path | None =
                 raise ConfigError(
                     f"analysis.pairs[{index}]: unknown optimizer {name!r} (known: {known})"
                 )
+    # A plug-in that cannot be imported or built is the cause of any error its tasks'
+    # settings would raise next, so it is reported first.
     for name in sorted(used):
         if specs[name].plugin is not None:
             try:
                 check_cached(specs[name], plugin_cache)
             except PluginError as error:
                 raise ConfigError(str(error)) from None
+    for task_name, task in config.get("tasks", {}).items():
+        try:
+            check_shared_hparams(specs, task_name, task)
+            for name in task.get("optimizers", []):
+                optimizer_settings(specs[name], task_name, task)
+        except HParamError as error:
+            raise ConfigError(str(error)) from None
 
 
 def _check_models(config: Mapping[str, Any]) -> None:

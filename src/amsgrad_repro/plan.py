@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from amsgrad_repro import layout
+from amsgrad_repro.kinds import TRAINING_KINDS
 from amsgrad_repro.optimizers import OptimizerSpec, catalogue
 from amsgrad_repro.settings_base import enabled_tasks
 from amsgrad_repro.synthetic.grid_spec import enabled_grids
-from amsgrad_repro.train.api import ARTIFACT_FILES, TRAINING_KINDS
+from amsgrad_repro.train.api import ARTIFACT_FILES
 from amsgrad_repro.train.jobs import StackedJob, stacks, training_jobs, tuning_jobs
 from amsgrad_repro.tuning import grid as tuning
 

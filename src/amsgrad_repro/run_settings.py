@@ -26,6 +26,13 @@ from typing import Any
 
 from amsgrad_repro.optimizers import OptimizerSpec, hparams, scalar_form, task_settings
 
+# Settings that do not change what a run computes: editing them keeps its checkpoint and
+# its results valid (the optimizer's hyper-parameters enter the identity merged with its
+# overrides; ``paper`` only labels a reduced run).
+NOT_IDENTITY = frozenset(
+    {"resources", "optimizers", "overrides", "hparams", "enabled", "figure", "paper"}
+)
+
 # Task keys no training or synthetic job reads: the rules (resources), the figures
 # (figure) and the planning (enabled, the task's optimizer list and other optimizers'
 # overrides) use them.

@@ -39,12 +39,6 @@ from amsgrad_repro.tuning import grid as tuning
 
 PULLED_RECORD = Path(layout.RESULTS) / ".pulled.json"
 RUN_RECORD = layout.RUN_RECORD
-# Settings that do not change what a run computes: editing them keeps its checkpoint and
-# its results valid (the optimizer's hyper-parameters enter the identity merged with its
-# overrides; ``paper`` only labels a reduced run).
-NOT_IDENTITY = frozenset(
-    {"resources", "optimizers", "overrides", "hparams", "enabled", "figure", "paper"}
-)
 # What a job is given but only labels its results (a run shorter than ``paper`` says so).
 LABELS = frozenset({"paper"})
 LISTED = 20

@@ -36,10 +36,11 @@ import jsonschema
 import yaml
 
 from amsgrad_repro.analysis.verdicts import RULE_TYPES
+from amsgrad_repro.kinds import TRAINING_KINDS
 from amsgrad_repro.optimizers import catalogue
 from amsgrad_repro.settings_base import REPO_ROOT, ConfigError, key_path
 from amsgrad_repro.synthetic.problems import SYNTHETIC_METRICS
-from amsgrad_repro.train.api import TRAINING_KINDS, kind_metric_names
+from amsgrad_repro.train.api import kind_metric_names
 from amsgrad_repro.tuning.grid import tuned_tasks
 
 CLAIMS_FILE = Path("workflow") / "claims.yaml"

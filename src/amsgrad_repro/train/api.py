@@ -5,8 +5,8 @@ keeps the dataset as uint8 tensors on the device, draws batches by index, and as
 kind four things, all as batched tensor operations on the device:
 
 0. ``batch_source(data, settings, device, dtype, performance)``: where batches come from
-   (``engine.BatchSource``): by default images by index (``engine.ImageBatches``), or
-   random windows of a token stream (``engine.TokenWindows``, the language model).
+   (``batches.BatchSource``): by default images by index (``batches.ImageBatches``), or
+   random windows of a token stream (``batches.TokenWindows``, the language model).
 1. ``build_model(settings, meta)``: the network for the task's ``model`` block and the
    dataset's meta (``image_shape``, ``num_classes``). The engine seeds the global RNG right
    before calling it, so a seed fixes the initial weights for every optimizer.
@@ -16,7 +16,7 @@ kind four things, all as batched tensor operations on the device:
    step. Random augmentation draws from the ``generator`` the engine passes, so it is
    seeded and checkpointed with the run. A transform that is ``pointwise`` (each image's
    output depends on that image alone, with no randomness) is applied once to the whole
-   dataset when the float copy is small (``engine.resident_inputs``), not to every batch.
+   dataset when the float copy is small (``batches.resident_inputs``), not to every batch.
 3. ``batch_loss(model, inputs, targets, generator)``: the scalar loss to minimise (a mean
    over the batch) and a dict of extra per-batch metrics, each a 0-d tensor that is also a
    batch mean (``accuracy`` for a classifier, ``recon`` and ``kl`` for a VAE). The same
@@ -42,30 +42,24 @@ model there plus a config entry.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from amsgrad_repro.kinds import KIND_MODULES
 from amsgrad_repro.train.models import build_model
+from amsgrad_repro.train.transform import InputTransform
 
 if TYPE_CHECKING:  # torch is imported lazily at run time (the CLI must start fast)
     import torch
     from torch import nn
 
     from amsgrad_repro.data.cache import DatasetTensors
-    from amsgrad_repro.train.engine import BatchSource
+    from amsgrad_repro.train.batches import BatchSource
 
 Settings = Mapping[str, Any]
 BatchLoss = tuple["torch.Tensor", dict[str, "torch.Tensor"]]
 
-# The module of each training kind (imported when a job runs: they import torch).
-KIND_MODULES: dict[str, str] = {
-    "classifier": "amsgrad_repro.train.kinds.classifier",
-    "vae": "amsgrad_repro.train.kinds.vae",
-    "lm": "amsgrad_repro.train.kinds.lm",
-}
-TRAINING_KINDS: tuple[str, ...] = tuple(KIND_MODULES)
 # Files each kind's ``artifacts`` writes into the run folder, by kind name.
 ARTIFACT_FILES: dict[str, tuple[str, ...]] = {"vae": ("samples.png",)}
 # The extra metrics each kind's ``batch_loss`` reports besides the loss, in CSV order (its
@@ -77,21 +71,6 @@ KIND_METRICS: dict[str, tuple[str, ...]] = {
 }
 # The splits every training run evaluates (``val`` with ``holdout_val``).
 SPLITS: tuple[str, ...] = ("train", "val", "test")
-
-
-@dataclass(frozen=True)
-class InputTransform:
-    """(uint8 batch, training?, generator) -> float model input, on the batch's device."""
-
-    apply: Callable[[torch.Tensor, bool, torch.Generator | None], torch.Tensor]
-    # Each image's output depends on that image alone and on nothing random, so applying
-    # it once to a whole split gives exactly the values applying it per batch gives.
-    pointwise: bool = False
-
-    def __call__(
-        self, batch: torch.Tensor, training: bool, generator: torch.Generator | None
-    ) -> torch.Tensor:
-        return self.apply(batch, training, generator)
 
 
 def unit_scale(batch: torch.Tensor, training: bool, generator: torch.Generator | None):
@@ -131,8 +110,8 @@ class TaskKind:
         performance: Mapping[str, Any],
     ) -> BatchSource:
         """Where the engine's batches come from (default: images drawn by index,
-        ``engine.ImageBatches``; a token stream's kind returns ``engine.TokenWindows``)."""
-        from amsgrad_repro.train.engine import ImageBatches
+        ``batches.ImageBatches``; a token stream's kind returns ``batches.TokenWindows``)."""
+        from amsgrad_repro.train.batches import ImageBatches  # imports torch
 
         return ImageBatches(
             self, data, settings, device, dtype, bool(performance.get("channels_last"))

@@ -39,6 +39,7 @@ from amsgrad_repro.optimizers.schedules import lr_factor, with_horizon
 from amsgrad_repro.optimizers.torch_optimizer import build
 from amsgrad_repro.run_settings import job_settings
 from amsgrad_repro.settings_base import deep_merge
+from amsgrad_repro.train.batches import _derived_seed
 from amsgrad_repro.train.clipping import clipper
 from amsgrad_repro.train.device import synchronize
 from amsgrad_repro.train.engine import (
@@ -46,7 +47,6 @@ from amsgrad_repro.train.engine import (
     RunningMeans,
     TrainingJob,
     _atomic_binary,
-    _derived_seed,
     run_record,
     update,
     wide,

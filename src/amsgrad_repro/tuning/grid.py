@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from amsgrad_repro.kinds import TRAINING_KINDS
 from amsgrad_repro.optimizers import catalogue
 from amsgrad_repro.settings_base import ConfigError, deep_merge, enabled_tasks, normalise_seeds
-from amsgrad_repro.train.api import TRAINING_KINDS
 
 # The hyper-parameters a tuning grid sets at each of its points.
 TUNED_AXES = ("lr", "beta2")

@@ -2,7 +2,7 @@
 reported in bits per character too (``bpc`` = loss / ln 2, the unit of the tables and
 figures).
 
-Batches are random windows of the training plays' token stream (``engine.TokenWindows``,
+Batches are random windows of the training plays' token stream (``batches.TokenWindows``,
 seeded by the run's seed, so every optimizer sees the same windows); evaluation is the mean
 loss over a fixed set of windows of the validation and test plays. The parameters split in
 two groups as today's recipe has it: weight matrices decay (decoupled, the optimizer's
@@ -19,6 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from amsgrad_repro.train.api import KIND_METRICS, BatchLoss, Settings, TaskKind
+from amsgrad_repro.train.batches import TokenWindows
 
 LN2 = math.log(2.0)
 
@@ -28,8 +29,6 @@ class LanguageModel(TaskKind):
     metric_names = KIND_METRICS["lm"]
 
     def batch_source(self, data: Any, settings: Settings, device, dtype, performance):
-        from amsgrad_repro.train.engine import TokenWindows
-
         return TokenWindows(data, settings, device)
 
     def parameter_groups(self, model: nn.Module) -> list[dict[str, Any]]:
