@@ -42,13 +42,13 @@ def test_every_file_has_one_job_and_every_target_a_job(args):
 
 
 def test_the_smoke_plan():
-    """The smoke preset, counted by hand: 3 synthetic tasks x 11 optimizers; logreg and
+    """The smoke preset, counted by hand: 3 synthetic tasks x 12 optimizers; logreg and
     mlp stack their 12 optimizers' 2 seeds (24 jobs); the VAE trains 2 optimizers x 2 seeds
     one job each; 3 grids; 6 tasks."""
     planned = plan(resolved(["scale=smoke"]))
     rules = Counter(layout.rule_family(job.rule) for job in planned.jobs)
     assert rules == {
-        "synthetic_run": 33,
+        "synthetic_run": 36,
         "train_stacked": 24,
         "train_vae": 4,
         "aggregate": 6,

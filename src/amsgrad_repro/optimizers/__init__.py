@@ -35,7 +35,7 @@ BUILTINS: dict[str, OptimizerSpec] = {
         *adam.SPECS[:3],
         *torch_classes.SPECS[:2],
         adam.SPECS[3],
-        adopt.SPEC,
+        *adopt.SPECS,
         adabelief.SPEC,
         yogi.SPEC,
         *adabound.SPECS,

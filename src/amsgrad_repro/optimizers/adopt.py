@@ -2,12 +2,18 @@
 second moment before it enters the momentum.
 
 * t = 1: v_1 = g_1², no move (m stays 0);
-* t ≥ 2: m_t = β1·m_{t−1} + (1 − β1)·g_t / max(√v_{t−1}, ε);  x_{t+1} = x_t − α_t·m_t;
+* t ≥ 2: m_t = β1·m_{t−1} + (1 − β1)·clip(g_t / max(√v_{t−1}, ε));  x_{t+1} = x_t − α_t·m_t;
   then v_t = β2·v_{t−1} + (1 − β2)·g_t².
 
-``clip: true`` is the clipped variant the authors' code runs by default since November
-2024: the normalised gradient is clipped to ±t^(1/4) (t counting the first step too, as
-there). Defaults are the official ones: α 1e-3, β = (0.9, 0.9999), ε 1e-6.
+``clip`` (fixed by the name) is the authors' ``clip_lambda`` as data. ``adopt`` runs their
+code's default since November 2024 (github.com/iShohei220/adopt, ``src/adopt/adopt.py``):
+``step**0.25``, where their ``step`` counts the moves, the first gradient (which only sets
+v) being step 0, so move n = t − 1 is clipped to ±n^(1/4) (±1 at the first move).
+pytorch-optimizer's ``ADOPT`` increments its step before the call, so its default clips
+move n to ±(n+1)^(1/4), one step later (tested: equal to ours with ``clip_lambda(s) =
+(s − 1)^0.25``). ``adopt-unclipped`` (``clip: none``) is Algorithm 1 of the paper, the
+algorithm its convergence theorem states. Defaults are the official ones: α 1e-3,
+β = (0.9, 0.9999), ε 1e-6.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from amsgrad_repro.optimizers.hparams import flag, real
+from amsgrad_repro.optimizers.hparams import choice, real
 from amsgrad_repro.optimizers.lazy_torch import torch
 from amsgrad_repro.optimizers.moments import move_
 from amsgrad_repro.optimizers.scalar import scalar_code, sqrt
@@ -31,20 +37,33 @@ from amsgrad_repro.optimizers.tensor_ops import (
 if TYPE_CHECKING:
     from torch import Tensor
 
+# The clip of the normalised gradient at move n = t − 1 (the module's docstring): none, or
+# the authors' clip_lambda(step) = step**0.25. A new schedule is a new entry here and its
+# bound in adopt_coefficients.
+CLIPS: tuple[str, ...] = ("none", "step^0.25")
+QUARTER_POWER = CLIPS.index("step^0.25")
+
 
 @dataclass(frozen=True)
 class AdoptSettings(StepSize):
     beta1: float = real(0.9, "β1", 0.0, 1.0, high_open=True, tunable=True, symbol="β1")
     beta2: float = real(0.9999, "β2", 0.0, 1.0, high_open=True, tunable=True, symbol="β2")
     eps: float = real(1e-6, "ε: the normaliser is max(√v, ε)", 0.0, low_open=True, symbol="ε")
-    clip: bool = flag(False, "clip the normalised gradient to ±t^(1/4)", symbol="clipped")
+    clip: str = choice(
+        "step^0.25",
+        CLIPS,
+        "clip of the normalised gradient at move n = t − 1: none (the paper's Algorithm 1) "
+        "or ±n^(1/4) (the authors' code's clip_lambda = step**0.25)",
+        fixed=True,
+    )
 
 
 @scalar_code
 def adopt_coefficients(hp: Any, t: int, carry: tuple) -> tuple[tuple, tuple]:
-    """(first step?, β1, β2, α_t, clip bound t^(1/4))."""
+    """(first step?, β1, β2, α_t, clip bound of move t − 1; 0 when unused)."""
     alpha = step_size(hp, t)
-    return (t == 1, hp.beta1, hp.beta2, alpha, sqrt(sqrt(float(t)))), carry
+    bound = float(t - 1) ** 0.25 if hp.clip == QUARTER_POWER else 0.0
+    return (t == 1, hp.beta1, hp.beta2, alpha, bound), carry
 
 
 def adopt_state_names(hp: Any) -> tuple[str, ...]:
@@ -62,7 +81,7 @@ def _multi_tensor(
     denoms = torch._foreach_sqrt(exp_avg_sqs)
     torch._foreach_clamp_min_(denoms, hp.eps)
     normed = torch._foreach_div(grads, denoms)
-    if hp.clip:
+    if hp.clip == QUARTER_POWER:
         torch._foreach_clamp_min_(normed, -bound)
         torch._foreach_clamp_max_(normed, bound)
     torch._foreach_lerp_(exp_avgs, normed, 1.0 - beta1)
@@ -83,7 +102,7 @@ def _single_tensor(
             continue
         denom = v.sqrt().clamp_min_(hp.eps)
         normed = torch.div(grad, denom, out=denom)
-        if hp.clip:
+        if hp.clip == QUARTER_POWER:
             normed.clamp_(-bound, bound)
         m.lerp_(normed, complement(beta1, param))
         move_(param, m, per_param(alpha, param))
@@ -104,26 +123,44 @@ def adopt_scalar_step(state: tuple, hp: Any, g: float, t: int) -> tuple[tuple, f
     if first:
         return (m, g * g, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0), 0.0
     normed = g / max(sqrt(v), hp.eps)
-    if hp.clip:
+    if hp.clip == QUARTER_POWER:
         normed = min(max(normed, -bound), bound)
     m = beta1 * m + (1.0 - beta1) * normed
     v = beta2 * v + (1.0 - beta2) * g * g
     return (m, v, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0), alpha * m
 
 
-SPEC = OptimizerSpec(
+FAMILY = NativeFamily(
     name="adopt",
-    summary="ADOPT: gradient normalised by the previous v before the momentum",
-    source="Taniguchi et al., NeurIPS 2024 (github.com/iShohei220/adopt)",
-    settings=AdoptSettings,
-    impl=NativeFamily(
-        name="adopt",
-        state_names=adopt_state_names,
-        carry=(),
-        coefficients=adopt_coefficients,
-        single_tensor=_single_tensor,
-        multi_tensor=_multi_tensor,
-        scalar_init=adopt_scalar_init,
-        scalar_step=adopt_scalar_step,
-    ),
+    state_names=adopt_state_names,
+    carry=(),
+    coefficients=adopt_coefficients,
+    single_tensor=_single_tensor,
+    multi_tensor=_multi_tensor,
+    scalar_init=adopt_scalar_init,
+    scalar_step=adopt_scalar_step,
+)
+SPECS = tuple(
+    OptimizerSpec(
+        name=name,
+        summary=summary,
+        source=source,
+        settings=AdoptSettings,
+        impl=FAMILY,
+        fixed={"clip": clip},
+    )
+    for name, clip, summary, source in (
+        (
+            "adopt",
+            "step^0.25",
+            "ADOPT as its authors' code runs it: normalised gradient clipped to ±n^(1/4)",
+            "Taniguchi et al., NeurIPS 2024; github.com/iShohei220/adopt (clip since Nov 2024)",
+        ),
+        (
+            "adopt-unclipped",
+            "none",
+            "ADOPT, paper form: gradient normalised by the previous v, no clip",
+            "Taniguchi et al., NeurIPS 2024, Algorithm 1 (its theorem's algorithm)",
+        ),
+    )
 )
