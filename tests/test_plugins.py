@@ -4,6 +4,7 @@ task through the real pipeline, and refused at start-up when they cannot work.""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import textwrap
 from pathlib import Path
@@ -58,7 +59,9 @@ def plugin_run(tmp_path_factory):
     data = write_idx_dataset(root / "idx", num_train=1200, num_test=600, learnable=True)
     make_project(workdir, plugin_config(workdir, data))
     (workdir / "my_optimizers.py").write_text(textwrap.dedent(OWN_OPTIMIZER))
-    env = {**snakemake_env(), "PYTHONPATH": str(workdir)}
+    env = snakemake_env()
+    # The project's own module, then the code under test (the test's PYTHONPATH, if any).
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(workdir), env.get("PYTHONPATH")]))
     result = subprocess.run(
         snakemake_command("--config", "scale=smoke"),
         cwd=workdir,
