@@ -390,7 +390,16 @@ def test_a_key_that_is_not_a_name_is_one_error(raw, where, value, message):
     [
         # A blank key (in a preset, on the command line) reached the value checks, whose
         # message named no key.
-        ({"__preset__": {"": ["2020-01-01"]}}, "<top level>: the key '' is blank"),
+        ({"__preset__": {"": ["2020-01-01"]}}, "presets.quick: the key '' is blank"),
+        # An entry a preset brings is named by its place in the file, not by the top-level
+        # key it would become (the fuzz met '1e6: the key ...', naming no key of the file).
+        ({"__preset__": {"1e6": {"": None}}}, "presets.quick.1e6: the key '' is blank"),
+        ({"__preset__": {"1e6": {0: None}}}, "presets.quick.1e6: the key 0 is not a name"),
+        # 10^400 overflowed to inf with a RuntimeWarning and reached the range checks.
+        (
+            {"grids": {"beta_map": {"axes": {"beta2": {"one_minus_logspace": {"stop": 400}}}}}},
+            "grids.beta_map.axes.beta2.one_minus_logspace: start -1, stop 400 give values beyond",
+        ),
         ({" ": float("-inf")}, "<top level>: the key ' ' is blank"),
         # range(10^30): an OverflowError at start-up (and 10^9 would fill the memory).
         ({"seeds": 10**30}, "seeds: 1000000000000000000000000000000 seeds is more runs"),

@@ -73,6 +73,10 @@ def resolve(
             f"<top level>: the configuration must be a mapping of keys to values, "
             f"got {type(config).__name__}"
         )
+    # The file first, presets included, so that an entry a preset brings is named by its
+    # place in the file (``presets.quick.tasks…``), not by where it would land.
+    _check_keys(config)
+    _check_values(yaml12_numbers(config))
     resolved = yaml12_numbers(_merge_preset(config, overrides))
     _check_keys(resolved)
     _check_values(resolved)

@@ -175,7 +175,14 @@ def _piece_values(where: str, piece: Mapping[str, Any]) -> list[float]:
     if kind not in RANGES:
         raise ConfigError(f"{where}: unknown range {kind!r} (known: values, {', '.join(RANGES)})")
     points = np.linspace(float(spec["start"]), float(spec["stop"]), int(spec["num"]))
-    return [float(v) for v in RANGES[kind](points / float(spec.get("per", 1)))]
+    with np.errstate(over="ignore"):  # an overflow is reported below, naming the key
+        values = RANGES[kind](points / float(spec.get("per", 1)))
+    if not np.all(np.isfinite(values)):
+        raise ConfigError(
+            f"{where}.{kind}: start {spec['start']}, stop {spec['stop']} give values beyond "
+            "the range of a float (10^308); give exponents, not the values themselves"
+        )
+    return [float(v) for v in values]
 
 
 def enabled_grids(config: Mapping[str, Any]) -> list[str]:
