@@ -83,10 +83,15 @@ def test_every_seed_has_its_own_outputs(smoke_run):
             for seed in (0, 1):
                 run = smoke_run / "results/runs" / task / optimizer / str(seed)
                 metrics = pd.read_csv(run / "metrics.csv")
-                assert list(metrics.columns) == ["step", "x", "avg_regret"]
+                ranges = [] if task == "synthetic_stochastic" else [  # periodic problems
+                    "x_period_min", "x_period_max", "avg_regret_period_min",
+                    "avg_regret_period_max",
+                ]  # fmt: skip
+                assert list(metrics.columns) == ["step", "x", "avg_regret", *ranges]
                 assert metrics["step"].iloc[-1] == 20000
                 info = json.loads((run / "run.json").read_text())
                 assert info["seed"] == seed and info["status"] == "completed"
+                assert info["state"] in ("converged", "failed", "unsettled")
                 assert info["final"]["x"] == pytest.approx(metrics["x"].iloc[-1])
                 assert "torch" in info["versions"] or "numpy" in info["versions"]
     for name in ("figure1.png", "figure1.pdf"):

@@ -13,6 +13,10 @@ compare it with the claimed side of a threshold:
 * the task (or an optimizer it needs) not run → **not run**
 * it ran, but every seed diverged             → **inconclusive** (diverged seeds are
   counted beside every verdict)
+* on a synthetic task, a seed still moving at its last step (``synthetic.settle``:
+  unsettled) counts neither way: it is left out of the samples (of a pair, when either
+  run is), the effect says "k of n seeds unsettled at T steps", and a claim left without
+  enough settled seeds is **inconclusive**, never "not reproduced"
 
 Two kinds of effect:
 
@@ -49,6 +53,7 @@ from amsgrad_repro.analysis.verdicts import (
     EVALUATORS,
     INCONCLUSIVE,
     NOT_RUN,
+    TOO_FEW_SEEDS,
     Evidence,
     Verdict,
     claim_row,
@@ -59,7 +64,14 @@ from amsgrad_repro.analysis.verdicts import (
     rule_type,
 )
 from amsgrad_repro.formatting import significant
-from amsgrad_repro.summaries.finals import FINAL, lower_is_better, paired_differences
+from amsgrad_repro.summaries.finals import (
+    FINAL,
+    lower_is_better,
+    paired_differences,
+    settled_seeds,
+    unsettled_count,
+)
+from amsgrad_repro.synthetic.settle import UNSETTLED
 
 # What a task rule's effect is: (per-seed samples, threshold, label) from the claim, its
 # rows of the finals table and the whole table.
@@ -78,6 +90,7 @@ def paired_threshold(rule: dict[str, Any], rows: pd.DataFrame) -> float:
 def margin_size(rule: Mapping[str, Any], rows: pd.DataFrame) -> float:
     """``margin`` + ``relative_margin`` × |the baseline's mean| over its finite values in
     ``rows`` (0 for the relative part when it has none)."""
+    rows = settled_seeds(rows)
     baseline = rows.loc[rows["optimizer"] == rule["baseline"], "value"].to_numpy(dtype=float)
     baseline = baseline[np.isfinite(baseline)]
     scale = abs(float(baseline.mean())) if baseline.size else 0.0
@@ -88,6 +101,7 @@ def _threshold_samples(claim: dict[str, Any], rows: pd.DataFrame, finals: pd.Dat
     """One optimizer's per-seed values against the rule's ``value``."""
     rule, metric = claim["rule"], claim["metric"]
     statistic = rule.get("statistic", FINAL)
+    rows = settled_seeds(rows)
     samples = rows.loc[rows["optimizer"] == rule["optimizer"], "value"].to_numpy()
     return samples, float(rule["value"]), f"mean {statistic} {metric} of {rule['optimizer']}"
 
@@ -157,17 +171,37 @@ def _judge_finals(claim: dict[str, Any], evidence: Evidence, samples_of: Samples
         verdict, shown = _sided(rule, samples, threshold, evidence)
     ran = all((rows["optimizer"] == name).any() for name in optimizers)
     outcome = INCONCLUSIVE if verdict.verdict == NOT_RUN and ran else verdict.verdict
+    moving = {name: rows[rows["optimizer"] == name] for name in optimizers}
+    if outcome == TOO_FEW_SEEDS and any(unsettled_count(r) for r in moving.values()):
+        outcome = INCONCLUSIVE  # more steps are wanted, not more seeds
     diverged = {
         name: int((rows.loc[rows["optimizer"] == name, "status"] == "diverged").sum())
         for name in optimizers
     }
     return claim_row(
         claim,
-        effect,
+        effect + _unsettled_text(moving),
         shown + _unset_margin(rule, rows),
         replace(verdict, verdict=outcome),
         ", ".join(f"{k} {v}" for k, v in diverged.items()) if ran else "",
     )
+
+
+def _unsettled_text(rows_of: Mapping[str, pd.DataFrame]) -> str:
+    """``; amsgrad 3 of 10 seeds unsettled at 1e+07 steps (counted neither way)`` for a
+    synthetic task's claim ("every seed settled" when none is); "" for a training task."""
+    frames = [r for r in rows_of.values() if "state" in r and r["state"].notna().any()]
+    if not frames:
+        return ""
+    parts = []
+    for name, rows in rows_of.items():
+        count = unsettled_count(rows)
+        if count:
+            steps = rows.loc[rows["state"] == UNSETTLED, "steps"].max()
+            parts.append(f"{name} {count} of {len(rows)} seeds unsettled at {steps:.3g} steps")
+    if not parts:
+        return "; every seed settled"
+    return "; " + ", ".join(parts) + " (counted neither way)"
 
 
 def _unset_margin(rule: dict[str, Any], rows: pd.DataFrame) -> str:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from amsgrad_repro.stats import interval_summary
+from amsgrad_repro.synthetic.settle import STATES, UNSETTLED
 
 HIGHER_IS_BETTER = ("accuracy",)
 
@@ -28,7 +29,11 @@ FINAL, BEST = "final", "best"
 # Metrics whose best value over a run means something (a loss, an accuracy); the synthetic
 # problems' x and R_t/t are judged at the end only.
 BEST_WORDS = ("loss", "accuracy", "recon", "kl")
-FINALS_COLUMNS = ["task", "optimizer", "seed", "steps", "status", "statistic", "metric", "value"]
+# ``state``: a synthetic run's converged / failed / unsettled (``synthetic.settle``), empty
+# for the training tasks.
+FINALS_COLUMNS = [
+    "task", "optimizer", "seed", "steps", "status", "state", "statistic", "metric", "value",
+]  # fmt: skip
 
 
 def best_values(metrics_path: Path) -> dict[str, float]:
@@ -70,6 +75,7 @@ def load_finals(run_files: Iterable[str | Path]) -> pd.DataFrame:
             "optimizer": info["optimizer"],
             "seed": int(info["seed"]),
             "steps": float(info.get("steps", np.nan)),
+            "state": info.get("state"),
         }
         for statistic, values in (
             (FINAL, _numeric(info.get("final"))),
@@ -92,7 +98,9 @@ def load_finals(run_files: Iterable[str | Path]) -> pd.DataFrame:
 
 def finals_table(finals: pd.DataFrame) -> pd.DataFrame:
     """Mean, median and 95% Student-t interval of each final and best metric per
-    task × optimizer, with the number of finite and of diverged seeds and the steps its
+    task × optimizer, with the number of finite and of diverged seeds, the seeds of each
+    state (``state``: a synthetic run converged, failed or unsettled, still moving at its
+    last step, ``synthetic.settle``), the unsettled ones counted apart, and the steps its
     runs took (a plug-in on a 1-D problem may run fewer: ``generic_steps``)."""
     rows = []
     keys = ["task", "optimizer", "statistic", "metric"]
@@ -107,11 +115,31 @@ def finals_table(finals: pd.DataFrame) -> pd.DataFrame:
                 "hi": summary.hi[0],
                 "n": int(summary.n[0]),
                 "diverged": int((group["status"] == "diverged").sum()),
+                "state": state_counts(group),
+                "unsettled": unsettled_count(group),
                 "steps": _steps_run(group),
             }
         )
-    columns = [*keys, "mean", "median", "lo", "hi", "n", "diverged", "steps"]
+    columns = [*keys, "mean", "median", "lo", "hi", "n", "diverged", "state", "unsettled", "steps"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def state_counts(rows: pd.DataFrame) -> str:
+    """The seeds of each state, ``converged 7, unsettled 3`` (STATES order); "" without."""
+    if "state" not in rows:
+        return ""
+    counts = rows["state"].value_counts()
+    return ", ".join(f"{s} {int(counts[s])}" for s in STATES if s in counts)
+
+
+def unsettled_count(rows: pd.DataFrame) -> int:
+    """How many of ``rows`` are runs still moving at their last step (0 without a state)."""
+    return int((rows["state"] == UNSETTLED).sum()) if "state" in rows else 0
+
+
+def settled_seeds(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` without the unsettled runs: a run still moving is evidence for no side."""
+    return rows[rows["state"] != UNSETTLED] if "state" in rows else rows
 
 
 def _steps_run(group: pd.DataFrame) -> float:
@@ -131,10 +159,15 @@ def paired_differences(
     statistic: str = FINAL,
 ) -> np.ndarray:
     """Per-seed candidate − baseline for seeds where both have a finite value after the
-    same number of steps (a final x after 10^6 steps is no match for one after 10^7)."""
-    subset = finals[
-        (finals["task"] == task) & (finals["metric"] == metric) & (finals["statistic"] == statistic)
-    ]
+    same number of steps (a final x after 10^6 steps is no match for one after 10^7) and
+    neither is still moving (an unsettled synthetic run, ``synthetic.settle``)."""
+    subset = settled_seeds(
+        finals[
+            (finals["task"] == task)
+            & (finals["metric"] == metric)
+            & (finals["statistic"] == statistic)
+        ]
+    )
     wide = subset.pivot_table(index="seed", columns="optimizer", values="value", dropna=False)
     if candidate not in wide or baseline not in wide:
         return np.array([])

@@ -8,6 +8,14 @@ setting the runs share and legends what is particular to an optimizer, both read
 runs' own records; each row's legend sits beside it. A red note under the figure says when
 a problem ran fewer steps than its full setting (``paper: steps``), as on the training
 figures, and a panel whose band was clipped to [−1, 1] (F) says so in its title.
+
+A periodic problem's runs record one phase only (``synthetic.runner.record_plan``: every
+point t ≡ T mod P), so its curves compare like with like, and its band is the range over
+the period ending at each point (mean over seeds of ``x_period_min`` … ``x_period_max``;
+the seeds of a deterministic problem are one run): zero-width where the run is steady, the
+oscillation's extent where it is not. The other problems keep the 95% Student-t band over
+seeds. Each curve ends in a dot: filled when every seed settled (converged or failed by
+the settle rule, ``synthetic.settle``), hollow when any was still moving.
 """
 
 from __future__ import annotations
@@ -35,7 +43,8 @@ from amsgrad_repro.plots import (
 )
 from amsgrad_repro.reduction import reduction
 from amsgrad_repro.summaries.aggregate import curve
-from amsgrad_repro.synthetic.problems import PROBLEMS
+from amsgrad_repro.synthetic.problems import PERIOD_RANGE, PROBLEMS
+from amsgrad_repro.synthetic.settle import UNSETTLED
 
 # What a panel of each metric shows: (title after the problem's, y label).
 METRICS = {"avg_regret": ("average regret", "$R_t/t$"), "x": ("iterate", "$x_t$")}
@@ -101,12 +110,54 @@ def reduction_notes(records: Sequence[dict]) -> str:
     return "; ".join(f"{note} ({', '.join(names)})" for note, names in tasks.items())
 
 
-def _panel(ax, table: pd.DataFrame, metric: str, names: list[str], palette, labels, refs) -> str:
+def panel_curves(table: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """What a panel draws of ``metric``: the mean curve per optimizer and its band, ``lo``
+    to ``hi``: the mean over seeds of the range within the period ending at each point
+    where the runs recorded one (a periodic problem), else the Student-t band."""
     data = curve(table, metric)
+    low, high = PERIOD_RANGE.get(metric, (None, None))
+    if low is None or not (table["metric"] == low).any():
+        return data
+    keys = ["optimizer", "step"]
+    ranges = curve(table, low)[[*keys, "mean"]].rename(columns={"mean": "lo"})
+    ranges = ranges.merge(
+        curve(table, high)[[*keys, "mean"]].rename(columns={"mean": "hi"}), on=keys
+    )
+    data = data.drop(columns=["lo", "hi"]).merge(ranges, on=keys, how="left")
+    return data.sort_values(keys).reset_index(drop=True)
+
+
+def end_states(records: Sequence[dict]) -> dict[str, bool]:
+    """Per optimizer with recorded states: whether every seed settled."""
+    found: dict[str, bool] = {}
+    for record in records:
+        if "state" in record:
+            name = record["optimizer"]
+            found[name] = found.get(name, True) and record["state"] != UNSETTLED
+    return found
+
+
+def _end_dots(ax, data: pd.DataFrame, settled: dict[str, bool], palette) -> None:  # noqa: ANN001
+    """A dot on each curve's last point: filled when settled, hollow when still moving."""
+    for name, group in data.groupby("optimizer", sort=False):
+        if name not in settled or group.empty:
+            continue
+        last = group.sort_values("step").iloc[-1]
+        colour = palette[name].colour
+        face = colour if settled[name] else "white"
+        ax.plot([last["step"]], [last["mean"]], "o", ms=5, color=colour, mfc=face, zorder=5)
+
+
+def _panel(
+    ax, table: pd.DataFrame, metric: str, names: list[str], palette, labels, refs, settled
+) -> str:  # noqa: ANN001, E501
+    data = panel_curves(table, metric)
     for name in refs:
         ref = data[data["optimizer"] == name]
         ax.plot(ref["step"], ref["mean"], color="0.6", lw=0.9, ls=":", label=f"{name} (ref.)")
-    clipped = band_plot(ax, data[data["optimizer"].isin(names)], palette, labels)
+    shown = data[data["optimizer"].isin(names)]
+    clipped = band_plot(ax, shown, palette, labels)
+    _end_dots(ax, shown, settled, palette)
     ax.set_xscale("log")
     if metric == "avg_regret":
         ax.set_yscale("log")
@@ -144,14 +195,20 @@ def build_figure1(tables: dict[str, pd.DataFrame], records: Sequence[dict]) -> p
             labels = {**labels, **shortened_labels(in_row, labels)}
             seeds = len({r["seed"] for r in task_records})
             ax = axes[row][col]
-            clipped = _panel(ax, tables[task], metric, names, palette, labels, refs)
+            settled = end_states(in_row)
+            clipped = _panel(ax, tables[task], metric, names, palette, labels, refs, settled)
             settings = task_records[0]["settings"] if task_records else {}
             detail = describe_task(settings, seeds) if settings else ""
             heading = f"{title} — {ROW_TITLES[group]}\n{common}\n{detail}"
             ax.set_title(titled(heading, clipped), fontsize=7)
             ax.set_xlabel("iteration $t$")
             ax.set_ylabel(ylabel)
-    fig.suptitle("Figure 1 reproduction: mean over seeds with 95% Student-t band", fontsize=10)
+    fig.suptitle(
+        "Figure 1 reproduction: mean over seeds; band: 95% Student-t interval, or on a "
+        "periodic problem (drawn at one phase) the range within a period; "
+        "end dot filled: settled, hollow: still moving",
+        fontsize=9,
+    )
     fig.tight_layout()
     for row in axes:  # the first panel's entries, as before the legends moved out
         legend_beside(fig, row[:1], row[-1], title="optimizer", fontsize=6, title_fontsize=7)

@@ -139,6 +139,11 @@ PROBLEMS: dict[str, Problem] = {
 # What every synthetic run records per step (metrics.csv) and a grid per cell: the
 # iterate and the average regret R_t/t (synthetic.runner, synthetic.grids).
 SYNTHETIC_METRICS: tuple[str, ...] = ("x", "avg_regret")
+# On a periodic problem, also the range of each over the period ending at a recorded step
+# (metrics.csv columns; the curves are drawn at one phase, synthetic.runner.record_plan).
+PERIOD_RANGE: dict[str, tuple[str, str]] = {
+    m: (f"{m}_period_min", f"{m}_period_max") for m in SYNTHETIC_METRICS
+}
 # Derived views, for the modules that ask one question of every problem.
 PARAMETER: dict[str, str | None] = {name: p.parameter for name, p in PROBLEMS.items()}
 PARAMETER_MINIMUM: dict[str, float] = {

@@ -6,6 +6,14 @@ job's threads; the others (plug-ins, AdamW, RAdam, ...) take the generic tensor 
 all seeds in one optimizer, for at most the task's ``generic_steps`` (that path costs about
 10^4 times more per step). Each run's ``run.json`` says which path it took and how many
 steps it ran.
+
+What a run records (:func:`record_plan`): about ``record_points`` steps, and on a periodic
+problem (period P) only steps of one phase, t ≡ T (mod P) with T the run's last step, so
+that its curve compares like with like (a run jumping between −1 and +1 within each period
+would otherwise draw a solid block); at each such point the range of x and R_t/t over the
+P steps ending there (``x_period_min`` … in ``metrics.csv``) shows the oscillation. The
+settle rule's check point is always one of the points, and every run ends with its state,
+converged, failed or unsettled (``synthetic.settle``), in ``run.json``.
 """
 
 from __future__ import annotations
@@ -25,10 +33,71 @@ from amsgrad_repro.optimizers import OptimizerSpec, hparams, scalar_form, task_s
 from amsgrad_repro.optimizers.schedules import with_horizon
 from amsgrad_repro.synthetic import BOUNDS
 from amsgrad_repro.synthetic.generic import run_generic
-from amsgrad_repro.synthetic.kernel import KernelRun, record_schedule, run_batch
-from amsgrad_repro.synthetic.problems import problem_id, problem_parameter
+from amsgrad_repro.synthetic.kernel import (
+    X_SLOT,
+    KernelRun,
+    advance,
+    average_regret,
+    prepare,
+    record_schedule,
+    set_threads,
+    start_states,
+)
+from amsgrad_repro.synthetic.problems import (
+    PERIOD_RANGE,
+    PROBLEMS,
+    problem_id,
+    problem_parameter,
+)
+from amsgrad_repro.synthetic.settle import (
+    DEFAULT_SUCCESS_RADIUS,
+    RULE,
+    check_point,
+    trajectory_state,
+    with_check_points,
+)
 
 ENGINES = ("auto", "kernel", "generic")
+# At most this many steps are held per run at once while recording the periods' ranges
+# (runs x CHUNK x 16 bytes: 100 runs, 8 MB).
+CHUNK = 1 << 16
+
+
+@dataclass(frozen=True)
+class RecordPlan:
+    """The steps a run of ``steps`` steps records: ``points`` (what ``metrics.csv`` holds)
+    and ``windows``, every step of each point's window (the ``period`` steps ending at it,
+    from step 1 at most: windows never overlap, the points lie a multiple of the period
+    apart), ``starts`` the index in ``windows`` where each point's window begins."""
+
+    points: np.ndarray
+    windows: np.ndarray
+    starts: np.ndarray
+    period: int
+
+    def reduce(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(value at each point, min and max over its window) of runs × ``windows``."""
+        ends = np.append(self.starts[1:], self.windows.size) - 1
+        with np.errstate(invalid="ignore"):
+            low = np.minimum.reduceat(values, self.starts, axis=1)
+            high = np.maximum.reduceat(values, self.starts, axis=1)
+        return values[:, ends], low, high
+
+
+def record_plan(steps: int, points: int, period: int | None) -> RecordPlan:
+    """About ``points`` steps of a run of ``steps`` (``kernel.record_schedule``) and the
+    settle rule's check point; on a periodic problem each moved down to the phase of
+    ``steps`` (the first period's points, below it, dropped)."""
+    p = int(period or 1)
+    schedule = record_schedule(steps, points)
+    phase = steps % p
+    aligned = schedule - (schedule - phase) % p
+    aligned = with_check_points(aligned[aligned >= 1], [steps], [p])
+    starts_at = np.maximum(aligned - p + 1, 1)
+    windows = np.concatenate([np.arange(a, b + 1) for a, b in zip(starts_at, aligned, strict=True)])
+    sizes = aligned - starts_at + 1
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    return RecordPlan(aligned, windows.astype(np.int64), starts, p)
 
 
 @dataclass(frozen=True)
@@ -45,6 +114,8 @@ class RunOutcome:
     final_x: float
     final_avg_regret: float
     elapsed: float
+    ranges: dict[str, tuple[np.ndarray, np.ndarray]]  # metric: (min, max) per period
+    state: str  # converged, failed or unsettled (synthetic.settle)
 
 
 def _plan(spec: OptimizerSpec, settings: Any, engine: str):
@@ -70,7 +141,8 @@ def run_task(
     """Every optimizer of ``task`` (or those in ``names``) for every seed."""
     steps, x1 = int(task["steps"]), float(task["x1"])
     problem, big = problem_id(task["problem"]), problem_parameter(task)
-    record = record_schedule(steps, int(task["record_points"]))
+    period = PROBLEMS[task["problem"]].period
+    plan = record_plan(steps, int(task["record_points"]), period)
     kernel_runs: list[tuple[str, Any, KernelRun]] = []
     generic: list[tuple[OptimizerSpec, Any]] = []
     for name in names or task["optimizers"]:
@@ -83,34 +155,18 @@ def run_task(
         kernel_runs += [
             (name, settings, KernelRun(form[0], form[1], problem, big, seed, x1)) for seed in seeds
         ]
+    judge = _Judge(task)
     outcomes: list[RunOutcome] = []
     if kernel_runs:
         started = time.perf_counter()
-        batch = run_batch(
-            [r for _, _, r in kernel_runs],
-            steps=steps,
-            bounds=BOUNDS,
-            record=record,
-            threads=threads,
-        )
+        recorded = run_kernel([r for _, _, r in kernel_runs], steps, plan, threads)
         elapsed = time.perf_counter() - started
         for i, (name, settings, run) in enumerate(kernel_runs):
-            outcomes.append(
-                RunOutcome(
-                    name,
-                    run.seed,
-                    _kernel_label(specs[name]),
-                    settings,
-                    batch.steps,
-                    batch.x[i],
-                    batch.avg_regret[i],
-                    float(batch.final_x[i]),
-                    float(batch.final_avg_regret[i]),
-                    elapsed / len(kernel_runs),
-                )
-            )
+            label = _kernel_label(specs[name])
+            parts = (name, run.seed, label, settings, plan, recorded, i)
+            outcomes.append(judge.outcome(*parts, elapsed / len(kernel_runs)))
     generic_steps = min(steps, int(task.get("generic_steps") or steps))
-    generic_record = record_schedule(generic_steps, int(task["record_points"]))
+    generic_plan = record_plan(generic_steps, int(task["record_points"]), period)
     for spec, settings in generic:
         started = time.perf_counter()
         result = run_generic(
@@ -122,25 +178,87 @@ def run_task(
             steps=generic_steps,
             x1=x1,
             bounds=BOUNDS,
-            record=generic_record,
+            record=generic_plan.windows,
         )
         elapsed = (time.perf_counter() - started) / len(seeds)
+        recorded = Recorded(result.x, result.avg_regret, result.final_x, result.final_avg_regret)
         for i, seed in enumerate(seeds):
-            outcomes.append(
-                RunOutcome(
-                    spec.name,
-                    seed,
-                    "generic",
-                    settings,
-                    result.steps,
-                    result.x[i],
-                    result.avg_regret[i],
-                    float(result.final_x[i]),
-                    float(result.final_avg_regret[i]),
-                    elapsed,
-                )
-            )
+            parts = (spec.name, seed, "generic", settings, generic_plan, recorded, i)
+            outcomes.append(judge.outcome(*parts, elapsed))
     return outcomes
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """runs × ``RecordPlan.windows``: x and R_t/t; per run the exact final values."""
+
+    x: np.ndarray
+    avg_regret: np.ndarray
+    final_x: np.ndarray
+    final_avg_regret: np.ndarray
+
+
+def run_kernel(
+    runs: list[KernelRun], steps: int, plan: RecordPlan, threads: int | None = None
+) -> Recorded:
+    """Every run for ``steps`` steps in the compiled kernel, recording ``plan.windows``;
+    in spans of at most about :data:`CHUNK` recorded steps, each span continuing from the
+    state the last one left (the same run as one call, bit for bit: ``kernel.run_span``)."""
+    prepared = prepare(runs)
+    set_threads(threads)
+    states = start_states(prepared)
+    xs = np.full((len(runs), plan.windows.size), np.nan)
+    regrets = np.full((len(runs), plan.windows.size), np.nan)
+    first, begin = 1, 0
+    while begin < plan.windows.size:
+        # whole windows only: the span ends at a point (the last step of a window)
+        stop = plan.starts[plan.starts > begin + CHUNK]
+        stop = int(stop[0]) if stop.size else plan.windows.size
+        record = np.ascontiguousarray(plan.windows[begin:stop])
+        out = (np.full((len(runs), record.size), np.nan), np.full((len(runs), record.size), np.nan))
+        last = int(record[-1])
+        advance(prepared, states, (first, last), BOUNDS, record, out)
+        xs[:, begin:stop], regrets[:, begin:stop] = out
+        first, begin = last + 1, stop
+    if first <= steps:  # the plan always ends at ``steps``; a guard for a bad plan
+        raise ValueError(f"the record plan ends at step {first - 1}, not {steps}")
+    return Recorded(xs, regrets, states[:, X_SLOT].copy(), average_regret(states, steps, BOUNDS))
+
+
+class _Judge:
+    """Makes a run's outcome from what it recorded: its curve at the points, the ranges
+    over each period, and its state by the settle rule."""
+
+    def __init__(self, task: Mapping[str, Any]) -> None:
+        problem = PROBLEMS[task["problem"]]
+        self.period = problem.period
+        self.with_regret = "avg_regret" in problem.panels
+        self.radius = float(task.get("success_radius", DEFAULT_SUCCESS_RADIUS))
+
+    def outcome(self, name, seed, engine, settings, plan, recorded, i, elapsed) -> RunOutcome:  # noqa: ANN001, PLR0913
+        x, x_low, x_high = plan.reduce(recorded.x[i : i + 1])
+        r, r_low, r_high = plan.reduce(recorded.avg_regret[i : i + 1])
+        state = self.state(plan.points, x[0], r[0])
+        ranges = {"x": (x_low[0], x_high[0]), "avg_regret": (r_low[0], r_high[0])}
+        return RunOutcome(
+            name,
+            int(seed),
+            engine,
+            settings,
+            plan.points,
+            x[0],
+            r[0],
+            float(recorded.final_x[i]),
+            float(recorded.final_avg_regret[i]),
+            elapsed,
+            ranges if plan.period > 1 else {},
+            state,
+        )
+
+    def state(self, points: np.ndarray, x: np.ndarray, regret: np.ndarray) -> str:
+        """The settle rule on the points (a non-finite last x: failed)."""
+        regret_used = regret if self.with_regret else None
+        return trajectory_state(points, x, self.radius, self.period, regret_used)
 
 
 def _kernel_label(spec: OptimizerSpec) -> str:
@@ -158,6 +276,8 @@ def write_run(
     meta: Mapping[str, Any],
 ) -> None:
     frame = pd.DataFrame({"step": outcome.steps, "x": outcome.x, "avg_regret": outcome.avg_regret})
+    for metric, (low, high) in outcome.ranges.items():
+        frame[PERIOD_RANGE[metric][0]], frame[PERIOD_RANGE[metric][1]] = low, high
     write_csv(out_dir / "metrics.csv", frame)
     finite = math.isfinite(outcome.final_x) and math.isfinite(outcome.final_avg_regret)
     write_json(
@@ -173,10 +293,24 @@ def write_run(
             "engine": outcome.engine,
             "steps": int(outcome.steps[-1]),
             "final": {"x": outcome.final_x, "avg_regret": outcome.final_avg_regret},
+            "state": outcome.state,
+            "settle": _settle_record(task, int(outcome.steps[-1])),
             "elapsed_s": outcome.elapsed,
             **meta,
         },
     )
+
+
+def _settle_record(task: Mapping[str, Any], steps: int) -> dict[str, Any]:
+    """How the run's state was decided: the rule, the steps compared, the radius."""
+    period = PROBLEMS[task["problem"]].period
+    return {
+        "rule": RULE.describe(),
+        "check_point": check_point(steps, period),
+        "end": steps,
+        "period": period,
+        "success_radius": float(task.get("success_radius", DEFAULT_SUCCESS_RADIUS)),
+    }
 
 
 def run_and_write(
@@ -197,7 +331,8 @@ def run_and_write(
         write_run(out_dir, task_name, task, specs[outcome.optimizer], outcome, meta)
         print(
             f"{task_name} {outcome.optimizer} seed {outcome.seed}: x_T+1 = "
-            f"{outcome.final_x:+.4f}, R_T/T = {outcome.final_avg_regret:.4f} ({outcome.engine})",
+            f"{outcome.final_x:+.4f}, R_T/T = {outcome.final_avg_regret:.4f}, {outcome.state} "
+            f"({outcome.engine})",
             flush=True,
         )
     return outcomes

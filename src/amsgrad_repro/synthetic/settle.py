@@ -36,6 +36,9 @@ FAILED = "failed"
 UNSETTLED = "unsettled"
 STATES = (CONVERGED, FAILED, UNSETTLED)
 X_STAR = -1.0
+# "Reaches x*" for a synthetic task that declares no ``success_radius`` (the grids declare
+# theirs; 0.1 is what config.yaml gives every grid).
+DEFAULT_SUCCESS_RADIUS = 0.1
 
 
 @dataclass(frozen=True)
