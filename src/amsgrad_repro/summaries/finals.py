@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from amsgrad_repro.run_states import STATES, UNSETTLED
 from amsgrad_repro.stats import interval_summary
-from amsgrad_repro.synthetic.settle import STATES, UNSETTLED
 
 HIGHER_IS_BETTER = ("accuracy",)
 

@@ -31,11 +31,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-CONVERGED = "converged"
-FAILED = "failed"
-UNSETTLED = "unsettled"
-STATES = (CONVERGED, FAILED, UNSETTLED)
+from amsgrad_repro.run_states import CONVERGED, FAILED, STATES, UNSETTLED
+
 X_STAR = -1.0
+__all__ = ["CONVERGED", "FAILED", "STATES", "UNSETTLED"]  # re-exported
 # "Reaches x*" for a synthetic task that declares no ``success_radius`` (the grids declare
 # theirs; 0.1 is what config.yaml gives every grid).
 DEFAULT_SUCCESS_RADIUS = 0.1
