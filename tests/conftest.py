@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -28,6 +29,14 @@ from pathlib import Path
 import pytest
 
 from tests.pipeline import built_once, copy_workflow, run_snakemake
+
+# A suite started in the background of a shell without job control (``cmd &`` in a script)
+# inherits SIGINT ignored (POSIX), and Python then never turns Ctrl-C into
+# KeyboardInterrupt: the interrupt tests would fail for how the suite was started, not for
+# what they test. Restore the default handler here, in every worker; the processes the
+# tests start inherit the default then (exec resets a handled signal).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
