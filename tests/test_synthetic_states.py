@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from amsgrad_repro.analysis.claims import evaluate_claims
-from amsgrad_repro.analysis.verdicts import INCONCLUSIVE, REPRODUCED
+from amsgrad_repro.analysis.verdicts import INCONCLUSIVE, REPRODUCED, TOO_FEW_SEEDS
 from amsgrad_repro.optimizers import BUILTINS
 from amsgrad_repro.summaries.aggregate import aggregate_files
 from amsgrad_repro.summaries.finals import finals_table, load_finals
@@ -161,6 +161,10 @@ def test_state_in_run_json_finals_and_claims(tmp_path):
             "amsgrad 5 of 5 seeds unsettled at 2e+06 steps (counted neither way)"
             in (rows.loc[claim, "effect"])
         )
+    # Fewer seeds run than a verdict needs: more seeds are wanted whatever the steps were.
+    short = evaluate_claims(claims, finals, min_seeds=6).set_index("id")
+    for claim in ("ams_down", "ams_up", "pair"):
+        assert short.loc[claim, "verdict"] == TOO_FEW_SEEDS, claim
 
 
 def test_figure1_draws_one_phase_with_period_bands_and_end_dots(tmp_path):

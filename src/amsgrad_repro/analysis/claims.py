@@ -16,7 +16,8 @@ compare it with the claimed side of a threshold:
 * on a synthetic task, a seed still moving at its last step (``synthetic.settle``:
   unsettled) counts neither way: it is left out of the samples (of a pair, when either
   run is), the effect says "k of n seeds unsettled at T steps", and a claim left without
-  enough settled seeds is **inconclusive**, never "not reproduced"
+  enough settled seeds is **inconclusive** (more steps are wanted), never "not
+  reproduced"; with fewer than ``min_seeds`` seeds run at all it stays **too few seeds**
 
 Two kinds of effect:
 
@@ -170,10 +171,8 @@ def _judge_finals(claim: dict[str, Any], evidence: Evidence, samples_of: Samples
     else:
         verdict, shown = _sided(rule, samples, threshold, evidence)
     ran = all((rows["optimizer"] == name).any() for name in optimizers)
-    outcome = INCONCLUSIVE if verdict.verdict == NOT_RUN and ran else verdict.verdict
     moving = {name: rows[rows["optimizer"] == name] for name in optimizers}
-    if outcome == TOO_FEW_SEEDS and any(unsettled_count(r) for r in moving.values()):
-        outcome = INCONCLUSIVE  # more steps are wanted, not more seeds
+    outcome = _outcome(verdict.verdict, ran, moving, evidence.min_seeds)
     diverged = {
         name: int((rows.loc[rows["optimizer"] == name, "status"] == "diverged").sum())
         for name in optimizers
@@ -185,6 +184,21 @@ def _judge_finals(claim: dict[str, Any], evidence: Evidence, samples_of: Samples
         replace(verdict, verdict=outcome),
         ", ".join(f"{k} {v}" for k, v in diverged.items()) if ran else "",
     )
+
+
+def _outcome(
+    verdict: str, ran: bool, rows_of: Mapping[str, pd.DataFrame], min_seeds: int
+) -> str:
+    """The verdict once unsettled and diverged seeds are accounted for. A claim whose
+    optimizers ran but left no usable sample is not "not run". When unsettled seeds are
+    what it lacks: with ``min_seeds`` seeds run of every optimizer it is inconclusive
+    (more steps are wanted, not more seeds); with fewer run it is "too few seeds"."""
+    if not ran or verdict not in (NOT_RUN, TOO_FEW_SEEDS):
+        return verdict
+    if any(unsettled_count(rows) for rows in rows_of.values()):
+        enough_ran = all(len(rows) >= min_seeds for rows in rows_of.values())
+        return INCONCLUSIVE if enough_ran else TOO_FEW_SEEDS
+    return INCONCLUSIVE if verdict == NOT_RUN else verdict
 
 
 def _unsettled_text(rows_of: Mapping[str, pd.DataFrame]) -> str:
