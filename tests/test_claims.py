@@ -125,6 +125,20 @@ def test_paired_table_probability_of_improvement():
     assert paired_table(accuracy, [["amsgrad", "adam"]]).iloc[0]["p_improvement"] == 0.5
 
 
+def test_paired_table_counts_unsettled_seeds_instead_of_dropping_them():
+    """A seed where either run was still moving is left out of the estimate and counted;
+    a pair left with no settled seed keeps its row, with no estimate."""
+    frame = finals_frame({"adam": [1.0, 1.0, 1.0], "amsgrad": [0.9, 0.8, 0.7]})
+    frame["state"] = "converged"
+    frame.loc[(frame["optimizer"] == "amsgrad") & (frame["seed"] == 0), "state"] = "unsettled"
+    row = paired_table(frame, [["amsgrad", "adam"]]).iloc[0]
+    assert row["n"] == 2 and row["unsettled"] == 1
+    assert row["mean_diff"] == pytest.approx(-0.25, rel=1e-12)  # (-0.2 - 0.3) / 2, a few ulps
+    frame["state"] = "unsettled"
+    row = paired_table(frame, [["amsgrad", "adam"]]).iloc[0]
+    assert row["n"] == 0 and row["unsettled"] == 3 and np.isnan(row["mean_diff"])
+
+
 def test_time_to_target_counts_misses_as_the_budget():
     aggregate = pd.DataFrame(
         {

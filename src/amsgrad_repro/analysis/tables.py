@@ -229,7 +229,7 @@ def summary_text(
         lines.append(
             f"  {row.task:20s} {row.metric:18s} {row.candidate} − {row.baseline}: "
             f"{_interval(row.mean_diff, row.lo, row.hi)} n={row.n} "
-            f"P(improvement)={row.p_improvement:.2f}"
+            f"P(improvement)={row.p_improvement:.2f}{_moving(row.unsettled)}"
         )
     lines += ["", f"{TTT_TITLE}:"]
     for row in ttt.itertuples(index=False):
@@ -244,6 +244,11 @@ def summary_text(
             f"{_interval(row.mean, row.lo, row.hi)} n={row.n} diverged={row.diverged}"
         )
     return "\n".join(lines) + "\n"
+
+
+def _moving(unsettled: int) -> str:
+    """A paired line's note of the seeds left out because a run was still moving."""
+    return f" ({unsettled} seeds unsettled, left out)" if unsettled else ""
 
 
 def statistics_page(finals: pd.DataFrame, paired: pd.DataFrame, ttt: pd.DataFrame) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -195,6 +196,7 @@ PAIRED_COLUMNS = [
     "lo",
     "hi",
     "n",
+    "unsettled",
     "p_improvement",
     "lower_is_better",
 ]
@@ -202,7 +204,9 @@ PAIRED_COLUMNS = [
 
 def paired_table(finals: pd.DataFrame, pairs: list[list[str]]) -> pd.DataFrame:
     """For each task, statistic, metric and (candidate, baseline) pair: the mean paired
-    difference, its Student-t interval, and the probability of improvement."""
+    difference, its Student-t interval, and the probability of improvement over the
+    settled seeds, with the seeds left out because a run was still moving (a row, with no
+    estimate, even when that leaves none)."""
     rows = []
     combos = (
         finals[["task", "statistic", "metric"]]
@@ -212,9 +216,10 @@ def paired_table(finals: pd.DataFrame, pairs: list[list[str]]) -> pd.DataFrame:
     for task, statistic, metric in combos.itertuples(index=False):
         for candidate, baseline in pairs:
             diff = paired_differences(finals, task, metric, candidate, baseline, statistic)
-            if diff.size == 0:
+            moving = _unsettled_pairs(finals, task, metric, (candidate, baseline), statistic)
+            if diff.size == 0 and not moving:
                 continue
-            summary = interval_summary(diff[None, :])
+            summary = interval_summary(diff[None, :]) if diff.size else _NO_SUMMARY
             rows.append(
                 {
                     "task": task,
@@ -226,11 +231,36 @@ def paired_table(finals: pd.DataFrame, pairs: list[list[str]]) -> pd.DataFrame:
                     "lo": summary.lo[0],
                     "hi": summary.hi[0],
                     "n": int(diff.size),
-                    "p_improvement": probability_of_improvement(diff, lower_is_better(metric)),
+                    "unsettled": moving,
+                    "p_improvement": (
+                        probability_of_improvement(diff, lower_is_better(metric))
+                        if diff.size
+                        else float("nan")
+                    ),
                     "lower_is_better": lower_is_better(metric),
                 }
             )
     return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+
+
+# A pair with no settled seed has no estimate; its row still says how many were moving.
+_NO_SUMMARY = SimpleNamespace(mean=[np.nan], lo=[np.nan], hi=[np.nan])
+
+
+def _unsettled_pairs(
+    finals: pd.DataFrame, task: str, metric: str, pair: tuple[str, str], statistic: str
+) -> int:
+    """The seeds a pair leaves out because either run was still moving (an unsettled
+    synthetic run): the paired table counts them rather than dropping them unseen."""
+    rows = finals[
+        (finals["task"] == task)
+        & (finals["metric"] == metric)
+        & (finals["statistic"] == statistic)
+        & finals["optimizer"].isin(pair)
+    ]
+    if "state" not in rows:
+        return 0
+    return int(rows.loc[rows["state"] == UNSETTLED, "seed"].nunique())
 
 
 TTT_COLUMNS = ["task", "optimizer", "metric", "target", "stays_from_step", "reached", "budget"]
