@@ -186,9 +186,7 @@ def _judge_finals(claim: dict[str, Any], evidence: Evidence, samples_of: Samples
     )
 
 
-def _outcome(
-    verdict: str, ran: bool, rows_of: Mapping[str, pd.DataFrame], min_seeds: int
-) -> str:
+def _outcome(verdict: str, ran: bool, rows_of: Mapping[str, pd.DataFrame], min_seeds: int) -> str:
     """The verdict once unsettled and diverged seeds are accounted for. A claim whose
     optimizers ran but left no usable sample is not "not run". When unsettled seeds are
     what it lacks: with ``min_seeds`` seeds run of every optimizer it is inconclusive
