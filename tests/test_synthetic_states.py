@@ -193,3 +193,83 @@ def test_figure1_draws_one_phase_with_period_bands_and_end_dots(tmp_path):
     states = {r["optimizer"]: r["state"] for r in records}
     assert states == {"adam": FAILED, "amsgrad": UNSETTLED, "padam": UNSETTLED}
     assert len(dots) == 3 and sum(face == "white" for face in dots) == 2
+
+
+def test_a_run_still_moving_goes_on_to_max_steps_and_equals_one_longer_run(tmp_path):
+    """With ``max_steps``, an optimizer unsettled at ``steps`` continues in doubling,
+    phase-aligned rounds until it settles (Adam: failed, at +1; AMSGrad: converged at
+    x* = -1, which 2·10^6 steps left unsettled) or the budget ends (still unsettled); the
+    continued run is the uninterrupted run of the length it reached, bit for bit at every
+    common point."""
+    settings = {**ONLINE, "steps": 20_000, "max_steps": 5_000_000}
+    runs = run(settings)
+    adam, amsgrad = runs[("adam", 0)], runs[("amsgrad", 0)]
+    ends = runner.task_rounds(20_000, 5_000_000, ONLINE_PERIOD)
+    assert all(end % ONLINE_PERIOD == 20_000 % ONLINE_PERIOD for end in ends)
+    assert adam.state == FAILED and adam.steps[-1] in ends[1:-1]
+    assert amsgrad.state == CONVERGED and amsgrad.steps[-1] in ends[1:]
+    short = run({**settings, "max_steps": 50_000}, names=["adam"])[("adam", 0)]
+    assert short.state == UNSETTLED and short.steps[-1] == 49_997  # 50,000 at the phase
+    for continued in (adam, amsgrad):
+        alone = run({**ONLINE, "steps": int(continued.steps[-1])}, names=[continued.optimizer])
+        alone = alone[(continued.optimizer, 0)]
+        assert alone.final_x == continued.final_x
+        assert alone.final_avg_regret == continued.final_avg_regret
+        common, mine, theirs = np.intersect1d(continued.steps, alone.steps, return_indices=True)
+        assert common.size > 50 and common[-1] == continued.steps[-1]
+        np.testing.assert_array_equal(continued.x[mine], alone.x[theirs])
+        low, high = continued.ranges["x"]
+        np.testing.assert_array_equal(low[mine], alone.ranges["x"][0][theirs])
+        np.testing.assert_array_equal(high[mine], alone.ranges["x"][1][theirs])
+    write_run(tmp_path, "t", settings, BUILTINS["adam"], adam, {})
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["steps"] == adam.steps[-1] and record["max_steps"] == 5_000_000
+    assert record["continued"] is True and record["settle"]["end"] == adam.steps[-1]
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    assert metrics["step"].iloc[-1] == adam.steps[-1]
+
+
+def test_max_steps_below_steps_is_a_config_error():
+    from amsgrad_repro.config import _check_synthetic_budgets
+    from amsgrad_repro.settings_base import ConfigError
+
+    bad = {"tasks": {"online": {**ONLINE, "max_steps": 1_000}}}
+    with pytest.raises(ConfigError, match=r"tasks\.online\.max_steps \(1000\) is below"):
+        _check_synthetic_budgets(bad)
+
+
+def test_settled_runs_continued_to_different_lengths_pair(tmp_path):
+    """Adam (failed) and AMSGrad (converged) both went on past ``steps`` until they
+    settled (here both by 2.6·10^6 steps): their final x pair, also were one run longer
+    than the other; a settled run short of its plan (the generic path) pairs only with
+    one of its own length, and runs cut at ``steps`` while still moving pair with none."""
+    from amsgrad_repro.summaries.finals import paired_differences
+
+    settings = {**ONLINE, "steps": 20_000, "max_steps": 5_000_000}
+    finals = load_finals(_write(tmp_path / "long", settings, (0, 1)))
+    assert set(finals["state"]) == {FAILED, CONVERGED}
+    assert finals["steps"].min() > 20_000
+    diff = paired_differences(finals, "t", "x", "amsgrad", "adam")
+    assert diff.size == 2 and np.all(diff < -1.9)
+    amsgrad = finals["optimizer"] == "amsgrad"
+    longer = finals.assign(steps=finals["steps"].where(~amsgrad, 2 * finals["steps"]))
+    assert paired_differences(longer, "t", "x", "amsgrad", "adam").size == 2
+    short_of_plan = longer.assign(planned_steps=10**7)
+    assert paired_differences(short_of_plan, "t", "x", "amsgrad", "adam").size == 0
+    cut = load_finals(_write(tmp_path / "cut", {**ONLINE, "steps": 20_000}, (0, 1)))
+    assert set(cut["state"]) == {UNSETTLED}
+    assert paired_differences(cut, "t", "x", "amsgrad", "adam").size == 0
+
+
+def test_figure1_legend_says_where_a_continued_run_stopped(tmp_path):
+    from amsgrad_repro.synthetic.figure import shortened_labels
+
+    records = []
+    for max_steps in (5_000_000, 50_000):
+        settings = {**ONLINE, "steps": 20_000, "max_steps": max_steps}
+        files = _write(tmp_path / str(max_steps), settings, (0,))
+        records.append([json.loads(f.read_text()) for f in files])
+    long_labels = shortened_labels(records[0], {"adam": "Adam"})
+    assert long_labels["adam"] == "Adam, ran to 3e+06 steps (settled)"
+    short_labels = shortened_labels(records[1], {})
+    assert short_labels["adam"] == "adam, ran to 5e+04 steps (still moving at max_steps)"

@@ -87,6 +87,7 @@ def resolve(
     _check_models(resolved)
     _check_dataset_names(resolved)
     _check_stacking(resolved)
+    _check_synthetic_budgets(resolved)
     check_grids(resolved)
     check_tuning(resolved)
     return resolved
@@ -360,6 +361,18 @@ def _check_models(config: Mapping[str, Any]) -> None:
             raise ConfigError(
                 f"tasks.{name}.model.arch: unknown model {arch!r} "
                 f"(known: {', '.join(sorted(MODELS))})"
+            )
+
+
+def _check_synthetic_budgets(config: Mapping[str, Any]) -> None:
+    """A synthetic task's ``max_steps`` (the continuation budget) is at least its ``steps``."""
+    for name, task in config.get("tasks", {}).items():
+        if task.get("kind") != "synthetic" or task.get("max_steps") is None:
+            continue
+        if int(task["max_steps"]) < int(task["steps"]):
+            raise ConfigError(
+                f"tasks.{name}.max_steps ({task['max_steps']}) is below its steps "
+                f"({task['steps']}); raise it, or drop it to run each run for steps only"
             )
 
 

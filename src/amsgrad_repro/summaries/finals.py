@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
-from amsgrad_repro.run_states import STATES, UNSETTLED
+from amsgrad_repro.run_states import CONVERGED, FAILED, STATES, UNSETTLED
 from amsgrad_repro.stats import interval_summary
 
 HIGHER_IS_BETTER = ("accuracy",)
@@ -31,9 +31,11 @@ FINAL, BEST = "final", "best"
 # problems' x and R_t/t are judged at the end only.
 BEST_WORDS = ("loss", "accuracy", "recon", "kl")
 # ``state``: a synthetic run's converged / failed / unsettled (``synthetic.settle``), empty
-# for the training tasks.
+# for the training tasks. ``planned_steps``: the task's ``steps`` (a synthetic run may stop
+# short of it on the generic path, or go past it while still moving: ``max_steps``).
 FINALS_COLUMNS = [
-    "task", "optimizer", "seed", "steps", "status", "state", "statistic", "metric", "value",
+    "task", "optimizer", "seed", "steps", "planned_steps", "status", "state", "statistic",
+    "metric", "value",
 ]  # fmt: skip
 
 
@@ -76,6 +78,7 @@ def load_finals(run_files: Iterable[str | Path]) -> pd.DataFrame:
             "optimizer": info["optimizer"],
             "seed": int(info["seed"]),
             "steps": float(info.get("steps", np.nan)),
+            "planned_steps": float((info.get("settings") or {}).get("steps", np.nan)),
             "state": info.get("state"),
         }
         for statistic, values in (
@@ -161,7 +164,9 @@ def paired_differences(
 ) -> np.ndarray:
     """Per-seed candidate − baseline for seeds where both have a finite value after the
     same number of steps (a final x after 10^6 steps is no match for one after 10^7) and
-    neither is still moving (an unsettled synthetic run, ``synthetic.settle``)."""
+    neither is still moving (an unsettled synthetic run, ``synthetic.settle``). Two
+    settled synthetic runs that both ran at least their planned steps pair whatever their
+    lengths: each went on (``max_steps``) until the settle rule found it where it stays."""
     subset = settled_seeds(
         finals[
             (finals["task"] == task)
@@ -175,9 +180,23 @@ def paired_differences(
     diff = (wide[candidate] - wide[baseline]).to_numpy(dtype=float)
     keep = np.isfinite(diff)
     if "steps" in subset and subset["steps"].notna().any():
-        steps = subset.pivot_table(index="seed", columns="optimizer", values="steps", dropna=False)
-        keep &= (steps[candidate] == steps[baseline]).to_numpy()
+        keep &= _same_budget(subset, candidate, baseline)
     return diff[keep]
+
+
+def _same_budget(rows: pd.DataFrame, candidate: str, baseline: str) -> np.ndarray:
+    """Per seed: both runs took the same steps, or both settled having run their plan."""
+    wide = rows.assign(
+        settled=rows["state"].isin((CONVERGED, FAILED))
+        & (rows["steps"] >= rows["planned_steps"].fillna(np.inf))
+    )
+    steps = wide.pivot_table(index="seed", columns="optimizer", values="steps", dropna=False)
+    settled = wide.pivot_table(
+        index="seed", columns="optimizer", values="settled", aggfunc="all", dropna=False
+    )
+    same = (steps[candidate] == steps[baseline]).to_numpy()
+    both = (settled[candidate].fillna(False) & settled[baseline].fillna(False)).to_numpy(bool)
+    return same | both
 
 
 def probability_of_improvement(diff: np.ndarray, lower_better: bool) -> float:

@@ -86,16 +86,22 @@ def describe_task(task: dict[str, Any], seeds: int) -> str:
 
 def shortened_labels(records: Sequence[dict], labels: dict[str, str]) -> dict[str, str]:
     """Legend entries of optimizers whose runs stopped before the task's steps (a plug-in
-    on the generic path, ``generic_steps``): their curve ends early, and the legend says
-    where and why, so a shorter curve never reads like the same budget."""
+    on the generic path, ``generic_steps``), or went past them because they were still
+    moving (``max_steps``): their curve ends elsewhere, and the legend says where and why,
+    so a curve of another length never reads like the same budget."""
     shortened = {}
+    moving = {r["optimizer"] for r in records if r.get("state") == "unsettled"}
     for record in records:
         ran, planned = record.get("steps"), record["settings"]["steps"]
+        name = record["optimizer"]
         if ran is not None and ran < planned:
-            name = record["optimizer"]
             shortened[name] = (
                 f"{labels.get(name, name)}, {ran:.0e} steps ({record.get('engine', '?')} path)"
             )
+        elif ran is not None and ran > planned:
+            # an optimizer's seeds go on together: one length per optimizer
+            why = "still moving at max_steps" if name in moving else "settled"
+            shortened[name] = f"{labels.get(name, name)}, ran to {ran:.0e} steps ({why})"
     return shortened
 
 

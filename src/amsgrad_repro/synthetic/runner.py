@@ -53,6 +53,7 @@ from amsgrad_repro.synthetic.settle import (
     DEFAULT_SUCCESS_RADIUS,
     RULE,
     check_point,
+    rounds,
     trajectory_state,
     with_check_points,
 )
@@ -84,15 +85,28 @@ class RecordPlan:
         return values[:, ends], low, high
 
 
-def record_plan(steps: int, points: int, period: int | None) -> RecordPlan:
-    """About ``points`` steps of a run of ``steps`` (``kernel.record_schedule``) and the
-    settle rule's check point; on a periodic problem each moved down to the phase of
-    ``steps`` (the first period's points, below it, dropped)."""
+def task_rounds(steps: int, max_steps: int, period: int | None) -> list[int]:
+    """The ends of a task's continuation rounds (``settle.rounds``: steps, 2·steps … up
+    to ``max_steps``), each moved down to the phase of ``steps`` on a periodic problem, so
+    that one phase-aligned record plan serves a run whichever round it stops at."""
     p = int(period or 1)
-    schedule = record_schedule(steps, points)
+    ends = [end - (end - steps) % p for end in rounds(steps, max_steps)]
+    return sorted(set(ends))
+
+
+def record_plan(
+    steps: int, points: int, period: int | None, ends: list[int] | None = None
+) -> RecordPlan:
+    """About ``points`` steps of a run of ``steps`` (``kernel.record_schedule``) and the
+    settle rule's check point; with continuation ``ends`` (:func:`task_rounds`), those of
+    a run of each end. On a periodic problem each is moved down to the phase of ``steps``
+    (the first period's points, below it, dropped)."""
+    p = int(period or 1)
+    ends = ends or [steps]
+    schedule = np.unique(np.concatenate([record_schedule(end, points) for end in ends]))
     phase = steps % p
     aligned = schedule - (schedule - phase) % p
-    aligned = with_check_points(aligned[aligned >= 1], [steps], [p])
+    aligned = with_check_points(aligned[aligned >= 1], ends, [p])
     starts_at = np.maximum(aligned - p + 1, 1)
     windows = np.concatenate([np.arange(a, b + 1) for a, b in zip(starts_at, aligned, strict=True)])
     sizes = aligned - starts_at + 1
@@ -138,11 +152,16 @@ def run_task(
     engine: str = "auto",
     threads: int | None = None,
 ) -> list[RunOutcome]:
-    """Every optimizer of ``task`` (or those in ``names``) for every seed."""
+    """Every optimizer of ``task`` (or those in ``names``) for every seed; on the kernel,
+    an optimizer any of whose seeds is still unsettled at ``steps`` goes on, all seeds
+    together, in rounds that double its length up to the task's ``max_steps``
+    (:func:`task_rounds`; without it, none). The schedule's horizon stays ``steps``, as
+    in the grids, so a run continued to T is the run of T steps with that horizon."""
     steps, x1 = int(task["steps"]), float(task["x1"])
     problem, big = problem_id(task["problem"]), problem_parameter(task)
     period = PROBLEMS[task["problem"]].period
-    plan = record_plan(steps, int(task["record_points"]), period)
+    ends = task_rounds(steps, int(task.get("max_steps") or steps), period)
+    plan = record_plan(steps, int(task["record_points"]), period, ends)
     kernel_runs: list[tuple[str, Any, KernelRun]] = []
     generic: list[tuple[OptimizerSpec, Any]] = []
     for name in names or task["optimizers"]:
@@ -159,7 +178,8 @@ def run_task(
     outcomes: list[RunOutcome] = []
     if kernel_runs:
         started = time.perf_counter()
-        recorded = run_kernel([r for _, _, r in kernel_runs], steps, plan, threads)
+        groups = _optimizer_groups(kernel_runs)
+        recorded = run_kernel([r for _, _, r in kernel_runs], ends, plan, threads, judge, groups)
         elapsed = time.perf_counter() - started
         for i, (name, settings, run) in enumerate(kernel_runs):
             label = _kernel_label(specs[name])
@@ -181,48 +201,91 @@ def run_task(
             record=generic_plan.windows,
         )
         elapsed = (time.perf_counter() - started) / len(seeds)
-        recorded = Recorded(result.x, result.avg_regret, result.final_x, result.final_avg_regret)
+        steps_run = np.full(len(seeds), generic_plan.points[-1], dtype=np.int64)
+        recorded = Recorded(
+            result.x, result.avg_regret, result.final_x, result.final_avg_regret, steps_run
+        )
         for i, seed in enumerate(seeds):
             parts = (spec.name, seed, "generic", settings, generic_plan, recorded, i)
             outcomes.append(judge.outcome(*parts, elapsed))
     return outcomes
 
 
+def _optimizer_groups(kernel_runs: list[tuple[str, Any, KernelRun]]) -> np.ndarray:
+    """Each kernel run's optimizer as an index: the seeds that continue together."""
+    index: dict[str, int] = {}
+    return np.array([index.setdefault(name, len(index)) for name, _, _ in kernel_runs])
+
+
 @dataclass(frozen=True)
 class Recorded:
-    """runs × ``RecordPlan.windows``: x and R_t/t; per run the exact final values."""
+    """runs × ``RecordPlan.windows``: x and R_t/t (NaN past a run's end); per run the exact
+    final values and the steps it ran."""
 
     x: np.ndarray
     avg_regret: np.ndarray
     final_x: np.ndarray
     final_avg_regret: np.ndarray
+    steps_run: np.ndarray
 
 
-def run_kernel(
-    runs: list[KernelRun], steps: int, plan: RecordPlan, threads: int | None = None
+def run_kernel(  # noqa: PLR0913
+    runs: list[KernelRun],
+    ends: list[int],
+    plan: RecordPlan,
+    threads: int | None = None,
+    judge: _Judge | None = None,
+    groups: np.ndarray | None = None,
 ) -> Recorded:
-    """Every run for ``steps`` steps in the compiled kernel, recording ``plan.windows``;
-    in spans of at most about :data:`CHUNK` recorded steps, each span continuing from the
-    state the last one left (the same run as one call, bit for bit: ``kernel.run_span``)."""
+    """Every run to ``ends[0]`` in the compiled kernel, recording ``plan.windows``; then,
+    round by round, the runs of every group (``groups``, an optimizer's seeds) with a run
+    that ``judge`` finds unsettled go on to the next end. Each round advances in spans of
+    at most about :data:`CHUNK` recorded steps, each from the state the last one left
+    (the same run as one call, bit for bit: ``kernel.run_span``)."""
     prepared = prepare(runs)
     set_threads(threads)
     states = start_states(prepared)
-    xs = np.full((len(runs), plan.windows.size), np.nan)
-    regrets = np.full((len(runs), plan.windows.size), np.nan)
-    first, begin = 1, 0
-    while begin < plan.windows.size:
+    n = len(runs)
+    xs = np.full((n, plan.windows.size), np.nan)
+    regrets = np.full((n, plan.windows.size), np.nan)
+    steps_run = np.zeros(n, dtype=np.int64)
+    groups = np.zeros(n, dtype=np.int64) if groups is None else groups
+    going, first = np.arange(n), 1
+    for end in ends:
+        sub = prepared.take(going)
+        sub_states = np.ascontiguousarray(states[going])
+        out = (np.ascontiguousarray(xs[going]), np.ascontiguousarray(regrets[going]))
+        _advance_chunked(sub, sub_states, plan, (first, end), out)
+        states[going], xs[going], regrets[going] = sub_states, out[0], out[1]
+        steps_run[going] = end
+        if judge is None or end == ends[-1]:
+            break
+        unsettled = [judge.state_at(plan, xs[i], regrets[i], end) == "unsettled" for i in going]
+        going = going[np.isin(groups[going], groups[going][np.array(unsettled, dtype=bool)])]
+        if going.size == 0:
+            break
+        first = end + 1
+    final_regret = average_regret(states, steps_run, BOUNDS)
+    return Recorded(xs, regrets, states[:, X_SLOT].copy(), final_regret, steps_run)
+
+
+def _advance_chunked(prepared, states, plan: RecordPlan, span: tuple[int, int], out) -> None:  # noqa: ANN001
+    """Steps ``span`` of every run in ``prepared``, recording the windows inside it."""
+    first, last = span
+    begin = int(np.searchsorted(plan.windows, first))
+    stop_at = int(np.searchsorted(plan.windows, last, side="right"))
+    if stop_at == 0 or plan.windows[stop_at - 1] != last:
+        raise ValueError(f"the record plan has no point at step {last}")
+    while begin < stop_at:
         # whole windows only: the span ends at a point (the last step of a window)
-        stop = plan.starts[plan.starts > begin + CHUNK]
-        stop = int(stop[0]) if stop.size else plan.windows.size
+        stop = plan.starts[(plan.starts > begin + CHUNK) & (plan.starts < stop_at)]
+        stop = int(stop[0]) if stop.size else stop_at
         record = np.ascontiguousarray(plan.windows[begin:stop])
-        out = (np.full((len(runs), record.size), np.nan), np.full((len(runs), record.size), np.nan))
-        last = int(record[-1])
-        advance(prepared, states, (first, last), BOUNDS, record, out)
-        xs[:, begin:stop], regrets[:, begin:stop] = out
-        first, begin = last + 1, stop
-    if first <= steps:  # the plan always ends at ``steps``; a guard for a bad plan
-        raise ValueError(f"the record plan ends at step {first - 1}, not {steps}")
-    return Recorded(xs, regrets, states[:, X_SLOT].copy(), average_regret(states, steps, BOUNDS))
+        part = tuple(np.full((len(states), record.size), np.nan) for _ in range(2))
+        chunk_last = int(record[-1])
+        advance(prepared, states, (first, chunk_last), BOUNDS, record, part)
+        out[0][:, begin:stop], out[1][:, begin:stop] = part
+        first, begin = chunk_last + 1, stop
 
 
 class _Judge:
@@ -236,24 +299,32 @@ class _Judge:
         self.radius = float(task.get("success_radius", DEFAULT_SUCCESS_RADIUS))
 
     def outcome(self, name, seed, engine, settings, plan, recorded, i, elapsed) -> RunOutcome:  # noqa: ANN001, PLR0913
-        x, x_low, x_high = plan.reduce(recorded.x[i : i + 1])
-        r, r_low, r_high = plan.reduce(recorded.avg_regret[i : i + 1])
-        state = self.state(plan.points, x[0], r[0])
-        ranges = {"x": (x_low[0], x_high[0]), "avg_regret": (r_low[0], r_high[0])}
+        """Run ``i`` of ``recorded`` at the points up to its own last step."""
+        kept = plan.points <= recorded.steps_run[i]
+        x, x_low, x_high = (a[0][kept] for a in plan.reduce(recorded.x[i : i + 1]))
+        r, r_low, r_high = (a[0][kept] for a in plan.reduce(recorded.avg_regret[i : i + 1]))
+        state = self.state(plan.points[kept], x, r)
+        ranges = {"x": (x_low, x_high), "avg_regret": (r_low, r_high)}
         return RunOutcome(
             name,
             int(seed),
             engine,
             settings,
-            plan.points,
-            x[0],
-            r[0],
+            plan.points[kept],
+            x,
+            r,
             float(recorded.final_x[i]),
             float(recorded.final_avg_regret[i]),
             elapsed,
             ranges if plan.period > 1 else {},
             state,
         )
+
+    def state_at(self, plan: RecordPlan, x: np.ndarray, regret: np.ndarray, end: int) -> str:
+        """The state of one run's ``plan.windows`` row after its first ``end`` steps."""
+        values, _, _ = plan.reduce(np.stack([x, regret]))
+        kept = plan.points <= end
+        return self.state(plan.points[kept], values[0][kept], values[1][kept])
 
     def state(self, points: np.ndarray, x: np.ndarray, regret: np.ndarray) -> str:
         """The settle rule on the points (a non-finite last x: failed)."""
@@ -292,6 +363,8 @@ def write_run(
             "optimizer_info": {"summary": spec.summary, "source": spec.source},
             "engine": outcome.engine,
             "steps": int(outcome.steps[-1]),
+            "max_steps": int(task.get("max_steps") or task["steps"]),
+            "continued": int(outcome.steps[-1]) > int(task["steps"]),
             "final": {"x": outcome.final_x, "avg_regret": outcome.final_avg_regret},
             "state": outcome.state,
             "settle": _settle_record(task, int(outcome.steps[-1])),
