@@ -451,6 +451,7 @@ def test_one_validation_converts_whole_floats_and_names_the_rest(raw):
     schema check reports it."""
     raw["scale"] = "smoke"
     raw["presets"]["smoke"]["tasks"]["synthetic_online"]["steps"] = 1e6
+    raw["presets"]["smoke"]["tasks"]["synthetic_online"]["max_steps"] = 1e6  # ≥ steps
     steps = resolve(raw)["tasks"]["synthetic_online"]["steps"]
     assert steps == 1_000_000 and isinstance(steps, int)
     raw["presets"]["smoke"]["tasks"]["synthetic_online"]["steps"] = 2.5

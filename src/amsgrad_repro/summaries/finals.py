@@ -185,16 +185,19 @@ def paired_differences(
 
 
 def _same_budget(rows: pd.DataFrame, candidate: str, baseline: str) -> np.ndarray:
-    """Per seed: both runs took the same steps, or both settled having run their plan."""
+    """Per seed: both runs took the same steps, or both settled having run their plan
+    (rows without states or planned steps, the training tasks', need the same steps)."""
+    steps = rows.pivot_table(index="seed", columns="optimizer", values="steps", dropna=False)
+    same = (steps[candidate] == steps[baseline]).to_numpy()
+    if "state" not in rows or "planned_steps" not in rows:
+        return same
     wide = rows.assign(
         settled=rows["state"].isin((CONVERGED, FAILED))
         & (rows["steps"] >= rows["planned_steps"].fillna(np.inf))
     )
-    steps = wide.pivot_table(index="seed", columns="optimizer", values="steps", dropna=False)
     settled = wide.pivot_table(
         index="seed", columns="optimizer", values="settled", aggfunc="all", dropna=False
     )
-    same = (steps[candidate] == steps[baseline]).to_numpy()
     both = (settled[candidate].fillna(False) & settled[baseline].fillna(False)).to_numpy(bool)
     return same | both
 
