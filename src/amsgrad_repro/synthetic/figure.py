@@ -90,7 +90,7 @@ def shortened_labels(records: Sequence[dict], labels: dict[str, str]) -> dict[st
     moving (``max_steps``): their curve ends elsewhere, and the legend says where and why,
     so a curve of another length never reads like the same budget."""
     shortened = {}
-    moving = {r["optimizer"] for r in records if r.get("state") == "unsettled"}
+    moving = {r["optimizer"] for r in records if r.get("state") == UNSETTLED}
     for record in records:
         ran, planned = record.get("steps"), record["settings"]["steps"]
         name = record["optimizer"]

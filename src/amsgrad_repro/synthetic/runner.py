@@ -52,6 +52,7 @@ from amsgrad_repro.synthetic.problems import (
 from amsgrad_repro.synthetic.settle import (
     DEFAULT_SUCCESS_RADIUS,
     RULE,
+    UNSETTLED,
     check_point,
     rounds,
     trajectory_state,
@@ -83,6 +84,11 @@ class RecordPlan:
             low = np.minimum.reduceat(values, self.starts, axis=1)
             high = np.maximum.reduceat(values, self.starts, axis=1)
         return values[:, ends], low, high
+
+
+def max_steps(task: Mapping[str, Any]) -> int:
+    """The task's continuation budget: its ``max_steps``, else ``steps`` (none)."""
+    return int(task.get("max_steps") or task["steps"])
 
 
 def task_rounds(steps: int, max_steps: int, period: int | None) -> list[int]:
@@ -160,7 +166,7 @@ def run_task(
     steps, x1 = int(task["steps"]), float(task["x1"])
     problem, big = problem_id(task["problem"]), problem_parameter(task)
     period = PROBLEMS[task["problem"]].period
-    ends = task_rounds(steps, int(task.get("max_steps") or steps), period)
+    ends = task_rounds(steps, max_steps(task), period)
     plan = record_plan(steps, int(task["record_points"]), period, ends)
     kernel_runs: list[tuple[str, Any, KernelRun]] = []
     generic: list[tuple[OptimizerSpec, Any]] = []
@@ -260,7 +266,7 @@ def run_kernel(  # noqa: PLR0913
         steps_run[going] = end
         if judge is None or end == ends[-1]:
             break
-        unsettled = [judge.state_at(plan, xs[i], regrets[i], end) == "unsettled" for i in going]
+        unsettled = [judge.state_at(plan, xs[i], regrets[i], end) == UNSETTLED for i in going]
         going = going[np.isin(groups[going], groups[going][np.array(unsettled, dtype=bool)])]
         if going.size == 0:
             break
@@ -363,7 +369,7 @@ def write_run(
             "optimizer_info": {"summary": spec.summary, "source": spec.source},
             "engine": outcome.engine,
             "steps": int(outcome.steps[-1]),
-            "max_steps": int(task.get("max_steps") or task["steps"]),
+            "max_steps": max_steps(task),
             "continued": int(outcome.steps[-1]) > int(task["steps"]),
             "final": {"x": outcome.final_x, "avg_regret": outcome.final_avg_regret},
             "state": outcome.state,
