@@ -11,5 +11,6 @@ KIND_MODULES: dict[str, str] = {
     "classifier": "amsgrad_repro.train.kinds.classifier",
     "vae": "amsgrad_repro.train.kinds.vae",
     "lm": "amsgrad_repro.train.kinds.lm",
+    "quadratic": "amsgrad_repro.train.kinds.quadratic",
 }
 TRAINING_KINDS: tuple[str, ...] = tuple(KIND_MODULES)

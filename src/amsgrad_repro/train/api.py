@@ -68,6 +68,7 @@ KIND_METRICS: dict[str, tuple[str, ...]] = {
     "classifier": ("accuracy",),
     "vae": ("recon", "kl"),
     "lm": ("bpc",),  # bits per character: the loss (nats per character) over ln 2
+    "quadratic": (),  # the loss is the whole story
 }
 # The splits every training run evaluates (``val`` with ``holdout_val``).
 SPLITS: tuple[str, ...] = ("train", "val", "test")

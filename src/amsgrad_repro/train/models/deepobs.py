@@ -38,6 +38,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from amsgrad_repro.data.generated import deepobs_quadratic
+
 # --- TensorFlow "same" padding -------------------------------------------------------------
 
 
@@ -266,12 +268,11 @@ def quadratic_points(
     noise: float = QUADRATIC_NOISE,
 ) -> np.ndarray:
     """The x of DeepOBS's quadratic data set, float32 [points, dim]: seed 42 for
-    ``train`` (also its train-eval set), 43 for ``test``."""
-    seeds = {"train": 42, "test": 43}
-    if split not in seeds:
+    ``train`` (also its train-eval set), 43 for ``test`` (the data stage's generator,
+    ``data.generated.deepobs_quadratic``)."""
+    if split not in ("train", "test"):
         raise ValueError(f"quadratic split must be train or test, got {split!r}")
-    rng = np.random.RandomState(seeds[split])
-    return np.float32(rng.normal(0.0, noise, (points, dim)))
+    return getattr(deepobs_quadratic(dim, points, noise), f"{split}_x")
 
 
 class QuadraticDeep(nn.Module):
