@@ -24,6 +24,8 @@ from tests.miniatures import write_celeba, write_cifar10, write_idx_dataset
 from tests.pipeline import REPO_ROOT, copy_workflow, job_counts, make_project, run_snakemake
 
 TASKS = {"cifarnet": "cifar10", "vae_celeba": "celeba", "vae_mnist": "fashion_mnist"}
+# DeepOBS's quadratic (issue 19) on its generated data: no miniature, nothing to download.
+QUADRATIC = "quadratic_deep"
 VAE_TASKS = ("vae_celeba", "vae_mnist")
 SMOKE = ("--config", "scale=smoke")
 
@@ -42,7 +44,7 @@ def scratch_workflow(root: Path) -> Path:
     config["datasets"]["fashion_mnist"] = write_idx_dataset(
         root / "fmnist", num_train=640, num_test=300, learnable=True
     )
-    for task in ("cifarnet", "vae_celeba"):
+    for task in ("cifarnet", "vae_celeba", QUADRATIC):
         config["presets"]["smoke"]["tasks"][task]["enabled"] = True
     return make_project(workdir, config)
 
@@ -55,11 +57,14 @@ def smoke_config(workdir: Path) -> dict:
 
 def targets(config: dict) -> list[str]:
     paths = []
-    for task in TASKS:
+    for task in (*TASKS, QUADRATIC):
         for optimizer in config["tasks"][task]["optimizers"]:
             for seed in config["seeds"]:
                 paths.append(f"results/runs/{task}/{optimizer}/{seed}/metrics.csv")
-        paths += [f"results/figures/{task}.{ext}" for ext in ("png", "pdf")]
+        if task in TASKS:
+            paths += [f"results/figures/{task}.{ext}" for ext in ("png", "pdf")]
+    paths += [f"results/aggregates/{QUADRATIC}.csv"]
+    paths += [f"results/figures/{QUADRATIC}.{ext}" for ext in ("png", "pdf")]
     paths += [
         f"results/figures/{task}_samples.{ext}" for task in VAE_TASKS for ext in ("png", "pdf")
     ]
@@ -105,6 +110,33 @@ def test_every_run_completed_on_its_dataset(smoke_run):
                 steps = -(-settings["subset"]["train"] // settings["batch_size"])
                 assert table["step"].iloc[-1] == steps and len(table) >= 2
                 assert np.isfinite(table.filter(like="_loss").to_numpy()).all()
+
+
+@pytest.mark.slow
+def test_the_quadratic_runs_on_its_generated_data(smoke_run):
+    """quadratic_deep through the pipeline: the data stage generated its points (no raw
+    folder, no .dvc file), every run trained its 5 epochs of 8 steps on all 1000 points
+    with the loss its only metric, and the aggregate and figure came from those runs."""
+    workdir, config = smoke_run
+    settings = config["tasks"][QUADRATIC]
+    dataset = settings["dataset"]
+    cache_meta = load_cache(workdir / f"data/cache/{dataset}.pt").meta
+    assert cache_meta["generator"] == "deepobs_quadratic"
+    assert not (workdir / "data/raw" / dataset).exists()
+    assert not (workdir / f"data/raw/{dataset}.dvc").exists()
+    for optimizer in settings["optimizers"]:
+        for seed in config["seeds"]:
+            run = workdir / "results/runs" / QUADRATIC / optimizer / str(seed)
+            info = json.loads((run / "run.json").read_text())
+            assert info["status"] == "completed" and info["steps"] == 5 * 8
+            assert info["data"]["sizes"] == {"train": 1000, "test": 1000}
+            assert info["data"]["meta"]["parameters"] == {"dim": 100, "points": 1000, "noise": 0.6}
+            table = pd.read_csv(run / "metrics.csv")
+            assert list(table.filter(like="_").columns[:2]) == ["train_loss", "test_loss"]
+            assert table["test_loss"].iloc[-1] < table["test_loss"].iloc[0]
+    aggregate = pd.read_csv(workdir / f"results/aggregates/{QUADRATIC}.csv")
+    assert set(aggregate["metric"]) >= {"train_loss", "test_loss"} and (aggregate["n"] == 2).all()
+    assert (workdir / f"results/figures/{QUADRATIC}.png").stat().st_size > 10_000
 
 
 @pytest.mark.slow

@@ -99,7 +99,8 @@ def test_optimizers_approach_the_test_minimum_and_never_pass_it(cache, tmp_path)
     for optimizer in ("adam", "amsgrad"):
         record = train(quadratic_request(cache, tmp_path / optimizer, optimizer))
         table = pd.read_csv(tmp_path / optimizer / "run" / "metrics.csv")
-        assert list(table.columns) == ["step", "epoch", "train_loss", "test_loss", "lr", "wall_time"]
+        columns = ["step", "epoch", "train_loss", "test_loss", "lr", "wall_time"]
+        assert list(table.columns) == columns
         assert record["status"] == "completed" and record["steps"] == 160
         assert (table["test_loss"] >= floor * (1 - 1e-5)).all(), (table["test_loss"].min(), floor)
         assert table["test_loss"].iloc[-1] < 1.05 * floor

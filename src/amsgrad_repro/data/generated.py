@@ -62,7 +62,9 @@ def generate(name: str, spec: Mapping[str, Any]) -> GeneratedSplits:
             raise ValueError(f"datasets.{name}: {len(x)} {split} points, expected {count}")
         shape = expected.get("sample_shape")
         if shape is not None and list(x.shape[1:]) != list(shape):
-            raise ValueError(f"datasets.{name}: {split} points of shape {x.shape[1:]}, expected {shape}")
+            raise ValueError(
+                f"datasets.{name}: {split} points of shape {x.shape[1:]}, expected {shape}"
+            )
     return splits
 
 
@@ -76,4 +78,11 @@ def provenance(spec: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-__all__ = ["GENERATED", "GENERATORS", "GeneratedSplits", "deepobs_quadratic", "generate", "provenance"]
+__all__ = [
+    "GENERATED",
+    "GENERATORS",
+    "GeneratedSplits",
+    "deepobs_quadratic",
+    "generate",
+    "provenance",
+]
