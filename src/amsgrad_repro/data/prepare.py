@@ -4,7 +4,8 @@ Per dataset: a generated one (``data.generated``) is drawn in code and written s
 into the cache. For the others: if ``data/raw/<name>.dvc`` exists and a DVC remote holds
 it, ``dvc pull``; otherwise fetch from the configured sources and ``dvc add`` the folder,
 so that the ``.dvc`` file can be committed and ``dvc push`` shares the exact bytes. Then the
-decoded content is checked (shapes, counts, label ranges) and converted into ``data/cache/<name>.pt``.
+decoded content is checked (shapes, counts, label ranges) and converted into
+``data/cache/<name>.pt``.
 """
 
 from __future__ import annotations
