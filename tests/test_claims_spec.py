@@ -41,6 +41,7 @@ DEEP_TASKS = (
     "resnet20_cifar10",
 )  # fmt: skip
 
+
 def settings_at(raw, scale, **overrides):
     config = copy.deepcopy(raw)
     config["scale"] = scale

@@ -119,9 +119,7 @@ def test_the_schema_lists_the_generators_and_requires_one(tmp_path):
     dataset = schema["$defs"]["dataset"]
     assert dataset["properties"]["generator"]["enum"] == list(GENERATORS)
     config = dict(SHIPPED, datasets={**SHIPPED["datasets"]})
-    config["datasets"]["deepobs_quadratic"] = {
-        k: v for k, v in SPEC.items() if k != "generator"
-    }
+    config["datasets"]["deepobs_quadratic"] = {k: v for k, v in SPEC.items() if k != "generator"}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     with pytest.raises(ConfigError, match="generator"):
@@ -134,10 +132,8 @@ def test_the_schema_lists_the_generators_and_requires_one(tmp_path):
 
 
 def test_deep_presets_run_it_and_the_others_do_not():
-    assert load(REPO_ROOT / "config.yaml", {"scale": "deep_quick"})["tasks"]["quadratic_deep"][
-        "epochs"
-    ] == 100
-    for scale in ("quick", "smoke"):
-        assert load(REPO_ROOT / "config.yaml", {"scale": scale})["tasks"]["quadratic_deep"].get(
-            "enabled"
-        ) is False
+    def task(scale: str) -> dict:
+        return load(REPO_ROOT / "config.yaml", {"scale": scale})["tasks"]["quadratic_deep"]
+
+    assert task("deep_quick")["epochs"] == 100 and task("deep_quick").get("enabled", True)
+    assert task("quick")["enabled"] is False and task("smoke")["enabled"] is False
