@@ -589,6 +589,14 @@ def test_claims_count_only_settled_cells_and_never_call_unsettled_ones_failures(
     assert row["verdict"] == REPRODUCED and row["estimate"] == 0.999
     assert "1 of 3 cells unsettled at 4e+03 steps" in row["effect"]
     assert "boundary between the beta2 values 0.9 and 0.999: 1 cell beside it" in row["effect"]
+    # No settled cell converges, but the top of the axis is still moving: the boundary may
+    # lie there, so "no such beta2" would claim more than the runs show.
+    top = {(0.9, 0.9): failed, (0.9, 0.99): failed, (0.9, 0.999): moving}
+    row = evaluate_claim(claim(BOUNDARY), constructed(top, unsettled={(0.9, 0.999)}))
+    assert row["verdict"] == INCONCLUSIVE and row["estimate"] == np.inf
+    assert "boundary between the beta2 values 0.99 and inf: 1 cell beside it" in row["effect"]
+    # Settled, the same top cell decides it.
+    assert evaluate_claim(claim(BOUNDARY), constructed(top))["verdict"] == NOT_REPRODUCED
     # A one-cell threshold on an unsettled cell is inconclusive, whichever side.
     for side, value in (("below", -0.3), ("above", -0.3)):
         rule = dict(THRESHOLD, side=side, value=value)

@@ -278,6 +278,10 @@ def _boundary(claim: dict[str, Any], data: GridData) -> dict[str, Any]:
     outcome = (
         REPRODUCED if np.isfinite(hi) else NOT_REPRODUCED if not np.isfinite(lo) else INCONCLUSIVE
     )
+    if outcome == NOT_REPRODUCED and (every_value[~settled_cells] > axis_values[-1]).any():
+        # No settled cell starts a converging tail, but cells above the last settled one
+        # are still moving: the boundary may lie among them.
+        outcome = INCONCLUSIVE
     lowest = (
         "fails" if not _reaches(np.nanmean(values[:1], axis=1), radius)[0] else "reaches x* too"
     )
