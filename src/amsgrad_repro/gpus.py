@@ -20,8 +20,10 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from amsgrad_repro import layout
+
 DEVICE_DIR = Path("/dev")
-LOCK_DIR = Path("results/.gpu-locks")
+LOCK_DIR = Path(layout.GPU_LOCKS)
 SCHEDULER_VARIABLES = (
     "SLURM_JOB_ID",
     "SLURM_JOB_NAME",

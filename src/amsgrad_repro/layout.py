@@ -23,6 +23,11 @@ RESULTS = "results"
 LOGS, BENCHMARKS, CHECKPOINTS = "logs", "benchmarks", "checkpoints"
 NOT_SHARED = frozenset({LOGS, BENCHMARKS, CHECKPOINTS})
 
+# The HTML report (``amsgrad-repro report``, ``make report``) and the GPU slot locks
+# (``gpus.py``: one lock file per device, shared by every job on the machine).
+REPORT = f"{RESULTS}/report.html"
+GPU_LOCKS = f"{RESULTS}/.gpu-locks"
+
 # The files of one run's folder; run.json is what makes a folder a run.
 METRICS, RUN_RECORD, CHECKPOINT = "metrics.csv", "run.json", "checkpoint.pt"
 RUN_FILES = (METRICS, RUN_RECORD, CHECKPOINT)
@@ -95,7 +100,10 @@ def _results(path: str) -> Template:
 
 # --- runs ---------------------------------------------------------------------------------
 
-RUN = _results("runs/{task}/{optimizer}/{seed}")
+RUNS = _results("runs")
+# A run's folder below RUNS (the synthetic job writes its seeds' folders under an out-root).
+RUN_IN_RUNS = Template("{task}/{optimizer}/{seed}")
+RUN = RUNS.child(RUN_IN_RUNS.pattern)
 POINT = "lr{lr}_beta2{beta2}"  # one tuning grid point's folder
 TUNING_RUN = _results(f"tuning/runs/{{task}}/{{optimizer}}/{POINT}/{{seed}}")
 RUN_KINDS = (RUN, TUNING_RUN)
@@ -141,24 +149,34 @@ SENSITIVITY = _results("tuning/{task}/sensitivity.csv")
 
 # --- grids, aggregates, figures, tables, data ---------------------------------------------
 
-GRID_TABLE = _results("grids/{grid}/table.csv")
-GRID_RECORD = _results("grids/{grid}/grid.json")
-GRID_CELLS = _results("grids/{grid}/cells.csv")
+GRID_DIR = _results("grids/{grid}")
+# The grid job's files in GRID_DIR. Its record is not run.json: a grid is many runs, and
+# sharing treats a folder holding a run.json as one run (share.py).
+GRID_TABLE_FILE, GRID_RECORD_FILE, GRID_CELLS_FILE = "table.csv", "grid.json", "cells.csv"
+GRID_TABLE = GRID_DIR.child(GRID_TABLE_FILE)
+GRID_RECORD = GRID_DIR.child(GRID_RECORD_FILE)
+GRID_CELLS = GRID_DIR.child(GRID_CELLS_FILE)
 AGGREGATE = _results("aggregates/{task}.csv")
 TABLES = _results("tables")
 DATASET_CACHE = Template("data/cache/{dataset}.pt")
 FIGURE_FORMATS = ("png", "pdf")
 
 
+def figure(name: str, ext: str) -> str:
+    """One file of a figure, e.g. ``figure("figure1", "png")``; ``name`` may hold
+    wildcards (``figure("{task}", "pdf")`` is a rule's output pattern)."""
+    return f"{RESULTS}/figures/{name}.{ext}"
+
+
 def figures(name: str) -> list[str]:
-    """A figure's files, e.g. ``figures("figure1")``; ``name`` may hold wildcards."""
-    return [f"{RESULTS}/figures/{name}.{ext}" for ext in FIGURE_FORMATS]
+    """A figure's files in every format, e.g. ``figures("figure1")``."""
+    return [figure(name, ext) for ext in FIGURE_FORMATS]
 
 
 # The cross-task summary (rule cross_task): its table, and its heatmap with an SVG beside
 # the usual formats, which the report's front page inlines.
 CROSS_TASK_TABLE = TABLES.child("cross_task.csv")
-CROSS_TASK_FIGURES = (*figures("cross_task"), f"{RESULTS}/figures/cross_task.svg")
+CROSS_TASK_FIGURES = (*figures("cross_task"), figure("cross_task", "svg"))
 
 
 # --- what each job logs and measures: the same name under logs/ and benchmarks/ ----------

@@ -20,11 +20,12 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from amsgrad_repro import layout
 from amsgrad_repro.io import atomic_path
 from amsgrad_repro.share import split_snakemake_args
 
 MISSING_METADATA = "Missing metadata for file"
-DEFAULT_REPORT = "results/report.html"
+DEFAULT_REPORT = layout.REPORT
 
 
 def explain(count: int) -> str:

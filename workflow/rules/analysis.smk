@@ -13,23 +13,23 @@ rule analyse:
     output:
         TABLES,
         claims=report(
-            "results/tables/claims.html",
+            layout.TABLES.child("claims.html").pattern,
             caption="../report/claims.rst",
             category="Claims",
         ),
         statistics=report(
-            "results/tables/statistics.html",
+            layout.TABLES.child("statistics.html").pattern,
             caption="../report/statistics.rst",
             # Not "Statistics": the report has its own section of that name (run times).
             category="Tables across seeds",
         ),
         provenance=report(
-            "results/tables/provenance.html",
+            layout.TABLES.child("provenance.html").pattern,
             caption="../report/provenance.rst",
             category="Provenance",
         ),
         settings=report(
-            "results/tables/settings.html",
+            layout.TABLES.child("settings.html").pattern,
             caption="../report/settings.rst",
             category="Provenance",
         ),
@@ -41,10 +41,11 @@ rule analyse:
         "../../envs/amsgrad.yaml"
     params:
         settings=all_settings(),
+        out_dir=layout.TABLES.pattern,
     shell:
         "amsgrad-repro analyse --runs {input.runs} --aggregates {input.aggregates}"
         " --sensitivity {input.sensitivity} --grids {input.grids} --claims {input.claims}"
-        " --settings {params.settings} --out-dir results/tables > {log} 2>&1"
+        " --settings {params.settings} --out-dir {params.out_dir} > {log} 2>&1"
 
 
 # The answer to the open question, on one page: every optimizer against the baseline of

@@ -23,10 +23,11 @@ rule grid_run:
         settings=lambda wc: grid_settings(wc.grid),
         seeds=" ".join(map(str, SEEDS)),
         plugins=lambda wc: grid_plugins(wc.grid),
+        out_dir=lambda wc: layout.GRID_DIR.build(grid=wc.grid),
     shell:
         "amsgrad-repro grid --name {wildcards.grid} --settings {params.settings}"
         " --seeds {params.seeds} --plugins {params.plugins}"
-        " --out-dir results/grids/{wildcards.grid} --threads {threads} > {log} 2>&1"
+        " --out-dir {params.out_dir} --threads {threads} > {log} 2>&1"
 
 
 rule grid_figure:
@@ -34,12 +35,12 @@ rule grid_figure:
         table=layout.GRID_TABLE.pattern,
     output:
         png=report(
-            "results/figures/grid_{grid}.png",
+            layout.figure("grid_{grid}", "png"),
             caption="../report/grids.rst",
             category="Beyond the paper",
             labels={"grid": "{grid}"},
         ),
-        pdf="results/figures/grid_{grid}.pdf",
+        pdf=layout.figure("grid_{grid}", "pdf"),
         cells=layout.GRID_CELLS.pattern,
     log:
         log_path("grids/{grid}_figure"),

@@ -26,10 +26,11 @@ rule synthetic_run:
         settings=lambda wc: job_settings(wc.task, wc.optimizer),
         plugins=lambda wc: job_plugins(wc.optimizer),
         seeds=" ".join(map(str, SEEDS)),
+        out_root=layout.RUNS.pattern,
     shell:
         "amsgrad-repro synthetic --task {wildcards.task} --optimizer {wildcards.optimizer}"
         " --seeds {params.seeds} --settings {params.settings} --plugins {params.plugins}"
-        " --out-root results/runs --threads {threads} > {log} 2>&1"
+        " --out-root {params.out_root} --threads {threads} > {log} 2>&1"
 
 
 rule figure1:
@@ -38,11 +39,11 @@ rule figure1:
         runs=[path for task in SYNTHETIC_TASKS for path in runs_of(task, "run.json")],
     output:
         png=report(
-            "results/figures/figure1.png",
+            layout.figure("figure1", "png"),
             caption="../report/figure1.rst",
             category="Synthetic problems",
         ),
-        pdf="results/figures/figure1.pdf",
+        pdf=layout.figure("figure1", "pdf"),
     log:
         log_path("figure1"),
     benchmark:

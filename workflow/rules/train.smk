@@ -70,11 +70,11 @@ rule train_figure:
         runs=lambda wc: runs_of(wc.task, "run.json"),
     output:
         png=report(
-            "results/figures/{task}.png",
+            layout.figure("{task}", "png"),
             caption="../report/training.rst",
             category="Training tasks",
         ),
-        pdf="results/figures/{task}.pdf",
+        pdf=layout.figure("{task}", "pdf"),
     log:
         log_path("figures/{task}"),
     benchmark:
@@ -104,11 +104,11 @@ rule samples_figure:
         samples=lambda wc: runs_of(wc.task, "samples.png"),
     output:
         png=report(
-            "results/figures/{task}_samples.png",
+            layout.figure("{task}_samples", "png"),
             caption="../report/vae_samples.rst",
             category="Training tasks",
         ),
-        pdf="results/figures/{task}_samples.pdf",
+        pdf=layout.figure("{task}_samples", "pdf"),
     log:
         log_path("figures/{task}_samples"),
     benchmark:

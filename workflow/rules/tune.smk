@@ -59,11 +59,11 @@ rule sensitivity:
         grid=layout.TUNING_GRID.pattern,
         sensitivity=layout.SENSITIVITY.pattern,
         png=report(
-            "results/figures/sensitivity_{task}.png",
+            layout.figure("sensitivity_{task}", "png"),
             caption="../report/sensitivity.rst",
             category="Hyper-parameter sensitivity",
         ),
-        pdf="results/figures/sensitivity_{task}.pdf",
+        pdf=layout.figure("sensitivity_{task}", "pdf"),
     log:
         log_path("tune/{task}/sensitivity"),
     benchmark:

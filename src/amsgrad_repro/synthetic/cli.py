@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from amsgrad_repro import layout
 from amsgrad_repro.cli import json_arg
 from amsgrad_repro.optimizers import catalogue
 
@@ -19,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--seeds", type=int, nargs="+", required=True)
     run.add_argument("--settings", type=json_arg, required=True, help="the task's settings")
     run.add_argument("--plugins", type=json_arg, default={}, help="plug-in declarations")
-    run.add_argument("--out-root", type=Path, default=Path("results/runs"))
+    run.add_argument("--out-root", type=Path, default=Path(layout.RUNS.pattern))
     run.add_argument("--engine", choices=["auto", "kernel", "generic"], default="auto")
     run.add_argument("--threads", type=int, default=0, help="kernel threads (0: numba's)")
     run.set_defaults(func=_run)

@@ -28,6 +28,7 @@ import numba
 import numpy as np
 import pandas as pd
 
+from amsgrad_repro import layout
 from amsgrad_repro.io import provenance, write_csv, write_json
 from amsgrad_repro.optimizers import OptimizerSpec, hparams, scalar_form
 from amsgrad_repro.optimizers.schedules import with_horizon
@@ -64,10 +65,6 @@ from amsgrad_repro.synthetic.settle import (
     with_check_points,
 )
 
-TABLE = "table.csv"
-# Not run.json: a grid is many runs, and results/ sharing treats a folder holding a
-# run.json as one run (share.py).
-RECORD = "grid.json"
 X_PREFIX = "x_t"  # x_t<step>: x after step <step>
 
 
@@ -340,10 +337,10 @@ def write_grid(
 ) -> None:
     """The table and the grid's record: declaration, seeds run per problem, each
     optimizer's settings and engine, timing and provenance."""
-    write_csv(out_dir / TABLE, result.table)
+    write_csv(out_dir / layout.GRID_TABLE_FILE, result.table)
     diverged = int((result.table["status"] == "diverged").sum())
     write_json(
-        out_dir / RECORD,
+        out_dir / layout.GRID_RECORD_FILE,
         {
             "grid": grid.name,
             "declaration": declaration,

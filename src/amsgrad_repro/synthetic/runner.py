@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from amsgrad_repro import layout
 from amsgrad_repro.io import provenance, write_csv, write_json
 from amsgrad_repro.optimizers import OptimizerSpec, hparams, scalar_form, task_settings
 from amsgrad_repro.optimizers.schedules import with_horizon
@@ -406,7 +407,9 @@ def run_and_write(
     meta = provenance()
     outcomes = run_task(task_name, task, specs, seeds, names=names, engine=engine, threads=threads)
     for outcome in outcomes:
-        out_dir = out_root / task_name / outcome.optimizer / str(outcome.seed)
+        out_dir = out_root / layout.RUN_IN_RUNS.build(
+            task=task_name, optimizer=outcome.optimizer, seed=outcome.seed
+        )
         write_run(out_dir, task_name, task, specs[outcome.optimizer], outcome, meta)
         print(
             f"{task_name} {outcome.optimizer} seed {outcome.seed}: x_T+1 = "
