@@ -319,3 +319,11 @@ def test_the_lm_figure_shows_bits_per_character_on_train_validation_and_test():
         "test bits per character",
     ]
     assert all(len(ax.lines) >= 2 for ax in fig.axes[:3])  # a curve per optimizer
+    # A second x-axis in tokens seen: batch 8 x context 16 = 128 predicted tokens a step.
+    for ax in fig.axes[:3]:
+        (top,) = ax.child_axes
+        assert top.get_xlabel() == "tokens seen (128 per step)"
+        assert top.get_xlim() == pytest.approx(tuple(128 * v for v in ax.get_xlim()))
+    # The image kinds have none.
+    images = build_training_figure("toy", pd.DataFrame(rows), {**task, "kind": "vae"}, runs)
+    assert not any(ax.child_axes for ax in images.axes)

@@ -6,7 +6,8 @@ splits, rows the kind's quantities (a classifier: loss and accuracy; a VAE: the 
 ELBO and its reconstruction and KL terms). The title says what was run: dataset, model, α
 schedule, betas, epochs and seeds; a red note says when the run is smaller than the task's
 full setting (the ``paper`` block: fewer epochs, other data), cut to a subset, or some seeds
-diverged, so a reduced run is never mistaken for the real one.
+diverged, so a reduced run is never mistaken for the real one. A language model's panels
+carry a second x-axis in tokens seen.
 """
 
 from __future__ import annotations
@@ -93,6 +94,25 @@ def warnings_line(task: Mapping[str, Any], records: Sequence[Mapping[str, Any]])
     return "; ".join(notes)
 
 
+def tokens_per_step(settings: Mapping[str, Any]) -> int | None:
+    """The tokens a language model's step trains on (batch × context predicted tokens),
+    for its figure's second x-axis; None for the other kinds, whose steps are batches of
+    images."""
+    if settings.get("kind") != "lm":
+        return None
+    return int(settings["batch_size"]) * int(settings["model"]["context"])
+
+
+def tokens_axis(ax, per_step: int) -> None:  # noqa: ANN001
+    """A top x-axis in tokens seen (steps × tokens per step): a language model's budget
+    is spoken of in tokens, and the steps alone hide a batch or context change."""
+    top = ax.secondary_xaxis(
+        "top", functions=(lambda step: step * per_step, lambda tokens: tokens / per_step)
+    )
+    top.set_xlabel(f"tokens seen ({per_step:,} per step)", fontsize=7)
+    top.tick_params(labelsize=7)
+
+
 def curve_rows(kind: str | None, metrics: Sequence[str]) -> list[tuple[str, str]]:
     """The kind's rows that the aggregate has data for (train or test)."""
     rows = ROWS.get(kind or "", DEFAULT_ROWS)
@@ -140,6 +160,7 @@ def build_training_figure(
     common, labels = legend_labels(records)
     rows = curve_rows(settings.get("kind"), table["metric"].unique())
     splits = figure_splits(settings.get("kind"))
+    per_step = tokens_per_step(settings)
     fig, axes = plt.subplots(
         len(rows), len(splits), figsize=(5.0 * len(splits), 3.3 * len(rows) + 0.5), squeeze=False
     )
@@ -157,6 +178,8 @@ def build_training_figure(
             clipped = band_plot(ax, data, styles, labels)
             ax.set_title(titled(f"{split_label} {label}", clipped), fontsize=9)
             integer_iterations(ax)
+            if per_step:
+                tokens_axis(ax, per_step)
             if log_y and quantity != "accuracy":
                 ax.set_yscale("log")
     title = (
