@@ -24,6 +24,7 @@ from amsgrad_repro.optimizers.torch_optimizer import build_named
 from amsgrad_repro.train.engine import KILL_AFTER_EPOCH_ENV, RunRequest, Trainer
 from amsgrad_repro.train.models import build_model
 from amsgrad_repro.train.models.gpt import Gpt, GptSpec
+from amsgrad_repro.train.spikes import SpikeRule
 from tests.test_train import request, train, write_miniature
 
 
@@ -129,6 +130,9 @@ def lm_settings(**changes: Any) -> dict[str, Any]:
         "epoch_steps": 5,
         "eval_windows": 12,
         "log_every": 5,
+        # A spike whenever a batch's loss rises above the one before: several per run, so
+        # the resume test sees the per-step losses survive a kill.
+        "spike_rule": {"factor": 1.0001, "window": 1},
     }
     settings.update(changes)
     return settings
@@ -211,6 +215,16 @@ def test_killed_lm_run_resumes_to_identical_results(text_cache, tmp_path):
     )
     assert a["step"].tolist() == [5, 10, 15]
     pd.testing.assert_frame_equal(a, b, check_exact=True)
+    # The per-step losses behind the spike count are in the checkpoint: the resumed run
+    # finds the spikes that compare with epoch 1's losses too (with window 1, a spike at
+    # step 6 or before; the straight run has one).
+    spikes = [
+        json.loads((tmp_path / name / "run" / "run.json").read_text())
+        for name in ("resumed", "straight")
+    ]
+    assert spikes[0]["loss_spikes"] == spikes[1]["loss_spikes"]
+    assert any(step <= 5 + 1 for step in spikes[1]["loss_spikes"]["steps"])
+    assert spikes[0]["final"]["train_loss_spikes"] == len(spikes[1]["loss_spikes"]["steps"])
 
 
 def test_gpt_parameter_count_initial_loss_and_causal_mask():
@@ -249,6 +263,25 @@ def test_a_few_steps_learn_the_tiny_text(text_cache, tmp_path):
     assert table["train_loss"].iloc[-1] < table["train_loss"].iloc[0] - 0.5
     np.testing.assert_allclose(table["test_bpc"], table["test_loss"] / math.log(2), rtol=1e-6)
     assert record["data"]["sizes"]["val_windows"] == 12 and record["steps"] == 60
+
+
+def test_the_spike_count_is_over_the_batch_losses_trained_on(text_cache, tmp_path):
+    """The buffer behind the count holds each step's batch loss: its first entry is the
+    initial loss, each log interval's mean is that row's train_loss (equal batches, so the
+    running mean is the plain mean: float32 sums of 5 terms, 1e-6 relative), and the count
+    in run.json is the rule applied to it."""
+    trainer = Trainer(lm_request(text_cache, tmp_path))
+    record = trainer.run()
+    losses = trainer.step_losses.numpy()
+    assert np.isfinite(losses).all() and losses[0] == np.float32(trainer.initial_loss)
+    table = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    for row in table.itertuples():
+        interval = losses[int(row.step) - 5 : int(row.step)]
+        assert row.train_loss == pytest.approx(float(interval.mean()), rel=1e-6)
+    rule = SpikeRule(factor=1.0001, window=1)
+    expected = [int(i) + 1 for i in np.flatnonzero(losses[1:] > 1.0001 * losses[:-1]) + 1]
+    assert record["loss_spikes"]["steps"] == expected == [int(i) + 1 for i in rule.spikes(losses)]
+    assert record["final"]["train_loss_spikes"] == len(expected) > 0
 
 
 def test_weight_decay_spares_the_exempt_group(text_cache, tmp_path):

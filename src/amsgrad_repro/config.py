@@ -391,6 +391,11 @@ def _check_stacking(config: Mapping[str, Any]) -> None:
             )
         if (task.get("input") or {}).get("augment", "none") != "none":
             raise ConfigError(f"tasks.{name}.stack: random augmentation cannot be stacked")
+        if task.get("spike_rule"):
+            raise ConfigError(
+                f"tasks.{name}.stack: a stacked job does not count loss spikes "
+                "(spike_rule); use stack: none, or drop spike_rule"
+            )
 
 
 def load(path: str | Path = "config.yaml", overrides: Mapping[str, Any] | None = None) -> dict:

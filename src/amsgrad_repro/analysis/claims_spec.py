@@ -41,6 +41,7 @@ from amsgrad_repro.optimizers import catalogue
 from amsgrad_repro.settings_base import REPO_ROOT, ConfigError, key_path
 from amsgrad_repro.synthetic.problems import SYNTHETIC_METRICS
 from amsgrad_repro.train.api import kind_metric_names
+from amsgrad_repro.train.spikes import SPIKE_METRIC
 from amsgrad_repro.tuning.grid import tuned_tasks
 
 CLAIMS_FILE = Path("workflow") / "claims.yaml"
@@ -175,7 +176,8 @@ def _metrics(subject: Mapping[str, Any], kind_of_subject: str) -> list[str]:
     if kind_of_subject == "grid" or subject.get("kind") == "synthetic":
         return list(SYNTHETIC_METRICS)
     if subject.get("kind") in TRAINING_KINDS:
-        return [*kind_metric_names(subject["kind"]), SENSITIVITY_METRIC]
+        spikes = [SPIKE_METRIC] if subject.get("spike_rule") else []
+        return [*kind_metric_names(subject["kind"]), *spikes, SENSITIVITY_METRIC]
     return []
 
 

@@ -53,6 +53,7 @@ from amsgrad_repro.train.divergence import DivergenceRule
 from amsgrad_repro.train.progress import Progress
 from amsgrad_repro.train.runlock import run_lock
 from amsgrad_repro.train.schedule import LogSchedule
+from amsgrad_repro.train.spikes import SPIKE_METRIC, SpikeRule
 
 # Test hook: SIGKILL the process right after the checkpoint of this (1-based) epoch, to
 # test resumption with a real kill rather than a simulated one.
@@ -275,6 +276,13 @@ class Trainer(TrainingJob):
         self.diverged_at: int | None = None
         self.initial_loss: float | None = None  # the first batch's, before any update
         self.diverged_reason: str | None = None
+        # Every step's batch loss, on the device, when the task counts loss spikes.
+        self.spike_rule = SpikeRule.from_settings(self.settings)
+        self.step_losses = (
+            torch.full((self.total_steps,), math.nan, device=self.device)
+            if self.spike_rule
+            else None
+        )
 
     # --- set-up -------------------------------------------------------------------------
 
@@ -314,6 +322,7 @@ class Trainer(TrainingJob):
             "kind_gen": self.kind_gen.get_state(),
             "rows": self.rows,
             "initial_loss": self.initial_loss,
+            "step_losses": None if self.step_losses is None else self.step_losses.cpu(),
         }
 
     def restore_own_state(self, state: Mapping[str, Any]) -> None:
@@ -325,6 +334,8 @@ class Trainer(TrainingJob):
         self.kind_gen.set_state(state["kind_gen"])
         self.rows = state["rows"]
         self.initial_loss = state.get("initial_loss")
+        if self.step_losses is not None:
+            self.step_losses.copy_(state["step_losses"])
 
     # --- evaluation and logging ---------------------------------------------------------
 
@@ -381,6 +392,8 @@ class Trainer(TrainingJob):
                 self.initial_loss = float(loss.detach())
             update(self.optimizer, self.scheduler, loss, self.clip)
             running.add({"loss": loss, **extras}, x.shape[0])
+            if self.step_losses is not None:  # a device write, no sync
+                self.step_losses[self.step] = loss.detach()
             self.step += 1
             progress.step()
             last = b == self.steps_per_epoch - 1
@@ -437,8 +450,24 @@ class Trainer(TrainingJob):
             self.diverged_at,
             diverged_reason=self.diverged_reason,
             initial_loss=self.initial_loss,
+            final_extras=self.spike_counts(),
         )
-        return run_record(self, member, artifacts)
+        record = run_record(self, member, artifacts)
+        if self.spike_rule is not None:
+            record["loss_spikes"] = {**self.spike_rule.record(), "steps": self.spike_steps()}
+        return record
+
+    def spike_steps(self) -> list[int]:
+        """The steps (numbered as in metrics.csv: 1 is the first update) that were loss
+        spikes, over the steps run."""
+        if self.spike_rule is None or self.step_losses is None:
+            return []
+        losses = self.step_losses[: self.step].cpu().numpy()
+        return [int(i) + 1 for i in self.spike_rule.spikes(losses)]
+
+    def spike_counts(self) -> dict[str, float]:
+        """``train_loss_spikes`` over the steps run, when the task counts them."""
+        return {SPIKE_METRIC: len(self.spike_steps())} if self.spike_rule else {}
 
 
 @dataclass
@@ -455,12 +484,15 @@ class MemberState:
     epochs: int | None = None
     diverged_reason: str | None = None
     initial_loss: float | None = None  # the first batch's loss, before any update
+    # Run-wide metrics computed at the end, beside the last row's (loss spikes).
+    final_extras: dict[str, float] = field(default_factory=dict)
 
 
 def run_record(run: Any, member: MemberState, artifacts: list[str]) -> dict[str, Any]:
     """The run.json record of ``member`` of ``run`` (a Trainer or a StackedTrainer)."""
     last = member.rows[-1] if member.rows else {}
     final = {k: v for k, v in last.items() if k not in ("step", "epoch", "wall_time")}
+    final.update(member.final_extras)
     meta = run.data.meta
     return {
         "task": run.request.task,
