@@ -20,7 +20,7 @@ import yaml
 from amsgrad_repro.kinds import KIND_MODULES
 from amsgrad_repro.optimizers import HParamError, catalogue, check_shared_hparams
 from amsgrad_repro.optimizers import task_settings as optimizer_settings
-from amsgrad_repro.optimizers.plugins import PluginError, check_cached
+from amsgrad_repro.optimizers.plugins import PluginError, check_cached, is_variant
 from amsgrad_repro.settings_base import (
     DEFAULT_SCHEMA,
     REPO_ROOT,
@@ -337,7 +337,7 @@ def _check_registry_names(config: Mapping[str, Any], plugin_cache: Path | None =
     # A plug-in that cannot be imported or built is the cause of any error its tasks'
     # settings would raise next, so it is reported first.
     for name in sorted(used):
-        if specs[name].plugin is not None:
+        if specs[name].plugin is not None and not is_variant(specs[name].plugin):
             try:
                 check_cached(specs[name], plugin_cache)
             except PluginError as error:

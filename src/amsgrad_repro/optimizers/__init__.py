@@ -55,7 +55,10 @@ def catalogue(plugin_declarations: Mapping[str, Any] | None = None) -> dict[str,
     for name, declaration in (plugin_declarations or {}).items():
         if name in BUILTINS:
             raise plugins.PluginError(f"plugins.{name}: {name!r} is a built-in optimizer")
-        found[name] = plugins.plugin_spec(name, declaration)
+        if plugins.is_variant(declaration):
+            found[name] = plugins.variant_spec(name, declaration, BUILTINS)
+        else:
+            found[name] = plugins.plugin_spec(name, declaration)
     return found
 
 
@@ -64,6 +67,13 @@ def task_settings(spec: OptimizerSpec, task_name: str, task: Mapping[str, Any]) 
     that this optimizer declares, then the task's ``overrides`` for it."""
     shared = spec.shared_keys(task.get("hparams") or {})
     own = (task.get("overrides") or {}).get(spec.name) or {}
+    for key in sorted(set(own) & set(spec.fixed)):
+        if key in spec.hparam_rules:  # a user option fixed by the name (a variant's)
+            raise HParamError(
+                f"tasks.{task_name}.overrides.{spec.name}.{key}: fixed by the optimizer's "
+                f"name ({spec.name}: {key} = {spec.fixed[key]!r}); choose the optimizer "
+                "that has the value you want"
+            )
     return spec.resolve(
         (f"tasks.{task_name}.hparams", shared),
         (f"tasks.{task_name}.overrides.{spec.name}", own),

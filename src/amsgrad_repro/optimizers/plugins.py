@@ -16,12 +16,17 @@ schedules scale it), and ``lr_schedule``/``lr_decay`` are added as for every opt
 coordinate by coordinate, which lets the 1-D problems run every seed in one tensor and
 stacked jobs stack seeds; otherwise each seed gets its own parameter tensor.
 
+A variant is a built-in under a name of its own with hyper-parameters fixed by that name
+(:func:`variant_spec`), e.g. ``adamw-beta2-0.95: {variant_of: adamw, hparams: {beta2:
+0.95}}``: nothing is imported, and it runs exactly as the built-in with those values.
+
 :func:`check` imports the class and builds it on a dummy parameter, so that a wrong path
 or keyword fails when the configuration is read, naming the config key and the error.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import importlib.util
@@ -123,6 +128,50 @@ def plugin_spec(name: str, declaration: Mapping[str, Any]) -> OptimizerSpec:
         )
     except hparams.HParamError as error:  # a declared default its own rule refuses (lr: null)
         raise PluginError(f"{where}.hparams.{str(error).removeprefix(name + '.')}") from None
+
+
+def is_variant(declaration: Mapping[str, Any] | None) -> bool:
+    """Whether a plug-in declaration names a setting of a built-in (``variant_of``)
+    rather than a class to import."""
+    return bool(declaration) and "variant_of" in declaration  # type: ignore[operator]
+
+
+def variant_spec(
+    name: str, declaration: Mapping[str, Any], builtins: Mapping[str, OptimizerSpec]
+) -> OptimizerSpec:
+    """A built-in under a name of its own with some hyper-parameters fixed by that name
+    (``plugins.<name>: {variant_of: adamw, hparams: {beta2: 0.95}}``): a sweep over β2
+    becomes optimizers that tasks list, paths hold and claims pair like any other. The
+    fixed values win over a task's shared ``hparams`` (that is the name's meaning); a
+    task's ``overrides`` for the variant may not set them (``task_settings``)."""
+    where = f"plugins.{name}"
+    base_name = declaration["variant_of"]
+    if base_name not in builtins:
+        raise PluginError(
+            f"{where}.variant_of: {base_name!r} is not a built-in optimizer "
+            f"(built-ins: {', '.join(builtins)})"
+        )
+    base = builtins[base_name]
+    values = dict(declaration.get("hparams") or {})
+    rules = base.hparam_rules
+    for key, value in values.items():
+        if key not in rules:
+            raise PluginError(
+                f"{where}.hparams.{key}: {base_name} has no hyper-parameter {key!r} "
+                f"(it has: {', '.join(rules)})"
+            )
+        try:
+            values[key] = rules[key].check(f"{where}.hparams.{key}", value)
+        except hparams.HParamError as error:
+            raise PluginError(str(error)) from None
+    settings = ", ".join(f"{key} = {value}" for key, value in values.items())
+    return dataclasses.replace(
+        base,
+        name=name,
+        summary=declaration.get("summary") or f"{base.summary}; {base_name} with {settings}",
+        fixed={**base.fixed, **values},
+        plugin=dict(declaration),
+    )
 
 
 def check(spec: OptimizerSpec) -> None:
