@@ -41,7 +41,7 @@ rule analyse:
         "../../envs/amsgrad.yaml"
     params:
         settings=all_settings(),
-        out_dir=layout.TABLES.pattern,
+        out_dir=lambda wc, output: os.path.dirname(output.claims),
     shell:
         "amsgrad-repro analyse --runs {input.runs} --aggregates {input.aggregates}"
         " --sensitivity {input.sensitivity} --grids {input.grids} --claims {input.claims}"

@@ -26,7 +26,8 @@ rule synthetic_run:
         settings=lambda wc: job_settings(wc.task, wc.optimizer),
         plugins=lambda wc: job_plugins(wc.optimizer),
         seeds=" ".join(map(str, SEEDS)),
-        out_root=layout.RUNS.pattern,
+        # The runs' root (layout.RUNS; each run is RUN_IN_RUNS below it).
+        out_root=lambda wc, output: layout.RUNS.pattern,
     shell:
         "amsgrad-repro synthetic --task {wildcards.task} --optimizer {wildcards.optimizer}"
         " --seeds {params.seeds} --settings {params.settings} --plugins {params.plugins}"
