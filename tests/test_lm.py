@@ -284,6 +284,18 @@ def test_the_spike_count_is_over_the_batch_losses_trained_on(text_cache, tmp_pat
     assert record["final"]["train_loss_spikes"] == len(expected) > 0
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "amsgrad"])
+def test_the_paper_forms_train_the_lm(text_cache, tmp_path, optimizer):
+    """Adam and AMSGrad as the paper writes them (no bias correction, ε 0) on the tiny
+    text: the run completes and its held-out loss falls (a zero denominator, e.g. an
+    embedding row of a token absent from a batch, gives a zero step, not NaN)."""
+    record = train(lm_request(text_cache, tmp_path, optimizer, optimizers=[optimizer]))
+    assert record["status"] == "completed" and record["hparams"]["eps"] == 0.0
+    table = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    assert np.isfinite(table.filter(like="_loss").to_numpy()).all()
+    assert table["val_loss"].iloc[-1] < table["val_loss"].iloc[0]
+
+
 def test_weight_decay_spares_the_exempt_group(text_cache, tmp_path):
     """The LM's optimizers get two groups: weight matrices with the task's decay, the
     biases, norms and embeddings without; ADOPT (no decay) gets one."""

@@ -75,3 +75,7 @@ def test_the_lm_sweeps_beta2_through_its_variants(repo_root):
     }
     assert sorted(set(beta2.values())) == [0.95, 0.99, 0.999]
     assert sum(value == 0.95 for value in beta2.values()) == 2  # Adam's and AMSGrad's form
+    # Beside them, the paper's own forms, as Algorithms 1 and 2 write them.
+    for name in ("adam", "amsgrad"):
+        paper = task_settings(specs[name], "charlm_shakespeare", task)
+        assert (paper.bias_correction, paper.eps, paper.weight_decay) == (False, 0.0, 0.0)
