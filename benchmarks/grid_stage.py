@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,8 @@ from amsgrad_repro.synthetic.grid_spec import grid_spec
 from amsgrad_repro.synthetic.grids import cell_summary, run_grid
 
 REPO = Path(__file__).resolve().parents[1]
-MODES = {
+Mode = Callable[[dict[str, Any]], dict[str, Any]]  # a grid's declaration, as run
+MODES: dict[str, Mode] = {
     "continued": lambda declaration: declaration,
     "baseline (max_steps = steps)": lambda declaration: {
         **declaration,
@@ -37,7 +39,7 @@ MODES = {
 }
 
 
-def run_stage(settings: dict[str, Any], mode, threads: int) -> dict[str, GridData]:  # noqa: ANN001
+def run_stage(settings: dict[str, Any], mode: Mode, threads: int) -> dict[str, GridData]:
     """Every enabled grid under ``mode``, printing what each did; their data for claims."""
     specs = catalogue(settings.get("plugins"))
     grids: dict[str, GridData] = {}

@@ -45,17 +45,6 @@ def slurm_available() -> str | None:
     return None
 
 
-def _children(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` (from /proc; none once it is gone)."""
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = stat.read_text().rsplit(") ", 1)[1].split()
-            if int(fields[1]) == pid:
-                children.append(int(stat.parent.name))
-    return children
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -215,12 +204,9 @@ PartitionName=gpu Nodes={self.host} Default=YES MaxTime=INFINITE State=UP
             return None
 
     def stop(self) -> None:
-        """SIGTERM both daemons, wait up to 30 s for them and their children to exit,
-        SIGKILL what is left. The children count: slurmctld forks a helper (slurmscriptd,
-        which keeps the name slurmctld) that outlives its parent by a moment."""
-        daemons = [pid for name in ("slurmd", "slurmctld") if (pid := self._daemon_pid(name))]
-        pids = [*daemons, *(child for pid in daemons for child in _children(pid))]
-        for pid in daemons:
+        """SIGTERM both daemons, wait up to 30 s for them to exit, SIGKILL what is left."""
+        pids = [pid for name in ("slurmd", "slurmctld") if (pid := self._daemon_pid(name))]
+        for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
         deadline = time.time() + 30

@@ -133,7 +133,7 @@ def plugin_spec(name: str, declaration: Mapping[str, Any]) -> OptimizerSpec:
 def is_variant(declaration: Mapping[str, Any] | None) -> bool:
     """Whether a plug-in declaration names a setting of a built-in (``variant_of``)
     rather than a class to import."""
-    return bool(declaration) and "variant_of" in declaration  # type: ignore[operator]
+    return declaration is not None and "variant_of" in declaration
 
 
 def variant_spec(

@@ -450,24 +450,20 @@ class Trainer(TrainingJob):
             self.diverged_at,
             diverged_reason=self.diverged_reason,
             initial_loss=self.initial_loss,
-            final_extras=self.spike_counts(),
         )
+        if self.spike_rule is None:
+            return run_record(self, member, artifacts)
+        steps = self.spike_steps()
+        member.final_extras[SPIKE_METRIC] = len(steps)
         record = run_record(self, member, artifacts)
-        if self.spike_rule is not None:
-            record["loss_spikes"] = {**self.spike_rule.record(), "steps": self.spike_steps()}
+        record["loss_spikes"] = {**self.spike_rule.record(), "steps": steps}
         return record
 
     def spike_steps(self) -> list[int]:
         """The steps (numbered as in metrics.csv: 1 is the first update) that were loss
-        spikes, over the steps run."""
-        if self.spike_rule is None or self.step_losses is None:
-            return []
+        spikes, over the steps run (the task has a ``spike_rule``)."""
         losses = self.step_losses[: self.step].cpu().numpy()
         return [int(i) + 1 for i in self.spike_rule.spikes(losses)]
-
-    def spike_counts(self) -> dict[str, float]:
-        """``train_loss_spikes`` over the steps run, when the task counts them."""
-        return {SPIKE_METRIC: len(self.spike_steps())} if self.spike_rule else {}
 
 
 @dataclass
