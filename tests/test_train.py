@@ -438,15 +438,20 @@ def test_figure_flags_shortened_runs_other_data_and_counts_many_diverged(tmp_pat
 
 
 def test_kinds_write_exactly_the_artifacts_the_workflow_declares(cache, tmp_path, repo_root):
-    from amsgrad_repro.kinds import KIND_MODULES as TASK_KINDS
-    from amsgrad_repro.train.api import ARTIFACT_FILES, load_kind
+    """kinds.SAMPLES is what each kind writes (the VAE's and LM's runs are tested to write
+    it), with a caption the report finds and a medium the samples figure draws; a
+    classifier writes the run files alone."""
+    from amsgrad_repro.kinds import KIND_MODULES, MEDIA, SAMPLES, train_rule
+    from amsgrad_repro.train.api import load_kind
 
-    assert set(ARTIFACT_FILES) <= set(TASK_KINDS)
-    rules = (repo_root / "workflow/rules/train.smk").read_text()
-    for kind, names in ARTIFACT_FILES.items():
-        assert load_kind(kind).artifact_files == names
-        for name in names:  # a run's files are declared under layout.RUN (common.smk's RUN)
-            assert f'f"{{RUN}}/{name}"' in rules, f"{name} is not declared in train.smk"
+    assert set(SAMPLES) <= set(KIND_MODULES)
+    for kind in KIND_MODULES:
+        declared = (SAMPLES[kind].file,) if kind in SAMPLES else ()
+        assert load_kind(kind).artifact_files == declared
+        assert train_rule(kind) == (f"train_{kind}" if declared else "train")
+    for samples in SAMPLES.values():
+        assert (repo_root / "workflow/report" / samples.caption).is_file()
+        assert samples.medium in MEDIA
     record = train(request(cache, tmp_path, epochs=1, subset={"train": 64, "eval": 32}))
     assert record["artifacts"] == []
     written = {p.name for p in (tmp_path / "run").iterdir()}

@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from amsgrad_repro.kinds import TRAIN_RULES
+
 RESULTS = "results"
 # Folders of results/ that stay on the machine that made them (never shared).
 LOGS, BENCHMARKS, CHECKPOINTS = "logs", "benchmarks", "checkpoints"
@@ -203,7 +205,7 @@ SYNTHETIC_JOB = "synthetic/{task}/{optimizer}"
 
 # The rules whose jobs write run folders, and the families of the stacked jobs' rules (one
 # rule per job, named by :func:`stacked_rule` and :func:`tune_stacked_rule`).
-RUN_RULES = frozenset({"train", "train_vae", "synthetic_run", "tune_run"})
+RUN_RULES = TRAIN_RULES | {"synthetic_run", "tune_run"}
 STACKED_FAMILIES = ("train_stacked", "tune_stacked")
 GRID_LABEL = "grid"  # a tuning grid's stacked job: every point (else one point's name)
 

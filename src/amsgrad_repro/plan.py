@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from amsgrad_repro import layout
-from amsgrad_repro.kinds import TRAINING_KINDS
+from amsgrad_repro.kinds import SAMPLES, TRAINING_KINDS, train_rule
 from amsgrad_repro.optimizers import OptimizerSpec, catalogue
 from amsgrad_repro.settings_base import enabled_tasks
 from amsgrad_repro.synthetic.grid_spec import enabled_grids
-from amsgrad_repro.train.api import ARTIFACT_FILES
 from amsgrad_repro.train.jobs import StackedJob, stacks, training_jobs, tuning_jobs
 from amsgrad_repro.tuning import grid as tuning
 
@@ -46,7 +45,7 @@ class Plan:
     seeds: tuple[int, ...]
     synthetic_tasks: tuple[str, ...]
     training_tasks: tuple[str, ...]
-    vae_tasks: tuple[str, ...]  # their runs also write ARTIFACT_FILES (rule train_vae)
+    sample_tasks: tuple[str, ...]  # their kind's runs also write samples (kinds.SAMPLES)
     grids: tuple[str, ...]
     tuned: Mapping[str, Mapping[str, Any]]  # {task: grid} (tuning.tuned_tasks)
     tuning_seeds: tuple[int, ...]
@@ -54,10 +53,7 @@ class Plan:
     jobs: tuple[Job, ...] = field(repr=False)
     targets: tuple[str, ...] = field(repr=False)
 
-    @property
-    def plain_training_tasks(self) -> tuple[str, ...]:
-        """The training tasks whose per-seed jobs come from rule ``train``."""
-        return tuple(t for t in self.training_tasks if t not in self.vae_tasks)
+    train_rules: Mapping[str, tuple[str, ...]]  # {rule: its tasks} (kinds.train_rule)
 
 
 def plan(settings: Mapping[str, Any]) -> Plan:
@@ -68,8 +64,8 @@ def plan(settings: Mapping[str, Any]) -> Plan:
     enabled = enabled_tasks(settings)
     synthetic = tuple(t for t in enabled if tasks[t]["kind"] == "synthetic")
     training = tuple(t for t in enabled if tasks[t]["kind"] in TRAINING_KINDS)
-    vae = tuple(t for t in training if tasks[t]["kind"] == "vae")
-    plain = [t for t in training if t not in vae]
+    with_samples = tuple(t for t in training if tasks[t]["kind"] in SAMPLES)
+    plain = [t for t in training if t not in with_samples]  # stacked where they can be
     tuned = tuning.tuned_tasks(settings)
     tuning_seeds = tuple(tuning.tuning_seeds(settings.get("tuning") or {}))
     stacked = tuple(
@@ -78,12 +74,12 @@ def plan(settings: Mapping[str, Any]) -> Plan:
     grids = tuple(enabled_grids(settings))
     jobs: list[Job] = []
     jobs += _synthetic_jobs(tasks, synthetic, seeds)
-    jobs += _training_jobs(tasks, training, vae, specs, seeds)
+    jobs += _training_jobs(tasks, training, specs, seeds)
     jobs += _tuning_jobs(tasks, tuned, specs, tuning_seeds)
     jobs += [Job(j.name, tuple(_member_files(j))) for j in stacked]
     jobs += [Job("aggregate", (layout.AGGREGATE.build(task=t),)) for t in enabled]
     jobs += [Job("train_figure", tuple(layout.figures(t))) for t in training]
-    jobs += [Job("samples_figure", tuple(layout.figures(f"{t}_samples"))) for t in vae]
+    jobs += [Job("samples_figure", tuple(layout.figures(f"{t}_samples"))) for t in with_samples]
     if synthetic:
         jobs.append(Job("figure1", tuple(layout.figures("figure1"))))
     for grid in grids:
@@ -97,13 +93,14 @@ def plan(settings: Mapping[str, Any]) -> Plan:
     tables = [layout.TABLES.child(name).pattern for name in (*TABLE_FILES, *TABLE_PAGES)]
     jobs.append(Job("analyse", tuple(tables)))
     jobs.append(Job("cross_task", CROSS_TASK_OUTPUTS))
-    targets = _targets(tasks, synthetic, training, vae, tuned, grids, seeds)
+    targets = _targets(tasks, synthetic, training, tuned, grids, seeds)
     jobs.append(Job("all", ()))
     return Plan(
         seeds=seeds,
         synthetic_tasks=synthetic,
         training_tasks=training,
-        vae_tasks=vae,
+        sample_tasks=with_samples,
+        train_rules=_train_rules(tasks, training),
         grids=grids,
         tuned=tuned,
         tuning_seeds=tuning_seeds,
@@ -148,20 +145,34 @@ def _synthetic_jobs(tasks, names, seeds) -> list[Job]:
     ]
 
 
-def _training_jobs(tasks, names, vae, specs: Mapping[str, OptimizerSpec], seeds) -> list[Job]:
-    """The per-seed training jobs: the VAE tasks' (rule train_vae, with their artefacts)
-    and the other tasks' optimizers that do not stack (rule train)."""
+def run_files(kind: str) -> tuple[str, ...]:
+    """The files one seed's run of a training kind writes: the run files and its samples."""
+    return (*layout.RUN_FILES, *((SAMPLES[kind].file,) if kind in SAMPLES else ()))
+
+
+def _train_rules(tasks, names) -> dict[str, tuple[str, ...]]:
+    """Every per-seed training rule with the tasks it serves (a rule per kind with samples,
+    whose jobs declare them, and rule ``train`` for the rest)."""
+    rules = {train_rule(kind): () for kind in TRAINING_KINDS}
+    for task in names:
+        rule = train_rule(tasks[task]["kind"])
+        rules[rule] = (*rules[rule], task)
+    return rules
+
+
+def _training_jobs(tasks, names, specs: Mapping[str, OptimizerSpec], seeds) -> list[Job]:
+    """The per-seed training jobs: every seed of a task whose kind writes samples (stacked
+    jobs write none), and of the other tasks' optimizers that do not stack."""
     jobs = []
     for task in names:
         kind = tasks[task]["kind"]
-        files = (*layout.RUN_FILES, *ARTIFACT_FILES.get(kind, ()))
         for optimizer in tasks[task]["optimizers"]:
-            if task not in vae and stacks(tasks[task], specs[optimizer]):
+            if kind not in SAMPLES and stacks(tasks[task], specs[optimizer]):
                 continue  # a stacked job (train.jobs)
             for seed in seeds:
                 folder = layout.run_dir(task, optimizer, seed)
-                rule = "train_vae" if task in vae else "train"
-                jobs.append(Job(rule, tuple(f"{folder}/{name}" for name in files)))
+                files = tuple(f"{folder}/{name}" for name in run_files(kind))
+                jobs.append(Job(train_rule(kind), files))
     return jobs
 
 
@@ -193,7 +204,7 @@ def _tuning_jobs(tasks, tuned, specs: Mapping[str, OptimizerSpec], seeds) -> lis
     return jobs
 
 
-def _targets(tasks, synthetic, training, vae, tuned, grids, seeds) -> list[str]:
+def _targets(tasks, synthetic, training, tuned, grids, seeds) -> list[str]:
     """What rule ``all`` asks for: every seed's run as well as the figures built from them
     (a run lost later is recomputed even though its figure still exists), the tuning
     selections and sensitivity figures, the grids' tables and figures, and the tables."""
@@ -204,10 +215,10 @@ def _targets(tasks, synthetic, training, vae, tuned, grids, seeds) -> list[str]:
         targets += layout.figures("figure1")
     for task in training:
         targets += runs_of(tasks, task, seeds, layout.METRICS) + layout.figures(task)
-        if task in vae:
+        samples = SAMPLES.get(tasks[task]["kind"])
+        if samples is not None:
+            targets += runs_of(tasks, task, seeds, samples.file)
             targets += layout.figures(f"{task}_samples")
-        for name in ARTIFACT_FILES.get(tasks[task]["kind"], ()):
-            targets += runs_of(tasks, task, seeds, name)
     for task, grid in tuned.items():
         targets += [layout.SELECTION.build(task=task, optimizer=o) for o in grid["optimizers"]]
         targets += layout.figures(f"sensitivity_{task}")

@@ -25,6 +25,7 @@ from amsgrad_repro.analysis.claims_spec import (
     not_run_line,
 )
 from amsgrad_repro import layout
+from amsgrad_repro.kinds import SAMPLES, train_rule
 from amsgrad_repro.config import ConfigError, enabled_tasks, error_source, resolve
 from amsgrad_repro.plan import TABLE_FILES
 from amsgrad_repro.plan import plan as _plan
@@ -182,10 +183,36 @@ def task_resource(task, name, default=None):
     return SETTINGS["tasks"][task]["resources"].get(name, default)
 
 
-# Tasks whose runs write extra files (ARTIFACT_FILES, e.g. the VAE's samples.png): their
-# jobs come from rule train_vae, which declares them; the rest from rule train.
-VAE_TASKS = list(PLAN.vae_tasks)
-PLAIN_TRAINING_TASKS = list(PLAN.plain_training_tasks)
+# The per-seed training rules and the tasks each serves: rule train, and one rule per
+# kind whose runs also write samples (kinds.SAMPLES: the VAE's image grid, the language
+# model's text), which declares them.
+TRAIN_RULES = PLAN.train_rules
+SAMPLE_TASKS = list(PLAN.sample_tasks)
+
+
+def samples_of(task):
+    """The samples declaration (kinds.SAMPLES) of a task's kind."""
+    return SAMPLES[SETTINGS["tasks"][task]["kind"]]
+
+
+def run_outputs(rule):
+    """A training rule's outputs: the run files, and the samples of its kind (shown in the
+    report beside the run)."""
+    outputs = {
+        "metrics": f"{RUN}/{layout.METRICS}",
+        "run": f"{RUN}/{layout.RUN_RECORD}",
+        "checkpoint": f"{RUN}/{layout.CHECKPOINT}",
+    }
+    for kind, samples in SAMPLES.items():
+        if train_rule(kind) == rule:
+            outputs["samples"] = report(
+                f"{RUN}/{samples.file}",
+                caption=f"../report/{samples.caption}",
+                category="Samples of each run",
+                subcategory="{task}",
+                labels={"task": "{task}", "optimizer": "{optimizer}", "seed": "{seed}"},
+            )
+    return outputs
 
 
 def task_pattern(tasks):

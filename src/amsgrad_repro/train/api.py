@@ -25,10 +25,11 @@ kind four things, all as batched tensor operations on the device:
    otherwise sync with the host: the engine accumulates on the device and syncs only at
    log points.
 4. ``artifacts(model, data, out_dir, seed)``: optional extra outputs written at the end of
-   a run (e.g. the VAE's image grid); the default writes nothing. Their file names are
-   listed in :data:`ARTIFACT_FILES` under the kind's name (a torch-free table, so the
-   workflow can declare them as outputs of that kind's train jobs without importing
-   torch); a test checks that every kind writes exactly what it declares.
+   a run (the VAE's image grid, the language model's text samples); the default writes
+   nothing. They are declared in :data:`amsgrad_repro.kinds.SAMPLES` under the kind's
+   name (a torch-free table, so the workflow can declare them as outputs of that kind's
+   train jobs without importing torch); a test checks that every kind writes exactly
+   what it declares.
 
 Metric names in ``metrics.csv`` are ``<split>_loss`` and ``<split>_<extra>`` for the splits
 ``train``, ``val`` and ``test``, so ``metric_names`` must list the extras a kind reports.
@@ -46,7 +47,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from amsgrad_repro.kinds import KIND_MODULES
+from amsgrad_repro.kinds import KIND_MODULES, SAMPLES
 from amsgrad_repro.train.models import build_model
 from amsgrad_repro.train.transform import InputTransform
 
@@ -60,8 +61,8 @@ if TYPE_CHECKING:  # torch is imported lazily at run time (the CLI must start fa
 Settings = Mapping[str, Any]
 BatchLoss = tuple["torch.Tensor", dict[str, "torch.Tensor"]]
 
-# Files each kind's ``artifacts`` writes into the run folder, by kind name.
-ARTIFACT_FILES: dict[str, tuple[str, ...]] = {"vae": ("samples.png",)}
+# Files each kind's ``artifacts`` writes into the run folder, by kind name (its samples).
+ARTIFACT_FILES: dict[str, tuple[str, ...]] = {k: (s.file,) for k, s in SAMPLES.items()}
 # The extra metrics each kind's ``batch_loss`` reports besides the loss, in CSV order (its
 # ``metric_names``; a torch-free table, so that start-up checks the claims' metrics).
 KIND_METRICS: dict[str, tuple[str, ...]] = {

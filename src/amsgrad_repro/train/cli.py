@@ -1,6 +1,6 @@
 """``amsgrad-repro train`` (one task × optimizer × seed, as the Snakemake rule runs it) and
 ``amsgrad-repro train-figure`` (the task's loss curves from its aggregate) and
-``amsgrad-repro samples-figure`` (a VAE task's per-run image grids side by side)."""
+``amsgrad-repro samples-figure`` (the per-run samples of a task side by side)."""
 
 from __future__ import annotations
 
@@ -147,7 +147,7 @@ def _register_figure(subparsers: argparse._SubParsersAction, json_arg) -> None:
     parser.set_defaults(func=figure)
     parser = subparsers.add_parser(
         "samples-figure",
-        help="a VAE task's reconstructions and samples, first seed of each optimizer",
+        help="the samples of a task's final models, first seed of each optimizer",
     )
     parser.add_argument("--task", required=True)
     parser.add_argument("--settings", type=json_arg, required=True, help="the task's JSON")

@@ -1,4 +1,4 @@
-"""Figure 2 style panels for a training task, and the VAE's image grids.
+"""Figure 2 style panels for a training task, and the samples of its final models.
 
 Curves: one line per optimizer (the mean over seeds) with its 95% Student-t band, read from
 the aggregate table (``results/aggregates/<task>.csv``); columns are the train and test
@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from amsgrad_repro.formatting import plural
+from amsgrad_repro.kinds import SAMPLES, Samples
 from amsgrad_repro.plots import (
     band_plot,
     footer,
@@ -35,7 +36,7 @@ from amsgrad_repro.plots import (
 )
 from amsgrad_repro.reduction import reduction
 from amsgrad_repro.summaries.aggregate import curve
-from amsgrad_repro.train.api import ARTIFACT_FILES
+from amsgrad_repro.train.text_samples import parse_page
 
 SPLITS: tuple[tuple[str, str], ...] = (("train", "train"), ("test", "test"))
 # Columns of the curve figure per task kind where they differ from SPLITS: the language
@@ -200,36 +201,93 @@ def samples_figure(
     run_files: Sequence[str | Path],
     outputs: Sequence[str | Path],
 ) -> None:
-    """The per-run image grids (``samples.png``: test images over their reconstructions,
-    then samples from the prior) of the first seed of each optimizer, side by side. The
-    same seed means the same test images and the same prior draws for every optimizer."""
-    from PIL import Image
-
+    """The samples of the first seed of each optimizer side by side, as the task's kind
+    declares them (``kinds.SAMPLES``): image grids in a row of panels, or text pages in a
+    row per optimizer (greedy beside the drawn continuation). The same seed means the same
+    test images, prompt and random draws for every optimizer."""
     themed()
-    (name,) = ARTIFACT_FILES["vae"]
+    samples = SAMPLES[settings["kind"]]
     records = [(Path(p), json.loads(Path(p).read_text())) for p in run_files]
     first: dict[str, tuple[Path, dict[str, Any]]] = {}
     for path, record in sorted(records, key=lambda item: item[1]["seed"]):
         first.setdefault(record["optimizer"], (path, record))
     order = [o for o in settings.get("optimizers", []) if o in first] or sorted(first)
     if not order:
-        raise ValueError(f"{task_name}: no runs to draw image grids from")
-    fig, axes = plt.subplots(1, len(order), figsize=(3.2 * len(order), 5.0), squeeze=False)
-    for ax, optimizer in zip(axes[0], order, strict=True):
-        path, record = first[optimizer]
-        image = Image.open(path.parent / name)
-        ax.imshow(image, cmap="gray" if image.mode == "L" else None, interpolation="nearest")
-        ax.set_axis_off()
-        loss = (record.get("final") or {}).get("test_loss")
-        value = f"test −ELBO {loss:.1f}" if isinstance(loss, float) else ""
-        status = "" if record["status"] == "completed" else f" [{record['status']}]"
-        ax.set_title(f"{optimizer}, seed {record['seed']}{status}\n{value}", fontsize=8)
+        raise ValueError(f"{task_name}: no runs to show samples of")
+    panels = [
+        (_panel_title(o, *first[o][1:], samples), first[o][0].parent / samples.file) for o in order
+    ]
+    draw = {"image": _image_panels, "text": _text_panels}[samples.medium]
+    fig, heading = draw(panels)
     seeds = len({r["seed"] for _, r in records})
+    common = legend_labels([r for _, r in records])[0]
     fig.suptitle(
-        f"{task_name}: test images over their reconstructions (row pairs), then samples "
-        f"from the prior\n{describe(settings, seeds, legend_labels([r for _, r in records])[0])}",
+        f"{task_name}: {samples.title}{heading}\n{describe(settings, seeds, common)}",
         fontsize=9,
     )
     fig.tight_layout()
     footer(fig, warnings_line(settings, [r for _, r in records]))
     save_figure(fig, outputs)
+
+
+def _panel_title(optimizer: str, record: Mapping[str, Any], samples: Samples) -> str:
+    """``<optimizer>, seed <s> [status]`` over the declared final score."""
+    metric, label, spec = samples.score
+    value = (record.get("final") or {}).get(metric)
+    score = f"{label} {value:{spec}}" if isinstance(value, float) else ""
+    status = "" if record["status"] == "completed" else f" [{record['status']}]"
+    return f"{optimizer}, seed {record['seed']}{status}\n{score}"
+
+
+def _image_panels(panels: Sequence[tuple[str, Path]]) -> tuple[plt.Figure, str]:
+    """One image grid per optimizer, in a row."""
+    from PIL import Image
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 5.0), squeeze=False)
+    for ax, (title, file) in zip(axes[0], panels, strict=True):
+        image = Image.open(file)
+        ax.imshow(image, cmap="gray" if image.mode == "L" else None, interpolation="nearest")
+        ax.set_axis_off()
+        ax.set_title(title, fontsize=8)
+    return fig, ""
+
+
+TEXT_COLUMNS = 64  # characters per line of a text panel (wrapped, newlines kept)
+TEXT_LINE_INCHES = 0.12  # the height of a line of 6-point monospace text, and some leading
+
+
+def _text_panels(panels: Sequence[tuple[str, Path]]) -> tuple[plt.Figure, str]:
+    """A row per optimizer: its title, then each continuation of the page (the prompt,
+    the same on every page, goes into the heading once)."""
+    pages = [parse_page(file.read_text(encoding="utf-8")) for _, file in panels]
+    (prompt_what, prompt), *_ = pages[0]
+    texts = [[_wrapped(text) for _, text in page[1:]] for page in pages]
+    columns = max(len(row) for row in texts)
+    lines = [max(text.count("\n") + 1 for text in row) for row in texts]
+    fig, axes = plt.subplots(
+        len(panels),
+        columns,
+        figsize=(4.6 * columns, sum(TEXT_LINE_INCHES * n + 0.45 for n in lines) + 0.8),
+        gridspec_kw={"height_ratios": [TEXT_LINE_INCHES * n + 0.45 for n in lines]},
+        squeeze=False,
+    )
+    for (title, _), page, row, ax_row in zip(panels, pages, texts, axes, strict=True):
+        for column, ax in enumerate(ax_row):
+            ax.set_axis_off()
+            if column >= len(row):
+                continue
+            ax.set_title(f"{title} · {page[column + 1][0]}", fontsize=7, loc="left")
+            ax.text(0, 1, row[column], family="monospace", fontsize=6, va="top",
+                    transform=ax.transAxes, parse_math=False)  # fmt: skip
+    shown = _wrapped(prompt).replace("\n", " ⏎ ")
+    return fig, f"\n{prompt_what}: {shown[: 2 * TEXT_COLUMNS]}…"
+
+
+def _wrapped(text: str) -> str:
+    """``text`` with each line broken at TEXT_COLUMNS characters."""
+    lines = text.split("\n")
+    return "\n".join(
+        line[i : i + TEXT_COLUMNS]
+        for line in lines
+        for i in range(0, max(len(line), 1), TEXT_COLUMNS)
+    )

@@ -115,3 +115,33 @@ class Gpt(nn.Module):
 
 def build_gpt(model: Mapping[str, Any], meta: Mapping[str, Any]) -> nn.Module:
     return Gpt(GptSpec.from_settings(model, meta))
+
+
+@torch.no_grad()
+def continue_text(
+    model: Gpt,
+    prompt: torch.Tensor,
+    length: int,
+    temperature: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """``length`` token ids after ``prompt`` (int64 [T], T <= context): each the most likely
+    next token (``temperature`` 0) or one drawn from the softmax at ``temperature`` with
+    ``generator`` (on the host, so a seed gives the same text on every device). The model
+    sees the last ``context`` tokens at every step; its train/eval mode is restored."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    window = prompt.to(device=device, dtype=torch.long)[-model.spec.context :]
+    drawn = []
+    for _ in range(length):
+        logits = model(window[None])[0, -1].float().cpu()
+        if temperature == 0:
+            token = logits.argmax()
+        else:
+            probabilities = torch.softmax(logits / temperature, dim=0)
+            token = torch.multinomial(probabilities, 1, generator=generator)[0]
+        drawn.append(int(token))
+        window = torch.cat([window, token.view(1).to(device)])[-model.spec.context :]
+    model.train(was_training)
+    return torch.tensor(drawn, dtype=torch.long)
