@@ -107,6 +107,7 @@ def test_every_run_completed_on_its_dataset(smoke_run):
                     "cudnn_benchmark": False,
                     "flush_denormal": True,
                     "dtype": "float32",
+                    "autocast": "none",
                 }
                 table = pd.read_csv(run / "metrics.csv")
                 steps = -(-settings["subset"]["train"] // settings["batch_size"])

@@ -623,7 +623,7 @@ def test_float64_runs_in_float64_throughout_and_says_so(cache, tmp_path, stacked
 def test_dtype_is_one_of_the_declared_ones_and_the_schema_lists_the_same(repo_root):
     import yaml
 
-    from amsgrad_repro.train.device import DTYPES, performance_options
+    from amsgrad_repro.train.device import AUTOCASTS, DTYPES, performance_options
 
     schema = yaml.safe_load((repo_root / "workflow/schemas/config.schema.yaml").read_text())
     task = schema["$defs"]["training_task"]["properties"]
@@ -631,6 +631,12 @@ def test_dtype_is_one_of_the_declared_ones_and_the_schema_lists_the_same(repo_ro
     assert performance_options({})["dtype"] == "float32"
     with pytest.raises(ValueError, match="performance.dtype: expected one of float32, float64"):
         performance_options({"performance": {"dtype": "half"}})
+    assert tuple(task["performance"]["properties"]["autocast"]["enum"]) == AUTOCASTS
+    assert performance_options({})["autocast"] == "none"
+    with pytest.raises(ValueError, match="performance.autocast: expected one of none, bfloat16"):
+        performance_options({"performance": {"autocast": "float16"}})
+    with pytest.raises(ValueError, match="autocast bfloat16 needs dtype float32"):
+        performance_options({"performance": {"autocast": "bfloat16", "dtype": "float64"}})
 
 
 _RUN_CLI_THEN_REPORT_DYNAMO = """

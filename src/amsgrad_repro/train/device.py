@@ -23,6 +23,12 @@ equals the tensor update): in float32 a different summation order moves a trajec
 rounding amplified through the optimizer, in float64 those equalities hold to ~1e-12, so a
 real difference cannot hide behind rounding nor rounding fake one. The float32 path
 does no extra work per step.
+
+``autocast`` (``none``, the default, or ``bfloat16``) runs the forward pass and the loss
+under ``torch.autocast``: matmuls and convolutions in bfloat16, the loss and the reductions
+in float32, the weights, gradients and optimizer state in float32. It is today's GPU
+recipe for transformers (the language model's ``deep`` preset); on a CPU it works but is
+rarely faster. run.json records it with the other switches.
 """
 
 from __future__ import annotations
@@ -41,9 +47,15 @@ PERFORMANCE_DEFAULTS: dict[str, Any] = {
     "cudnn_benchmark": False,
     "flush_denormal": True,
     "dtype": "float32",
+    "autocast": "none",
 }
 # The precisions ``performance.dtype`` may name (declared once; the schema lists the same).
 DTYPES = ("float32", "float64")
+# The mixed precisions ``performance.autocast`` may name: the forward pass and the loss run
+# under ``torch.autocast`` in that type (parameters, gradients and the optimizer's state
+# stay in ``dtype``); ``none`` is off. bfloat16 has float32's exponent range, so no loss
+# scaling is needed (float16 would need a GradScaler: not offered).
+AUTOCASTS = ("none", "bfloat16")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -63,11 +75,26 @@ def performance_options(settings: Mapping[str, Any]) -> dict[str, Any]:
     unknown = set(options) - set(PERFORMANCE_DEFAULTS)
     if unknown:
         raise ValueError(f"unknown performance option(s): {sorted(unknown)}")
-    if options["dtype"] not in DTYPES:
+    for key, allowed in (("dtype", DTYPES), ("autocast", AUTOCASTS)):
+        if options[key] not in allowed:
+            raise ValueError(
+                f"performance.{key}: expected one of {', '.join(allowed)}, got {options[key]!r}"
+            )
+    if options["autocast"] != "none" and options["dtype"] != "float32":
         raise ValueError(
-            f"performance.dtype: expected one of {', '.join(DTYPES)}, got {options['dtype']!r}"
+            f"performance.autocast {options['autocast']} needs dtype float32 (the master "
+            f"weights' precision), not {options['dtype']}"
         )
     return options
+
+
+def autocast(device: torch.device, options: Mapping[str, Any]) -> Any:
+    """The context the forward pass and the loss run in: ``torch.autocast`` in the type
+    ``performance.autocast`` names, or a context that does nothing."""
+    kind = options["autocast"]
+    enabled = kind != "none"
+    dtype = getattr(torch, kind) if enabled else None
+    return torch.autocast(device.type, dtype=dtype, enabled=enabled)
 
 
 def compute_dtype(options: Mapping[str, Any]) -> torch.dtype:

@@ -42,6 +42,7 @@ from amsgrad_repro.train.api import TaskKind, load_kind, metric_columns
 from amsgrad_repro.train.batches import BatchSource, ModelInputs, Splits, _derived_seed
 from amsgrad_repro.train.clipping import clipper
 from amsgrad_repro.train.device import (
+    autocast,
     compute_dtype,
     configure_backends,
     device_description,
@@ -349,7 +350,8 @@ class Trainer(TrainingJob):
         sums: dict[str, torch.Tensor] = {}
         count = 0
         for x, y in self.source.eval_batches(split, self.eval_batch_size, generator):
-            loss, extras = self.kind.batch_loss(self.forward_model, x, y, generator)
+            with autocast(self.device, self.performance):
+                loss, extras = self.kind.batch_loss(self.forward_model, x, y, generator)
             for name, value in {"loss": loss, **extras}.items():
                 sums[name] = sums.get(name, 0.0) + wide(value.detach()) * x.shape[0]
             count += x.shape[0]
@@ -387,7 +389,8 @@ class Trainer(TrainingJob):
         running = RunningMeans()
         batches = self.source.epoch(self.steps_per_epoch, self.order_gen, self.kind_gen)
         for b, (x, y) in enumerate(batches):
-            loss, extras = self.kind.batch_loss(self.forward_model, x, y, self.kind_gen)
+            with autocast(self.device, self.performance):
+                loss, extras = self.kind.batch_loss(self.forward_model, x, y, self.kind_gen)
             if self.initial_loss is None:  # one host sync, at the first step only
                 self.initial_loss = float(loss.detach())
             update(self.optimizer, self.scheduler, loss, self.clip)

@@ -41,7 +41,7 @@ from amsgrad_repro.run_settings import job_settings
 from amsgrad_repro.settings_base import deep_merge
 from amsgrad_repro.train.batches import _derived_seed
 from amsgrad_repro.train.clipping import clipper
-from amsgrad_repro.train.device import synchronize
+from amsgrad_repro.train.device import autocast, synchronize
 from amsgrad_repro.train.engine import (
     MemberState,
     RunningMeans,
@@ -244,7 +244,8 @@ class StackedTrainer(TrainingJob):
         for start in range(0, x_all.shape[0], self.eval_batch_size):
             x = self.inputs.transform(x_all[start : start + self.eval_batch_size], False, None)
             y = y_all[start : start + self.eval_batch_size]
-            loss, extras = self.kind.member_losses(self.model(x, shared=True), y)
+            with autocast(self.device, self.performance):
+                loss, extras = self.kind.member_losses(self.model(x, shared=True), y)
             for name, value in {"loss": loss, **extras}.items():
                 sums[name] = sums.get(name, 0.0) + wide(value) * x.shape[0]
         return {f"{split}_{name}": total / x_all.shape[0] for name, total in sums.items()}
@@ -299,7 +300,8 @@ class StackedTrainer(TrainingJob):
             images = self.inputs.train_x.index_select(0, flat)
             x = self.inputs.transform(images.view(*index.shape, *images.shape[1:]), True, None)
             y = self.data.train_y.index_select(0, flat).view(index.shape)
-            loss, extras = self.kind.member_losses(self.model(x), y)
+            with autocast(self.device, self.performance):
+                loss, extras = self.kind.member_losses(self.model(x), y)
             if self.states[self.active[0]].initial_loss is None:  # one sync, first step
                 for position, value in enumerate(loss.detach().tolist()):
                     self.states[self.active[position]].initial_loss = value
