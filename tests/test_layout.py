@@ -22,8 +22,7 @@ VALUES = {
     "dataset": "fashion_mnist",
     "label": "grid",
     "seed": 7,
-    "lr": 0.003,
-    "beta2": 0.999,
+    "point": "lr0.003_beta20.999_weight_decay0.05",
 }
 
 
@@ -38,10 +37,11 @@ def test_every_template_parses_back_what_it_builds(name):
 
 def test_runs_and_grid_points_are_spelled_and_read_exactly():
     assert layout.run_dir("mlp", "adam", 3) == "results/runs/mlp/adam/3"
-    point = layout.tuning_run_dir("mlp", "adam", 1e-4, 0.99, 1)
+    point = layout.tuning_run_dir("mlp", "adam", {"lr": 1e-4, "beta2": 0.99}, 1)
     assert point == "results/tuning/runs/mlp/adam/lr0.0001_beta20.99/1"
     kind, values = layout.parse_run_dir(point)
-    assert kind is layout.TUNING_RUN and values["lr"] == 1e-4 and values["seed"] == 1
+    assert kind is layout.TUNING_RUN and values["seed"] == 1
+    assert layout.parse_point(values["point"]) == {"lr": 1e-4, "beta2": 0.99}
     assert layout.parse_run_dir("results/runs/mlp/adam/x") is None  # a seed is a number
     assert layout.parse_run_dir("results/aggregates/mlp.csv") is None
     with pytest.raises(KeyError, match="no value for seed"):
@@ -55,7 +55,7 @@ def test_forcing_a_stacked_job_recomputes_its_runs():
     assert forced.recomputes("results/runs/logreg/torch-adam/0")
     assert not forced.recomputes("results/runs/logreg/adam/0")
     grid = Forcing(forcerun=frozenset({"tune_stacked_mlp_adam_grid"}))
-    assert grid.recomputes(layout.tuning_run_dir("mlp", "adam", 0.001, 0.999, 0))
+    assert grid.recomputes(layout.tuning_run_dir("mlp", "adam", {"lr": 0.001, "beta2": 0.999}, 0))
     assert Forcing(forcerun=frozenset({"train"})).recomputes("results/runs/mlp/adam/0")
     assert layout.rule_family("tune_stacked_mlp_adam_grid") == "tune_stacked"
 

@@ -408,7 +408,7 @@ def test_the_lm_figure_shows_bits_per_character_on_train_validation_and_test():
 def test_the_text_samples_figure_sets_each_optimizers_page_in_a_row(tmp_path):
     """samples-figure on an LM task: a row per optimizer (its first seed), a column per
     continuation, the prompt once in the heading; text with ``$`` is drawn as it is."""
-    from amsgrad_repro.train.figure import samples_figure
+    from amsgrad_repro.train.figure import _wrapped, samples_figure
 
     runs = []
     for optimizer in ("adamw", "adamw-amsgrad"):
@@ -425,14 +425,19 @@ def test_the_text_samples_figure_sets_each_optimizers_page_in_a_row(tmp_path):
     settings = {**lm_settings(), "dataset": "shakespeare"}
     samples_figure("charlm", settings, runs, [tmp_path / "text.png"])
     assert (tmp_path / "text.png").stat().st_size > 5_000
+    # What a barely trained model draws (measured: Lion's greedy page at deep_quick opens
+    # with 63 newlines) is shown compactly, a control character as one cell.
+    assert _wrapped("\n" * 63 + "A\tb\n\nc") == "[63 empty lines]\nA·b\n\nc"
+    assert _wrapped("x" * 130).split("\n") == ["x" * 64, "x" * 64, "xx"]
 
 
 def test_bfloat16_autocast_trains_in_mixed_precision_and_is_recorded(text_cache, tmp_path):
     """performance.autocast bfloat16 (the deep preset's GPU recipe), here on the CPU: the
     weights stay float32, the run completes and learns, run.json records the switch, and
     the first logged loss (a mean over 5 steps from initialisation, where logits are near 0
-    and the loss about ln 25 = 3.2 nats) agrees with the float32 run's to bfloat16's rounding (u = 2^-8 = 3.9e-3 relative, 1e-2
-    allowed), while the two runs' later losses differ (the precision did change)."""
+    and the loss about ln 25 = 3.2 nats) agrees with the float32 run's to bfloat16's
+    rounding (u = 2^-8 = 3.9e-3 relative, 1e-2 allowed), while the two runs' later losses
+    differ (the precision did change)."""
     runs = {}
     for autocast in ("none", "bfloat16"):
         trainer = Trainer(

@@ -35,14 +35,38 @@ def grid_frame(values: dict[tuple[str, float, float], list[float]]) -> pd.DataFr
         for (opt, lr, beta2), seeds in values.items()
         for seed, v in enumerate(seeds)
     ]
-    return pd.DataFrame(rows, columns=select.GRID_COLUMNS)
+    return pd.DataFrame(rows, columns=select.grid_columns(["lr", "beta2"]))
 
 
 def test_point_names_round_trip_exactly():
+    """A point's folder spells its axes in layout.TUNED_AXES order and reads back to the
+    same floats; the weight-decay axis appears only in grids that tune it."""
     for lr, beta2 in ((0.001, 0.999), (1e-05, 0.99), (0.0012345678901, 0.9995)):
-        name = layout.point_name(lr, beta2)
+        name = layout.point_name({"beta2": beta2, "lr": lr})
         parsed_lr, parsed_beta2 = name.removeprefix("lr").split("_beta2")
         assert (float(parsed_lr), float(parsed_beta2)) == (lr, beta2)
+        assert layout.parse_point(name) == {"lr": lr, "beta2": beta2}
+        decayed = {"lr": lr, "beta2": beta2, "weight_decay": 0.05}
+        assert layout.point_name(decayed) == f"{name}_weight_decay0.05"
+        assert layout.parse_point(layout.point_name(decayed)) == decayed
+    for name in ("lr0.1", "lr0.1beta20.9", "lr0.1_beta20.9_weight_decay", "lr0.1_beta20.9_x1"):
+        assert layout.parse_point(name) is None
+    with pytest.raises(KeyError, match="not a tuning axis: beta1"):
+        layout.point_name({"lr": 0.1, "beta2": 0.9, "beta1": 0.5})
+
+
+def test_grid_points_cover_every_axis_and_a_weight_decay_axis_unstacks():
+    """α × β2 × λ in that order (the first axis outermost); only α and β2 may differ across
+    the members of one stacked job, so a grid tuning λ runs a job per point × seed."""
+    grid = {"lr": [0.1, 0.01], "beta2": [0.999], "weight_decay": [0.0, 0.05]}
+    assert tuning_grid.grid_points(grid) == [
+        {"lr": 0.1, "beta2": 0.999, "weight_decay": 0.0},
+        {"lr": 0.1, "beta2": 0.999, "weight_decay": 0.05},
+        {"lr": 0.01, "beta2": 0.999, "weight_decay": 0.0},
+        {"lr": 0.01, "beta2": 0.999, "weight_decay": 0.05},
+    ]
+    assert not tuning_grid.stacks_members(grid)
+    assert tuning_grid.stacks_members({"lr": [0.1], "beta2": [0.9]})
 
 
 def test_grid_settings_change_only_this_optimizer():
@@ -52,7 +76,7 @@ def test_grid_settings_change_only_this_optimizer():
         "overrides": {"amsgrad": {"beta1": 0.8, "beta2": 0.99}},
         "epochs": 100,
     }
-    point = tuning_grid.grid_settings(task, "amsgrad", 0.03, 0.9, epochs=5)
+    point = tuning_grid.grid_settings(task, "amsgrad", {"lr": 0.03, "beta2": 0.9}, epochs=5)
     assert point["overrides"]["amsgrad"] == {"lr": 0.03, "beta1": 0.8, "beta2": 0.9}
     assert point["hparams"] == task["hparams"] and "adam" not in point["overrides"]
     assert point["epochs"] == 5 and task["epochs"] == 100
@@ -68,7 +92,7 @@ def test_selection_takes_the_best_mean_and_never_a_point_that_diverged():
         }
     )
     chosen = select.select(grid, "adam")
-    assert (chosen["lr"], chosen["beta2"]) == (0.01, 0.99)
+    assert chosen["selected"] == {"lr": 0.01, "beta2": 0.99}
     assert chosen["score"] == pytest.approx(0.41, rel=1e-12)  # a mean of 2: ≤ 2 ulps
     diverged = {(p["lr"], p["beta2"]): p["diverged"] for p in chosen["points"]}
     assert diverged[(0.01, 0.999)] == 1
@@ -77,7 +101,7 @@ def test_selection_takes_the_best_mean_and_never_a_point_that_diverged():
 def test_accuracy_metrics_are_maximised():
     grid = grid_frame({("adam", 0.001, 0.999): [0.8], ("adam", 0.01, 0.999): [0.9]})
     grid["metric"] = "val_accuracy"
-    assert select.select(grid, "adam")["lr"] == 0.01
+    assert select.select(grid, "adam")["selected"]["lr"] == 0.01
 
 
 def test_sensitivity_is_the_mean_excess_over_the_best_point():
@@ -158,8 +182,9 @@ def grid_runs(cache, tmp_path_factory) -> list[Path]:
     for optimizer in ("adam", "amsgrad"):
         for lr in (0.001, 0.03):
             for seed in (0, 1):
-                settings = tuning_grid.grid_settings(base, optimizer, lr, 0.99, epochs=1)
-                out = root / optimizer / layout.point_name(lr, 0.99) / str(seed)
+                point = {"lr": lr, "beta2": 0.99}
+                settings = tuning_grid.grid_settings(base, optimizer, point, epochs=1)
+                out = root / optimizer / layout.point_name(point) / str(seed)
                 train(cache, out, optimizer, seed, settings)
                 files.append(out / "run.json")
     return files
@@ -232,3 +257,49 @@ def test_untuned_task_may_train_on_its_validation_split(repo_root):
     tuned = {"tune": True, "tasks": {"logreg": {"holdout_val": False}}}
     with pytest.raises(ConfigError, match="holdout_val"):  # raised by load (config.resolve)
         tuning_grid.check_tuning(load(repo_root / "config.yaml", tuned))
+
+
+def test_a_weight_decay_grid_selects_and_applies_its_decay(cache, tmp_path):
+    """A grid over α and λ on real runs (AdamW-form Adam, decoupled decay): the selection
+    names the best point's α, β2 and λ, a replicated run with it equals one configured
+    with those values, and a run whose record disagrees with its folder is refused."""
+    base = task_settings(epochs=1, optimizers=["adam"], hparams={"lr": 0.01})
+    runs = []
+    for weight_decay in (0.0, 0.5):
+        point = {"lr": 0.01, "beta2": 0.99, "weight_decay": weight_decay}
+        settings = tuning_grid.grid_settings(base, "adam", point, epochs=1)
+        for seed in (0, 1):
+            out = tmp_path / "adam" / layout.point_name(point) / str(seed)
+            train(cache, out, "adam", seed, settings)
+            runs.append(out / "run.json")
+    grid = select.load_grid(runs, "val_loss")
+    assert list(grid.columns[2:5]) == ["lr", "beta2", "weight_decay"]
+    record = select.selection_record(grid, "toy", "adam")
+    means = grid.groupby("weight_decay")["value"].mean()
+    best = float(means.idxmin())
+    assert record["selected"] == {"lr": 0.01, "beta2": 0.99, "weight_decay": best}
+    assert means[0.0] != means[0.5]  # the decay changed the runs
+    selection = tmp_path / "adam.json"
+    selection.write_text(json.dumps({"optimizer": "adam", **record}, default=str))
+    tuned = train(cache, tmp_path / "tuned", "adam", 0, base, "--hparams-file", str(selection))
+    assert tuned["hparams"]["weight_decay"] == best
+    # A run whose recorded decay is not its folder's point.
+    wrong = tmp_path / "adam" / layout.point_name({"lr": 0.01, "beta2": 0.99, "weight_decay": 0.2})
+    (wrong / "0").mkdir(parents=True)
+    (wrong / "0" / "run.json").write_text(runs[0].read_text())
+    with pytest.raises(ConfigError, match="its folder is the point"):
+        select.load_grid([wrong / "0" / "run.json"], "val_loss")
+
+
+def test_the_schema_declares_the_axes_layout_spells(repo_root):
+    """The schema's tuning grid has every axis of layout.TUNED_AXES, requiring exactly the
+    needed ones, and the deep preset tunes the ResNets' weight decay."""
+    import yaml
+
+    schema = yaml.safe_load((repo_root / "workflow/schemas/config.schema.yaml").read_text())
+    grid = schema["properties"]["tuning"]["properties"]["tasks"]["additionalProperties"]
+    assert set(layout.TUNED_AXES) <= set(grid["properties"])
+    assert grid["required"] == [axis for axis, needed in layout.TUNED_AXES.items() if needed]
+    deep = tuning_grid.tuned_tasks(load(repo_root / "config.yaml", {"scale": "deep"}))
+    assert deep["resnet20_fmnist"]["weight_decay"] == [0.01, 0.05, 0.2]
+    assert "weight_decay" not in deep["fmnist_2c2d"]  # DeepOBS's problems decay nothing

@@ -15,6 +15,7 @@ it.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,8 +44,7 @@ FIELDS: dict[str, tuple[str, type]] = {
     "dataset": (r"[^/]+", str),
     "label": (r"[^/]+", str),
     "seed": (r"\d+", int),
-    "lr": (r"[0-9.e+-]+", float),
-    "beta2": (r"[0-9.e+-]+", float),
+    "point": (r"lr[^/]+", str),  # a tuning grid point's folder (point_name)
 }
 _FIELD = re.compile(r"\{(\w+)\}")
 
@@ -106,7 +106,7 @@ RUNS = _results("runs")
 # A run's folder below RUNS (the synthetic job writes its seeds' folders under an out-root).
 RUN_IN_RUNS = Template("{task}/{optimizer}/{seed}")
 RUN = RUNS.child(RUN_IN_RUNS.pattern)
-POINT = "lr{lr}_beta2{beta2}"  # one tuning grid point's folder
+POINT = "{point}"  # one tuning grid point's folder (point_name)
 TUNING_RUN = _results(f"tuning/runs/{{task}}/{{optimizer}}/{POINT}/{{seed}}")
 RUN_KINDS = (RUN, TUNING_RUN)
 
@@ -115,13 +115,37 @@ def run_dir(task: str, optimizer: str, seed: int) -> str:
     return RUN.build(task=task, optimizer=optimizer, seed=seed)
 
 
-def tuning_run_dir(task: str, optimizer: str, lr: float, beta2: float, seed: int) -> str:
-    return TUNING_RUN.build(task=task, optimizer=optimizer, lr=lr, beta2=beta2, seed=seed)
+def tuning_run_dir(task: str, optimizer: str, point: Mapping[str, float], seed: int) -> str:
+    return TUNING_RUN.build(task=task, optimizer=optimizer, point=point_name(point), seed=seed)
 
 
-def point_name(lr: float, beta2: float) -> str:
-    """Folder name of one grid point, e.g. ``lr0.001_beta20.999``."""
-    return Template(POINT).build(lr=lr, beta2=beta2)
+# The hyper-parameters a tuning grid point sets, in the order its folder spells them, and
+# whether every grid must have the axis (tuning.grid validates grids against this).
+TUNED_AXES: dict[str, bool] = {"lr": True, "beta2": True, "weight_decay": False}
+_NUMBER = r"[0-9.e+-]+"
+_POINT = re.compile(
+    "_".join(f"{axis}(?P<{axis}>{_NUMBER})" for axis, needed in TUNED_AXES.items() if needed)
+    + "".join(
+        f"(?:_{axis}(?P<{axis}>{_NUMBER}))?" for axis, needed in TUNED_AXES.items() if not needed
+    )
+)
+
+
+def point_name(point: Mapping[str, float]) -> str:
+    """Folder name of one grid point, its axes in TUNED_AXES order, e.g.
+    ``lr0.001_beta20.999`` or ``lr0.001_beta20.999_weight_decay0.05``."""
+    unknown = set(point) - set(TUNED_AXES)
+    if unknown:
+        raise KeyError(f"not a tuning axis: {', '.join(sorted(unknown))} (axes: {TUNED_AXES})")
+    return "_".join(f"{axis}{number(point[axis])}" for axis in TUNED_AXES if axis in point)
+
+
+def parse_point(name: str) -> dict[str, float] | None:
+    """The grid point a folder name spells (:func:`point_name`), or None."""
+    match = _POINT.fullmatch(name)
+    if match is None:
+        return None
+    return {k: float(v) for k, v in match.groupdict().items() if v is not None}
 
 
 def parse_run_dir(path: str) -> tuple[Template, dict[str, Any]] | None:
@@ -241,7 +265,7 @@ def rules_writing(run_dir: str) -> frozenset[str]:
     task, optimizer = values["task"], values["optimizer"]
     if kind is RUN:
         return RUN_RULES | {stacked_rule(task, optimizer)}
-    point = point_name(values["lr"], values["beta2"])
+    point = values["point"]
     return RUN_RULES | {
         tune_stacked_rule(task, optimizer, GRID_LABEL),
         tune_stacked_rule(task, optimizer, point),

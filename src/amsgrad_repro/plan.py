@@ -20,7 +20,7 @@ from amsgrad_repro.kinds import SAMPLES, TRAINING_KINDS, train_rule
 from amsgrad_repro.optimizers import OptimizerSpec, catalogue
 from amsgrad_repro.settings_base import enabled_tasks
 from amsgrad_repro.synthetic.grid_spec import enabled_grids
-from amsgrad_repro.train.jobs import StackedJob, stacks, training_jobs, tuning_jobs
+from amsgrad_repro.train.jobs import StackedJob, stacks, training_jobs, tunes_stacked, tuning_jobs
 from amsgrad_repro.tuning import grid as tuning
 
 # The tables rule analyse writes (results/tables/), and the pages the report embeds.
@@ -182,10 +182,10 @@ def _tuning_jobs(tasks, tuned, specs: Mapping[str, OptimizerSpec], seeds) -> lis
     jobs = []
     for task, grid in tuned.items():
         for optimizer in grid["optimizers"]:
-            if not stacks(tasks[task], specs[optimizer]):
+            if not tunes_stacked(tasks[task], specs[optimizer], grid):
                 for point in tuning.grid_points(grid):
                     for seed in seeds:
-                        folder = layout.tuning_run_dir(task, optimizer, **point, seed=seed)
+                        folder = layout.tuning_run_dir(task, optimizer, point, seed)
                         jobs.append(
                             Job("tune_run", tuple(f"{folder}/{n}" for n in layout.RUN_FILES))
                         )

@@ -159,12 +159,10 @@ def expected_settings(
         seeds = tuning.tuning_seeds(settings.get("tuning") or {})
         if not grid or match["optimizer"] not in grid["optimizers"]:
             return None
-        lr, beta2 = match["lr"], match["beta2"]
-        if lr not in grid["lr"] or beta2 not in grid["beta2"] or match["seed"] not in seeds:
+        point = layout.parse_point(match["point"])
+        if point not in tuning.grid_points(grid) or match["seed"] not in seeds:
             return None
-        return tuning.grid_settings(
-            tasks[match["task"]], match["optimizer"], lr, beta2, grid["epochs"]
-        )
+        return tuning.grid_settings(tasks[match["task"]], match["optimizer"], point, grid["epochs"])
     return None
 
 

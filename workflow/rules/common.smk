@@ -137,8 +137,7 @@ log_path, benchmark_path = layout.log, layout.benchmark
 # rule serves stays with the rule (train, train_vae, synthetic_run, tune_run share names).
 wildcard_constraints:
     seed=layout.FIELDS["seed"][0],
-    lr=layout.FIELDS["lr"][0],
-    beta2=layout.FIELDS["beta2"][0],
+    point=layout.FIELDS["point"][0],
 
 
 def dataset_cache(dataset):
@@ -273,10 +272,9 @@ def tuning_runs(task, optimizer=None):
     """Every grid run's run.json of a tuned task (or of one of its optimizers)."""
     grid = TUNED[task]
     return [
-        f"{layout.tuning_run_dir(task, opt, lr, beta2, seed)}/{layout.RUN_RECORD}"
+        f"{layout.tuning_run_dir(task, opt, point, seed)}/{layout.RUN_RECORD}"
         for opt in ([optimizer] if optimizer else grid["optimizers"])
-        for lr in grid["lr"]
-        for beta2 in grid["beta2"]
+        for point in _tuning.grid_points(grid)
         for seed in TUNING_SEEDS
     ]
 
@@ -295,16 +293,16 @@ def hparams_file_arg(task, optimizer):
     )
 
 
-def grid_point_settings(task, optimizer, lr, beta2):
-    """One grid point's job settings, as shell-quoted JSON for the train command."""
-    point = _tuning.grid_settings(
+def grid_point_settings(task, optimizer, point):
+    """One grid point's job settings (``point``: its folder name, layout.point_name), as
+    shell-quoted JSON for the train command."""
+    settings = _tuning.grid_settings(
         SETTINGS["tasks"][task],
         optimizer,
-        float(lr),
-        float(beta2),
+        layout.parse_point(point),
         TUNED[task]["epochs"],
     )
-    return job_settings(task, optimizer, point)
+    return job_settings(task, optimizer, settings)
 
 
 def sensitivity_files():

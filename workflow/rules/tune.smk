@@ -1,7 +1,8 @@
 # The paper's hyper-parameter protocol (off unless `tune: true`): per task x optimizer a
-# grid over alpha and beta2 (config `tuning:`), run on the tuning seeds, scored on the
-# validation split; the choice goes to results/tuning/<task>/<optimizer>.json, which the
-# replicated `train` jobs of that optimizer read (--hparams-file).
+# grid over alpha and beta2, and weight decay where a grid lists it (config `tuning:`), run
+# on the tuning seeds, scored on the validation split; the choice goes to
+# results/tuning/<task>/<optimizer>.json, which the replicated `train` jobs of that
+# optimizer read (--hparams-file).
 
 
 # One grid point x tuning seed: the training job with the point's settings. A stacked
@@ -20,7 +21,7 @@ use rule train as tune_run with:
     wildcard_constraints:
         task="|".join(TUNED) or "no_tuned_task",
     params:
-        settings=lambda wc: grid_point_settings(wc.task, wc.optimizer, wc.lr, wc.beta2),
+        settings=lambda wc: grid_point_settings(wc.task, wc.optimizer, wc.point),
         out=lambda wc, output: os.path.dirname(output.run),
         checkpoints=layout.TUNING_CHECKPOINTS.pattern,
         device=SETTINGS["device"],

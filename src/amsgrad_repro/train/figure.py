@@ -225,9 +225,12 @@ def samples_figure(
         f"{task_name}: {samples.title}{heading}\n{describe(settings, seeds, common)}",
         fontsize=9,
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - HEADING_INCHES / fig.get_figheight()))
     footer(fig, warnings_line(settings, [r for _, r in records]))
     save_figure(fig, outputs)
+
+
+HEADING_INCHES = 0.75  # the samples figure's three-line heading, kept clear of the panels
 
 
 def _panel_title(optimizer: str, record: Mapping[str, Any], samples: Samples) -> str:
@@ -267,8 +270,8 @@ def _text_panels(panels: Sequence[tuple[str, Path]]) -> tuple[plt.Figure, str]:
     fig, axes = plt.subplots(
         len(panels),
         columns,
-        figsize=(4.6 * columns, sum(TEXT_LINE_INCHES * n + 0.45 for n in lines) + 0.8),
-        gridspec_kw={"height_ratios": [TEXT_LINE_INCHES * n + 0.45 for n in lines]},
+        figsize=(4.6 * columns, sum(TEXT_LINE_INCHES * n + 0.6 for n in lines) + 0.8),
+        gridspec_kw={"height_ratios": [TEXT_LINE_INCHES * n + 0.6 for n in lines]},
         squeeze=False,
     )
     for (title, _), page, row, ax_row in zip(panels, pages, texts, axes, strict=True):
@@ -284,10 +287,24 @@ def _text_panels(panels: Sequence[tuple[str, Path]]) -> tuple[plt.Figure, str]:
 
 
 def _wrapped(text: str) -> str:
-    """``text`` with each line broken at TEXT_COLUMNS characters."""
-    lines = text.split("\n")
-    return "\n".join(
+    """``text`` with each line broken at TEXT_COLUMNS characters, any character that is not
+    printable (a tab, a carriage return, a control byte a model drew) shown as ``·`` so
+    that each character takes one cell, and a run of more than two empty lines (a model
+    that only draws newlines) shown as one ``[N empty lines]`` line."""
+    shown = "".join(c if c == "\n" or c.isprintable() else "·" for c in text)
+    lines = [
         line[i : i + TEXT_COLUMNS]
-        for line in lines
+        for line in shown.split("\n")
         for i in range(0, max(len(line), 1), TEXT_COLUMNS)
-    )
+    ]
+    kept: list[str] = []
+    empty = 0
+    for line in [*lines, None]:  # None: the end, which flushes a last run
+        if line == "":
+            empty += 1
+            continue
+        kept += [""] * empty if empty <= 2 else [f"[{empty} empty lines]"]
+        empty = 0
+        if line is not None:
+            kept.append(line)
+    return "\n".join(kept)

@@ -20,9 +20,17 @@ from amsgrad_repro import layout
 from amsgrad_repro.layout import RUN_FILES
 from amsgrad_repro.optimizers import OptimizerSpec
 from amsgrad_repro.run_settings import job_settings
-from amsgrad_repro.tuning.grid import TUNED_AXES, grid_points
+from amsgrad_repro.tuning.grid import grid_axes, grid_points, stacks_members
 
-__all__ = ["RUN_FILES", "StackedJob", "StackedMember", "stacks", "training_jobs", "tuning_jobs"]
+__all__ = [
+    "RUN_FILES",
+    "StackedJob",
+    "StackedMember",
+    "stacks",
+    "training_jobs",
+    "tunes_stacked",
+    "tuning_jobs",
+]
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,13 @@ class StackedJob:
 def stacks(task: Mapping[str, Any], spec: OptimizerSpec) -> bool:
     """Whether this task × optimizer trains its seeds as one stacked job."""
     return task.get("stack") == "seeds" and spec.elementwise
+
+
+def tunes_stacked(task: Mapping[str, Any], spec: OptimizerSpec, grid: Mapping[str, Any]) -> bool:
+    """Whether this task × optimizer's tuning grid runs as stacked jobs (else rule
+    ``tune_run``, one job per point × seed): it stacks, and its grid's axes may vary across
+    members."""
+    return stacks(task, spec) and stacks_members(grid)
 
 
 def training_jobs(
@@ -95,29 +110,25 @@ def tuning_jobs(
     specs: Mapping[str, OptimizerSpec],
     seeds: Sequence[int],
 ) -> list[StackedJob]:
-    """The stacked jobs of the tuning grids (``tuning.tuned_tasks``) of stacked tasks."""
+    """The stacked jobs of the tuning grids (``tuning.tuned_tasks``) of stacked tasks whose
+    axes members may differ in (``tuning.grid.stacks_members``)."""
     jobs = []
     for task_name, grid in grids.items():
         task = tasks[task_name]
         for optimizer in grid["optimizers"]:
             spec = specs[optimizer]
-            if not stacks(task, spec):
+            if not tunes_stacked(task, spec, grid):
                 continue
             settings = job_settings(task_name, {**task, "epochs": grid["epochs"]}, spec)
             # Every member sets the grid's axes: the task's own α and β2 are not the job's.
-            settings["hparams"] = {
-                k: v for k, v in settings["hparams"].items() if k not in TUNED_AXES
-            }
+            axes = grid_axes(grid)
+            settings["hparams"] = {k: v for k, v in settings["hparams"].items() if k not in axes}
             points = grid_points(grid)
             groups = [points] if spec.native is not None else [[p] for p in points]
             for group in groups:
-                label = layout.GRID_LABEL if len(group) > 1 else layout.point_name(**group[0])
+                label = layout.GRID_LABEL if len(group) > 1 else layout.point_name(group[0])
                 members = tuple(
-                    StackedMember(
-                        seed,
-                        layout.tuning_run_dir(task_name, optimizer, p["lr"], p["beta2"], seed),
-                        p,
-                    )
+                    StackedMember(seed, layout.tuning_run_dir(task_name, optimizer, p, seed), p)
                     for p in group
                     for seed in seeds
                 )

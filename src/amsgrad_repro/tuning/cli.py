@@ -1,4 +1,4 @@
-"""CLI commands of the tuning stage: ``tune-select`` (pick α, β2 on the validation split)
+"""CLI commands of the tuning stage: ``tune-select`` (pick α, β2 and any λ on the validation split)
 and ``sensitivity`` (robustness table and figure)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from amsgrad_repro.io import write_csv, write_json
 def register(subparsers: argparse._SubParsersAction) -> None:
 
     select = subparsers.add_parser(
-        "tune-select", help="select α and β2 of one task × optimizer on the validation split"
+        "tune-select", help="select the grid point of one task × optimizer on the validation split"
     )
     select.add_argument("--task", required=True)
     select.add_argument("--optimizer", required=True)
@@ -43,9 +43,9 @@ def _tune_select(args: argparse.Namespace) -> int:
     grid = load_grid(args.runs, args.metric)
     record = selection_record(grid, args.task, args.optimizer)
     write_json(args.out, record)
-    chosen = record["selected"]
+    chosen = " ".join(f"{axis}={value:g}" for axis, value in record["selected"].items())
     print(
-        f"{args.task}/{args.optimizer}: α={chosen['lr']:g} β2={chosen['beta2']:g} "
+        f"{args.task}/{args.optimizer}: {chosen} "
         f"({args.metric} {record['score']:.4g} over seeds {record['seeds']})"
     )
     return 0

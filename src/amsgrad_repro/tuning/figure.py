@@ -1,7 +1,8 @@
 """The learning-rate sensitivity figure of a tuned task: final validation metric vs α, one
-line per optimizer (colour) and β2 (line style), the mean over tuning seeds with a 95%
-Student-t interval. The paper claims AMSGrad is more robust to hyper-parameter changes
-than Adam; flat, low lines are robust ones. Diverged grid points are listed in red."""
+line per optimizer (colour) and value of the grid's other axes, β2 and any λ (line
+style), the mean over tuning seeds with a 95% Student-t interval. The paper claims AMSGrad
+is more robust to hyper-parameter changes than Adam; flat, low lines are robust ones.
+Diverged grid points are listed in red."""
 
 from __future__ import annotations
 
@@ -24,18 +25,28 @@ from amsgrad_repro.plots import (
     titled,
 )
 from amsgrad_repro.stats import interval_summary
+from amsgrad_repro.tuning.select import point_axes
+
+# How each axis is written on the figure.
+AXIS_SYMBOLS = {"lr": "α", "beta2": "β2", "weight_decay": "λ"}
+
+
+def spelled(axes: Sequence[str], values: Sequence[float]) -> str:
+    """``β2=0.999, λ=0.05``: a point's values, as the legend and notes write them."""
+    return ", ".join(f"{AXIS_SYMBOLS[a]}={v:g}" for a, v in zip(axes, values, strict=True))
 
 
 def point_summary(grid: pd.DataFrame) -> pd.DataFrame:
-    """Mean and interval over seeds of each optimizer × β2 × α point (finite seeds only)."""
+    """Mean and interval over seeds of each optimizer × point (finite seeds only), the
+    other axes before α."""
+    axes = [a for a in point_axes(grid) if a != "lr"] + ["lr"]
     rows = []
-    for (optimizer, beta2, lr), runs in grid.groupby(["optimizer", "beta2", "lr"], sort=True):
+    for (optimizer, *values), runs in grid.groupby(["optimizer", *axes], sort=True):
         summary = interval_summary(runs["value"].to_numpy(dtype=float))
         rows.append(
             {
                 "optimizer": optimizer,
-                "beta2": beta2,
-                "lr": lr,
+                **dict(zip(axes, values, strict=True)),
                 "mean": summary.mean[0],
                 "lo": summary.lo[0],
                 "hi": summary.hi[0],
@@ -49,9 +60,11 @@ def point_summary(grid: pd.DataFrame) -> pd.DataFrame:
 
 def diverged_note(points: pd.DataFrame) -> str:
     bad = points[points["diverged"] > 0]
+    axes = point_axes(points)
     return "; ".join(
-        f"{r.optimizer} α={r.lr:g} β2={r.beta2:g}: {r.diverged}/{r.seeds} seeds diverged"
-        for r in bad.itertuples(index=False)
+        f"{r['optimizer']} {spelled(axes, [r[a] for a in axes])}: "
+        f"{r['diverged']}/{r['seeds']} seeds diverged"
+        for _, r in bad.iterrows()
     )
 
 
@@ -72,26 +85,26 @@ def build_sensitivity_figure(
     themed()
     points = point_summary(grid)
     looks = styles_for(points["optimizer"].unique())  # colour and marker per optimizer
-    styles = {
-        b: LINESTYLES[i % len(LINESTYLES)] for i, b in enumerate(sorted(grid["beta2"].unique()))
-    }
+    others = [a for a in point_axes(grid) if a != "lr"]  # a line per value of these
+    combinations = sorted(grid[others].drop_duplicates().itertuples(index=False, name=None))
+    styles = {c: LINESTYLES[i % len(LINESTYLES)] for i, c in enumerate(combinations)}
     fig, ax = plt.subplots(figsize=(5.6, 4.0))
     metric = grid["metric"].iloc[0]
     lo, hi, clipped = clipped_band(metric, points["lo"], points["hi"])
     points = points.assign(lo=lo, hi=hi)
-    for (optimizer, beta2), line in points.groupby(["optimizer", "beta2"], sort=False):
+    for (optimizer, *values), line in points.groupby(["optimizer", *others], sort=False):
         ax.errorbar(
             line["lr"],
             line["mean"],
             yerr=[line["mean"] - line["lo"], line["hi"] - line["mean"]],
             color=looks[optimizer].colour,
-            linestyle=styles[beta2],
+            linestyle=styles[tuple(values)],
             marker=looks[optimizer].marker,
             markersize=4,
             fillstyle="none",
             alpha=0.85,
             capsize=2,
-            label=f"{optimizer}, β2={beta2:g}",
+            label=f"{optimizer}, {spelled(others, values)}",
         )
     ax.set_xscale("log")
     ax.set_xlabel("α (step size)")
@@ -100,7 +113,8 @@ def build_sensitivity_figure(
     schedule = task_settings.get("hparams", {}).get("lr_schedule", "constant")
     ax.set_title(
         titled(
-            f"{task}: sensitivity to α and β2\n({task_settings.get('dataset')}, "
+            f"{task}: sensitivity to {' and '.join(AXIS_SYMBOLS[a] for a in ['lr', *others])}"
+            f"\n({task_settings.get('dataset')}, "
             f"{plural(epochs, 'epoch')}, "
             f"schedule {schedule}, {plural(seeds, 'tuning seed')}; mean, 95% interval)",
             clipped.replace("band", "interval"),

@@ -3,29 +3,49 @@ settings, and how a selection is applied to a task's settings.
 
 Layout (``amsgrad_repro.layout``; rules in workflow/rules/tune.smk and stacked.smk)::
 
-    results/tuning/runs/<task>/<optimizer>/lr<α>_beta2<β2>/<seed>/   one grid run
+    results/tuning/runs/<task>/<optimizer>/<point>/<seed>/   one grid run, <point> e.g.
+        lr0.001_beta20.999 or lr0.001_beta20.999_weight_decay0.05 (layout.point_name)
     results/tuning/<task>/<optimizer>.json                          the selection
     results/tuning/<task>/grid.csv, sensitivity.csv                 every point, robustness
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from amsgrad_repro.kinds import TRAINING_KINDS
+from amsgrad_repro.layout import TUNED_AXES
 from amsgrad_repro.optimizers import catalogue
 from amsgrad_repro.settings_base import ConfigError, deep_merge, enabled_tasks, normalise_seeds
 
-# The hyper-parameters a tuning grid sets at each of its points.
-TUNED_AXES = ("lr", "beta2")
+# The axes the members of one stacked job may differ in (per-member tensors of a tunable
+# hyper-parameter); a grid with any other axis (weight_decay) runs a job per point x seed.
+MEMBER_AXES = ("lr", "beta2")
+
+
+def grid_axes(grid: Mapping[str, Any]) -> tuple[str, ...]:
+    """The axes a grid sets, in TUNED_AXES order (lr and beta2 always; weight_decay when
+    the grid lists values for it)."""
+    return tuple(axis for axis in TUNED_AXES if axis in grid)
 
 
 def grid_points(grid: Mapping[str, Any]) -> list[dict[str, float]]:
-    """The grid's points in order: every α with every β2."""
-    return [{"lr": lr, "beta2": beta2} for lr in grid["lr"] for beta2 in grid["beta2"]]
+    """The grid's points in order: every combination of its axes' values, the first axis
+    outermost (every α with every β2, then with every λ)."""
+    axes = grid_axes(grid)
+    return [
+        dict(zip(axes, values, strict=True))
+        for values in itertools.product(*(grid[a] for a in axes))
+    ]
+
+
+def stacks_members(grid: Mapping[str, Any]) -> bool:
+    """Whether the grid's points can be members of one stacked job (only MEMBER_AXES)."""
+    return set(grid_axes(grid)) <= set(MEMBER_AXES)
 
 
 def tuning_seeds(tuning: Mapping[str, Any]) -> list[int]:
@@ -34,7 +54,8 @@ def tuning_seeds(tuning: Mapping[str, Any]) -> list[int]:
 
 def tuned_tasks(settings: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """``{task: grid}`` for the enabled tasks that tuning covers (empty when tuning is off).
-    Each grid has ``optimizers`` (default: the task's), ``lr``, ``beta2`` and ``epochs``."""
+    Each grid has ``optimizers`` (default: the task's), ``lr``, ``beta2``, ``epochs`` and,
+    when it tunes decoupled weight decay, ``weight_decay``."""
     tuning = settings.get("tuning") or {}
     if not settings.get("tune", False):
         return {}
@@ -45,8 +66,11 @@ def tuned_tasks(settings: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
             task_settings = settings["tasks"][task]
             grids[task] = {
                 "optimizers": list(grid.get("optimizers") or task_settings["optimizers"]),
-                "lr": [float(v) for v in grid["lr"]],
-                "beta2": [float(v) for v in grid["beta2"]],
+                **{
+                    axis: [float(v) for v in grid[axis]]
+                    for axis, needed in TUNED_AXES.items()
+                    if needed or axis in grid
+                },
                 "epochs": int(grid.get("epochs") or task_settings["epochs"]),
             }
     return grids
@@ -55,7 +79,8 @@ def tuned_tasks(settings: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 def check_tuning(settings: Mapping[str, Any]) -> None:
     """Raise ConfigError for a tuning entry that cannot work: an unknown or untrainable
     task, and, for the tasks tuned in this run (``tune: true``, task enabled), an optimizer
-    the task does not run or without a tunable α or β2, or no validation split."""
+    the task does not run or without a tunable α or β2 (or without the weight decay a grid
+    tunes), or no validation split."""
     specs = catalogue(settings.get("plugins"))
     tuning = settings.get("tuning") or {}
     for task, grid in (tuning.get("tasks") or {}).items():
@@ -74,19 +99,19 @@ def check_tuning(settings: Mapping[str, Any]) -> None:
             if name not in task_settings["optimizers"]:
                 raise ConfigError(f"{where}.optimizers: {name!r} is not run by task {task!r}")
             rules = specs[name].hparam_rules
-            for axis in ("lr", "beta2"):
-                if axis not in rules or not rules[axis].tunable:
+            for axis in grid_axes({**dict.fromkeys(MEMBER_AXES), **grid}):
+                member = axis in MEMBER_AXES
+                if axis not in rules or (member and not rules[axis].tunable):
                     raise ConfigError(f"{where}.optimizers: {name!r} has no tunable {axis}")
     tuning_seeds(tuning)
 
 
 def grid_settings(
-    task_settings: Mapping[str, Any], optimizer: str, lr: float, beta2: float, epochs: int
+    task_settings: Mapping[str, Any], optimizer: str, point: Mapping[str, float], epochs: int
 ) -> dict[str, Any]:
-    """The task's settings for one grid point: α and β2 replaced for this optimizer (β1 and
-    the schedules as configured), trained for the tuning budget."""
-    point = {optimizer: {"lr": lr, "beta2": beta2}}
-    merged = deep_merge(task_settings, {"overrides": point})
+    """The task's settings for one grid point: its axes' values (α, β2, λ) replaced for this
+    optimizer (β1 and the schedules as configured), trained for the tuning budget."""
+    merged = deep_merge(task_settings, {"overrides": {optimizer: dict(point)}})
     merged["epochs"] = epochs
     return merged
 
@@ -94,8 +119,8 @@ def grid_settings(
 def apply_selection(
     task_settings: Mapping[str, Any], optimizer: str, selection_file: Path
 ) -> dict[str, Any]:
-    """The task's settings with a tuning selection's α and β2 for ``optimizer``; what the
-    train command's ``--hparams-file`` does."""
+    """The task's settings with a tuning selection's values (α, β2 and any λ) for
+    ``optimizer``; what the train command's ``--hparams-file`` does."""
     selection = json.loads(Path(selection_file).read_text())
     if selection.get("optimizer", optimizer) != optimizer:
         raise ConfigError(
