@@ -36,6 +36,11 @@ def spelled(axes: Sequence[str], values: Sequence[float]) -> str:
     return ", ".join(f"{AXIS_SYMBOLS[a]}={v:g}" for a, v in zip(axes, values, strict=True))
 
 
+def spoken(names: Sequence[str]) -> str:
+    """``α``, ``α and β2``, ``α, β2 and λ``."""
+    return " and ".join(names) if len(names) < 3 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 def point_summary(grid: pd.DataFrame) -> pd.DataFrame:
     """Mean and interval over seeds of each optimizer × point (finite seeds only), the
     other axes before α."""
@@ -113,7 +118,7 @@ def build_sensitivity_figure(
     schedule = task_settings.get("hparams", {}).get("lr_schedule", "constant")
     ax.set_title(
         titled(
-            f"{task}: sensitivity to {' and '.join(AXIS_SYMBOLS[a] for a in ['lr', *others])}"
+            f"{task}: sensitivity to {spoken([AXIS_SYMBOLS[a] for a in ['lr', *others]])}"
             f"\n({task_settings.get('dataset')}, "
             f"{plural(epochs, 'epoch')}, "
             f"schedule {schedule}, {plural(seeds, 'tuning seed')}; mean, 95% interval)",
