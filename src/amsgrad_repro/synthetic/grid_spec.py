@@ -122,6 +122,15 @@ class GridSpec:
             for values in itertools.product(*(a.values for a in self.axes))
         ]
 
+    def hparam_cells(self) -> list[dict[str, float]]:
+        """Every distinct combination of the hyper-parameter axes' values: the cells as the
+        optimizer sees them (a problem-parameter axis changes the problem, not the step)."""
+        hparams = [a for a in self.axes if a.kind == "hparam"]
+        return [
+            dict(zip((a.name for a in hparams), values, strict=True))
+            for values in itertools.product(*(a.values for a in hparams))
+        ]
+
     def seeds_for(self, problem: str) -> tuple[int, ...]:
         """The seeds a problem runs: all of them, or the first for a deterministic problem
         (its gradients do not depend on the seed, so every seed would repeat the run)."""
@@ -234,7 +243,7 @@ def grid_spec(
         paper=dict(declaration.get("paper") or {}),
     )
     for index, optimizer in enumerate(optimizers):  # in every cell, too
-        cells = [grid.cell_settings(optimizer, cell) for cell in grid.cells()]
+        cells = [grid.cell_settings(optimizer, cell) for cell in grid.hparam_cells()]
         _check_compiled(f"{where}.optimizers[{index}]", optimizer, specs[optimizer], cells)
     _check_figure(f"{where}.figure", grid)
     return grid
