@@ -49,7 +49,7 @@ def test_point_names_round_trip_exactly():
         decayed = {"lr": lr, "beta2": beta2, "weight_decay": 0.05}
         assert layout.point_name(decayed) == f"{name}_weight_decay0.05"
         assert layout.parse_point(layout.point_name(decayed)) == decayed
-    for name in ("lr0.1", "lr0.1beta20.9", "lr0.1_beta20.9_weight_decay", "lr0.1_beta20.9_x1"):
+    for name in ("beta20.9", "lr0.1beta20.9", "lr0.1_beta20.9_weight_decay", "lr0.1_beta20.9_x1"):
         assert layout.parse_point(name) is None
     with pytest.raises(KeyError, match="not a tuning axis: beta1"):
         layout.point_name({"lr": 0.1, "beta2": 0.9, "beta1": 0.5})
@@ -303,3 +303,30 @@ def test_the_schema_declares_the_axes_layout_spells(repo_root):
     deep = tuning_grid.tuned_tasks(load(repo_root / "config.yaml", {"scale": "deep"}))
     assert deep["resnet20_fmnist"]["weight_decay"] == [0.01, 0.05, 0.2]
     assert "weight_decay" not in deep["fmnist_2c2d"]  # DeepOBS's problems decay nothing
+
+
+def test_an_alpha_only_grid_keeps_each_optimizers_own_beta2(repo_root):
+    """Without a beta2 axis a point is α alone (``lr0.01``): ADOPT keeps its 0.9999 and
+    Nesterov SGD, which has no β2, can be tuned; a β2 axis for SGD is refused. A stacked
+    task's α-only grid still stacks, its members differing in α only."""
+    from amsgrad_repro.optimizers import catalogue
+    from amsgrad_repro.train.jobs import tuning_jobs
+
+    assert layout.point_name({"lr": 0.01}) == "lr0.01"
+    assert layout.parse_point("lr0.01") == {"lr": 0.01}
+    deep = load(repo_root / "config.yaml", {"scale": "deep"})
+    grids = tuning_grid.tuned_tasks(deep)
+    assert grids["fmnist_2c2d"]["optimizers"] == ["adam", "amsgrad", "sgd-nesterov", "adopt"]
+    assert "beta2" not in grids["fmnist_2c2d"] and len(grids["fmnist_2c2d"]["lr"]) == 7
+    adopt = tuning_grid.grid_settings(deep["tasks"]["fmnist_2c2d"], "adopt", {"lr": 0.01}, 20)
+    assert adopt["overrides"]["adopt"] == {"beta2": 0.9999, "eps": 1e-6, "lr": 0.01}
+    with pytest.raises(ConfigError, match="'sgd-nesterov' has no tunable beta2"):
+        load(repo_root / "config.yaml", {"scale": "deep", "tuning": {"tasks": {
+            "fmnist_2c2d": {"beta2": [0.999]}}}})  # fmt: skip
+    smoke = load(repo_root / "config.yaml", {"scale": "smoke", "tune": True})
+    grid = {**tuning_grid.tuned_tasks(smoke)["logreg"], "optimizers": ["adam"]}
+    del grid["beta2"]
+    (job,) = tuning_jobs(smoke["tasks"], {"logreg": grid}, catalogue(), [0, 1])
+    assert [m.hparams for m in job.members] == [{"lr": 0.003}] * 2 + [{"lr": 0.03}] * 2
+    assert job.settings["hparams"]["beta2"] == smoke["tasks"]["logreg"]["hparams"]["beta2"]
+    assert job.members[0].out == "results/tuning/runs/logreg/adam/lr0.003/0"

@@ -120,8 +120,9 @@ def tuning_run_dir(task: str, optimizer: str, point: Mapping[str, float], seed: 
 
 
 # The hyper-parameters a tuning grid point sets, in the order its folder spells them, and
-# whether every grid must have the axis (tuning.grid validates grids against this).
-TUNED_AXES: dict[str, bool] = {"lr": True, "beta2": True, "weight_decay": False}
+# whether every grid must have the axis (tuning.grid validates grids against this). A grid
+# without a beta2 axis keeps each optimizer's own beta2 (ADOPT's 0.9999) or none (SGD).
+TUNED_AXES: dict[str, bool] = {"lr": True, "beta2": False, "weight_decay": False}
 _NUMBER = r"[0-9.e+-]+"
 _POINT = re.compile(
     "_".join(f"{axis}(?P<{axis}>{_NUMBER})" for axis, needed in TUNED_AXES.items() if needed)
@@ -133,7 +134,7 @@ _POINT = re.compile(
 
 def point_name(point: Mapping[str, float]) -> str:
     """Folder name of one grid point, its axes in TUNED_AXES order, e.g.
-    ``lr0.001_beta20.999`` or ``lr0.001_beta20.999_weight_decay0.05``."""
+    ``lr0.001_beta20.999``, ``lr0.001_beta20.999_weight_decay0.05`` or ``lr0.01``."""
     unknown = set(point) - set(TUNED_AXES)
     if unknown:
         raise KeyError(f"not a tuning axis: {', '.join(sorted(unknown))} (axes: {TUNED_AXES})")

@@ -91,7 +91,11 @@ def build_sensitivity_figure(
     points = point_summary(grid)
     looks = styles_for(points["optimizer"].unique())  # colour and marker per optimizer
     others = [a for a in point_axes(grid) if a != "lr"]  # a line per value of these
-    combinations = sorted(grid[others].drop_duplicates().itertuples(index=False, name=None))
+    combinations = (
+        sorted(grid[others].drop_duplicates().itertuples(index=False, name=None))
+        if others
+        else [()]
+    )
     styles = {c: LINESTYLES[i % len(LINESTYLES)] for i, c in enumerate(combinations)}
     fig, ax = plt.subplots(figsize=(5.6, 4.0))
     metric = grid["metric"].iloc[0]
@@ -109,7 +113,7 @@ def build_sensitivity_figure(
             fillstyle="none",
             alpha=0.85,
             capsize=2,
-            label=f"{optimizer}, {spelled(others, values)}",
+            label=", ".join(filter(None, (optimizer, spelled(others, values)))),
         )
     ax.set_xscale("log")
     ax.set_xlabel("α (step size)")

@@ -4,7 +4,7 @@ settings, and how a selection is applied to a task's settings.
 Layout (``amsgrad_repro.layout``; rules in workflow/rules/tune.smk and stacked.smk)::
 
     results/tuning/runs/<task>/<optimizer>/<point>/<seed>/   one grid run, <point> e.g.
-        lr0.001_beta20.999 or lr0.001_beta20.999_weight_decay0.05 (layout.point_name)
+        lr0.001_beta20.999, lr0.001_beta20.999_weight_decay0.05 or lr0.01 (layout.point_name)
     results/tuning/<task>/<optimizer>.json                          the selection
     results/tuning/<task>/grid.csv, sensitivity.csv                 every point, robustness
 """
@@ -28,8 +28,8 @@ MEMBER_AXES = ("lr", "beta2")
 
 
 def grid_axes(grid: Mapping[str, Any]) -> tuple[str, ...]:
-    """The axes a grid sets, in TUNED_AXES order (lr and beta2 always; weight_decay when
-    the grid lists values for it)."""
+    """The axes a grid sets, in TUNED_AXES order (lr always; beta2 and weight_decay when
+    the grid lists values for them)."""
     return tuple(axis for axis in TUNED_AXES if axis in grid)
 
 
@@ -54,8 +54,8 @@ def tuning_seeds(tuning: Mapping[str, Any]) -> list[int]:
 
 def tuned_tasks(settings: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """``{task: grid}`` for the enabled tasks that tuning covers (empty when tuning is off).
-    Each grid has ``optimizers`` (default: the task's), ``lr``, ``beta2``, ``epochs`` and,
-    when it tunes decoupled weight decay, ``weight_decay``."""
+    Each grid has ``optimizers`` (default: the task's), ``lr``, ``epochs`` and the optional
+    axes it lists: ``beta2``, ``weight_decay`` (decoupled weight decay)."""
     tuning = settings.get("tuning") or {}
     if not settings.get("tune", False):
         return {}
@@ -79,8 +79,8 @@ def tuned_tasks(settings: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 def check_tuning(settings: Mapping[str, Any]) -> None:
     """Raise ConfigError for a tuning entry that cannot work: an unknown or untrainable
     task, and, for the tasks tuned in this run (``tune: true``, task enabled), an optimizer
-    the task does not run or without a tunable α or β2 (or without the weight decay a grid
-    tunes), or no validation split."""
+    the task does not run or without a tunable α (or β2, or the weight decay, when the
+    grid tunes them), or no validation split."""
     specs = catalogue(settings.get("plugins"))
     tuning = settings.get("tuning") or {}
     for task, grid in (tuning.get("tasks") or {}).items():
@@ -99,7 +99,7 @@ def check_tuning(settings: Mapping[str, Any]) -> None:
             if name not in task_settings["optimizers"]:
                 raise ConfigError(f"{where}.optimizers: {name!r} is not run by task {task!r}")
             rules = specs[name].hparam_rules
-            for axis in grid_axes({**dict.fromkeys(MEMBER_AXES), **grid}):
+            for axis in grid_axes({"lr": None, **grid}):
                 member = axis in MEMBER_AXES
                 if axis not in rules or (member and not rules[axis].tunable):
                     raise ConfigError(f"{where}.optimizers: {name!r} has no tunable {axis}")
