@@ -14,6 +14,11 @@ move n to ±(n+1)^(1/4), one step later (tested: equal to ours with ``clip_lambd
 (s − 1)^0.25``). ``adopt-unclipped`` (``clip: none``) is Algorithm 1 of the paper, the
 algorithm its convergence theorem states. Defaults are the official ones: α 1e-3,
 β = (0.9, 0.9999), ε 1e-6.
+
+``weight_decay`` λ is decoupled weight decay as the authors' ``decouple=True`` and
+pytorch-optimizer's ``weight_decouple=True`` apply it: x ← x·(1 − α_t·λ) at every step,
+the first (which only sets v) too (tested equal to pytorch-optimizer's); 0 by default, as
+theirs. It is what today's recipes (the ResNet tasks) need beside AdamW.
 """
 
 from __future__ import annotations
@@ -56,14 +61,22 @@ class AdoptSettings(StepSize):
         "or ±n^(1/4) (the authors' code's clip_lambda = step**0.25)",
         fixed=True,
     )
+    weight_decay: float = real(
+        0.0,
+        "λ, decoupled weight decay: x ← x·(1 − α_t·λ) at every step (the authors' decouple)",
+        0.0,
+        symbol="λ",
+        show_zero=False,
+    )
 
 
 @scalar_code
 def adopt_coefficients(hp: Any, t: int, carry: tuple) -> tuple[tuple, tuple]:
-    """(first step?, β1, β2, α_t, clip bound of move t − 1; 0 when unused)."""
+    """(first step?, β1, β2, α_t, clip bound of move t − 1 (0 when unused), the decay's
+    shrink factor 1 − α_t·λ)."""
     alpha = step_size(hp, t)
     bound = float(t - 1) ** 0.25 if hp.clip == QUARTER_POWER else 0.0
-    return (t == 1, hp.beta1, hp.beta2, alpha, bound), carry
+    return (t == 1, hp.beta1, hp.beta2, alpha, bound, 1.0 - alpha * hp.weight_decay), carry
 
 
 def adopt_state_names(hp: Any) -> tuple[str, ...]:
@@ -73,8 +86,10 @@ def adopt_state_names(hp: Any) -> tuple[str, ...]:
 def _multi_tensor(
     params: list[Tensor], grads: list[Tensor], state: TensorState, hp: Any, coeffs: tuple
 ) -> None:
-    first, beta1, beta2, alpha, bound = coeffs
+    first, beta1, beta2, alpha, bound, shrink = coeffs
     exp_avgs, exp_avg_sqs = state["exp_avg"], state["exp_avg_sq"]
+    if hp.weight_decay:
+        torch._foreach_mul_(params, shrink)
     if first:
         torch._foreach_addcmul_(exp_avg_sqs, grads, grads)
         return
@@ -93,10 +108,12 @@ def _multi_tensor(
 def _single_tensor(
     params: list[Tensor], grads: list[Tensor], state: TensorState, hp: Any, coeffs: tuple
 ) -> None:
-    first, beta1, beta2, alpha, bound = coeffs
+    first, beta1, beta2, alpha, bound, shrink = coeffs
     exp_avgs, exp_avg_sqs = state["exp_avg"], state["exp_avg_sq"]
     for i, param in enumerate(params):
         grad, m, v = grads[i], exp_avgs[i], exp_avg_sqs[i]
+        if hp.weight_decay:
+            param.mul_(per_param(shrink, param))
         if first:
             v.addcmul_(grad, grad)
             continue
@@ -118,7 +135,7 @@ def adopt_scalar_init(hp: Any) -> tuple:
 @scalar_code
 def adopt_scalar_step(state: tuple, hp: Any, g: float, t: int) -> tuple[tuple, float]:
     coeffs, _ = adopt_coefficients(hp, t, ())
-    first, beta1, beta2, alpha, bound = coeffs
+    first, beta1, beta2, alpha, bound, _ = coeffs  # no decay here: scalar_zero_only
     m, v = state[0], state[1]
     if first:
         return (m, g * g, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0), 0.0
@@ -139,6 +156,7 @@ FAMILY = NativeFamily(
     multi_tensor=_multi_tensor,
     scalar_init=adopt_scalar_init,
     scalar_step=adopt_scalar_step,
+    scalar_zero_only=("weight_decay",),
 )
 SPECS = tuple(
     OptimizerSpec(
