@@ -329,14 +329,18 @@ def test_the_paper_forms_train_the_lm(text_cache, tmp_path, optimizer):
 
 def test_weight_decay_spares_the_exempt_group(text_cache, tmp_path):
     """The LM's optimizers get two groups: weight matrices with the task's decay, the
-    biases, norms and embeddings without; ADOPT (no decay) gets one."""
-    trainer = Trainer(lm_request(text_cache, tmp_path, optimizer="adamw"))
-    groups = trainer.optimizer.param_groups
-    assert [g["weight_decay"] for g in groups] == [0.1, 0.0]
-    exempt = {id(p) for p in trainer.model.no_decay_parameters()}
-    assert {id(p) for p in groups[1]["params"]} == exempt
-    adopt = Trainer(lm_request(text_cache, tmp_path / "adopt", optimizer="adopt"))
-    assert len(adopt.optimizer.param_groups) == 1
+    biases, norms and embeddings without (ADOPT's decoupled decay too: a native family's
+    first group takes the run's decay, the second its own 0); an optimizer with no weight
+    decay (AdaBelief) gets one."""
+    for optimizer in ("adamw", "adopt"):
+        trainer = Trainer(lm_request(text_cache, tmp_path / optimizer, optimizer=optimizer))
+        groups = trainer.optimizer.param_groups
+        decays = [g.get("weight_decay", trainer.optimizer_settings.weight_decay) for g in groups]
+        assert decays == [0.1, 0.0]
+        exempt = {id(p) for p in trainer.model.no_decay_parameters()}
+        assert {id(p) for p in groups[1]["params"]} == exempt
+    plain = Trainer(lm_request(text_cache, tmp_path / "adabelief", optimizer="adabelief"))
+    assert len(plain.optimizer.param_groups) == 1
 
 
 @pytest.mark.parametrize("name, amsgrad", [("amsgrad", True), ("adam", False)])
