@@ -69,6 +69,45 @@ def test_grid_points_cover_every_axis_and_a_weight_decay_axis_unstacks():
     assert tuning_grid.stacks_members({"lr": [0.1], "beta2": [0.9]})
 
 
+def test_an_optimizer_may_have_its_own_values_of_the_grids_axes(repo_root):
+    """``overrides`` replaces an axis's values for one optimizer (SGD's α and L2 on the
+    ResNets) and nothing else: the others keep the entry's values, every optimizer the same
+    axes; the report says which grid each optimizer ran, and the plan's jobs follow it."""
+    from amsgrad_repro.analysis.tables import tuning_section
+    from amsgrad_repro.plan import plan
+
+    grid = {
+        "optimizers": ["adam", "sgd-nesterov"],
+        "lr": [0.001, 0.003],
+        "weight_decay": [0.05],
+        "overrides": {"sgd-nesterov": {"lr": [0.1]}},
+    }
+    assert tuning_grid.grid_points(grid, "adam") == [
+        {"lr": 0.001, "weight_decay": 0.05},
+        {"lr": 0.003, "weight_decay": 0.05},
+    ]
+    assert tuning_grid.grid_points(grid, "sgd-nesterov") == [{"lr": 0.1, "weight_decay": 0.05}]
+    assert tuning_grid.spoken_grid(grid) == (
+        "α ∈ [0.001, 0.003] × λ ∈ [0.05] for adam; α ∈ [0.1] × λ ∈ [0.05] for sgd-nesterov"
+    )
+    deep = load(repo_root / "config.yaml", {"scale": "deep"})
+    resnet = tuning_grid.tuned_tasks(deep)["resnet20_fmnist"]
+    assert resnet["optimizers"] == ["adam", "amsgrad", "sgd-nesterov", "adopt"]
+    sgd = tuning_grid.grid_points(resnet, "sgd-nesterov")
+    assert {p["lr"] for p in sgd} == {0.03, 0.1, 0.3}
+    assert {p["weight_decay"] for p in sgd} == {0.0001, 0.0005, 0.001}
+    assert {p["lr"] for p in tuning_grid.grid_points(resnet, "adopt")} == {0.0003, 0.001, 0.003}
+    assert "sgd-nesterov" in tuning_section(deep)
+    runs = {
+        Path(f).parent.parent.name
+        for job in plan(deep).jobs
+        if job.rule == "tune_run"
+        for f in job.outputs
+        if "/resnet20_fmnist/sgd-nesterov/" in f
+    }
+    assert runs == {layout.point_name(p) for p in sgd}
+
+
 def test_grid_settings_change_only_this_optimizer():
     task = {
         "optimizers": ["adam", "amsgrad"],
@@ -136,6 +175,16 @@ def test_sensitivity_is_the_mean_excess_over_the_best_point():
             {"logreg": {"optimizers": ["rmsprop"], "lr": [0.1], "beta2": [0.9]}},
             {},
             "not run by task",
+        ),
+        (
+            {"logreg": {"optimizers": ["adam"], "lr": [0.1], "overrides": {"amsgrad": {}}}},
+            {},
+            r"overrides: 'amsgrad' is not tuned here",
+        ),
+        (
+            {"logreg": {"lr": [0.1], "overrides": {"adam": {"weight_decay": [0.1]}}}},
+            {},
+            r"overrides.adam: weight_decay is not an axis of this grid \(lr, beta2\)",
         ),
     ],
 )

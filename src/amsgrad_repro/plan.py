@@ -183,7 +183,7 @@ def _tuning_jobs(tasks, tuned, specs: Mapping[str, OptimizerSpec], seeds) -> lis
     for task, grid in tuned.items():
         for optimizer in grid["optimizers"]:
             if not tunes_stacked(tasks[task], specs[optimizer], grid):
-                for point in tuning.grid_points(grid):
+                for point in tuning.grid_points(grid, optimizer):
                     for seed in seeds:
                         folder = layout.tuning_run_dir(task, optimizer, point, seed)
                         jobs.append(

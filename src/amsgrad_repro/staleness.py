@@ -160,7 +160,7 @@ def expected_settings(
         if not grid or match["optimizer"] not in grid["optimizers"]:
             return None
         point = layout.parse_point(match["point"])
-        if point not in tuning.grid_points(grid) or match["seed"] not in seeds:
+        if point not in tuning.grid_points(grid, match["optimizer"]) or match["seed"] not in seeds:
             return None
         return tuning.grid_settings(tasks[match["task"]], match["optimizer"], point, grid["epochs"])
     return None

@@ -274,7 +274,7 @@ def tuning_runs(task, optimizer=None):
     return [
         f"{layout.tuning_run_dir(task, opt, point, seed)}/{layout.RUN_RECORD}"
         for opt in ([optimizer] if optimizer else grid["optimizers"])
-        for point in _tuning.grid_points(grid)
+        for point in _tuning.grid_points(grid, opt)
         for seed in TUNING_SEEDS
     ]
 

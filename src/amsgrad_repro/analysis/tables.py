@@ -35,7 +35,7 @@ from amsgrad_repro.summaries.finals import (
     time_to_target,
 )
 from amsgrad_repro.synthetic.grid_spec import grid_spec
-from amsgrad_repro.tuning.grid import tuned_tasks, tuning_seeds
+from amsgrad_repro.tuning.grid import spoken_grid, tuned_tasks, tuning_seeds
 
 TTT_TITLE = (
     "Time to target (first logged step from which the seed-mean curve stays at or past "
@@ -141,8 +141,7 @@ def tuning_section(settings: dict[str, Any]) -> str:
     tuning = settings.get("tuning") or {}
     metric = html.escape(str(tuning.get("metric", "val_loss")))
     items = "".join(
-        f"<li>{html.escape(task)}: α ∈ {grid['lr']} × β2 ∈ {grid['beta2']} for "
-        f"{html.escape(', '.join(grid['optimizers']))}, "
+        f"<li>{html.escape(task)}: {html.escape(spoken_grid(grid))}, "
         f"{plural(grid['epochs'], 'epoch')} per point</li>"
         for task, grid in grids.items()
     )
@@ -151,7 +150,7 @@ def tuning_section(settings: dict[str, Any]) -> str:
         f"tuning seeds {tuning_seeds(tuning)} and is scored by the mean of {metric} over them "
         "at its last log point, on the validation split (never the test set); a diverged "
         "seed scores +inf; the lowest score is selected (ties: the first point in grid "
-        "order), and the seed-replicated runs of that optimizer train with its α and β2 "
+        "order), and the seed-replicated runs of that optimizer train with its selected point "
         "(the table above shows what each run used).</p>"
     )
 

@@ -123,7 +123,7 @@ def tuning_jobs(
             # Every member sets the grid's axes: the task's own α and β2 are not the job's.
             axes = grid_axes(grid)
             settings["hparams"] = {k: v for k, v in settings["hparams"].items() if k not in axes}
-            points = grid_points(grid)
+            points = grid_points(grid, optimizer)
             groups = [points] if spec.native is not None else [[p] for p in points]
             for group in groups:
                 label = layout.GRID_LABEL if len(group) > 1 else layout.point_name(group[0])

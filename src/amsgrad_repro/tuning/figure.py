@@ -25,10 +25,8 @@ from amsgrad_repro.plots import (
     titled,
 )
 from amsgrad_repro.stats import interval_summary
+from amsgrad_repro.tuning.grid import AXIS_SYMBOLS
 from amsgrad_repro.tuning.select import point_axes
-
-# How each axis is written on the figure.
-AXIS_SYMBOLS = {"lr": "α", "beta2": "β2", "weight_decay": "λ"}
 
 
 def spelled(axes: Sequence[str], values: Sequence[float]) -> str:

@@ -26,6 +26,9 @@ from amsgrad_repro.settings_base import ConfigError, deep_merge, enabled_tasks, 
 # hyper-parameter); a grid with any other axis (weight_decay) runs a job per point x seed.
 MEMBER_AXES = ("lr", "beta2")
 
+# How each axis is written on figures and in the report.
+AXIS_SYMBOLS = {"lr": "α", "beta2": "β2", "weight_decay": "λ"}
+
 
 def grid_axes(grid: Mapping[str, Any]) -> tuple[str, ...]:
     """The axes a grid sets, in TUNED_AXES order (lr always; beta2 and weight_decay when
@@ -33,13 +36,31 @@ def grid_axes(grid: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(axis for axis in TUNED_AXES if axis in grid)
 
 
-def grid_points(grid: Mapping[str, Any]) -> list[dict[str, float]]:
-    """The grid's points in order: every combination of its axes' values, the first axis
-    outermost (every α with every β2, then with every λ)."""
-    axes = grid_axes(grid)
+def axis_values(grid: Mapping[str, Any], optimizer: str | None = None) -> dict[str, list[float]]:
+    """Each axis's values for ``optimizer``: its own from the entry's ``overrides`` (Nesterov
+    SGD's α and L2 are not Adam's α and decoupled λ), else the entry's."""
+    own = (grid.get("overrides") or {}).get(optimizer, {})
+    return {axis: list(own.get(axis, grid[axis])) for axis in grid_axes(grid)}
+
+
+def spoken_grid(grid: Mapping[str, Any]) -> str:
+    """``α ∈ [0.001, 0.01] × λ ∈ [0.05] for adam, amsgrad; α ∈ [0.1] × λ ∈ [0.0005] for
+    sgd-nesterov``: the grid in words, optimizers with the same values together."""
+    groups: dict[str, list[str]] = {}
+    for optimizer in grid["optimizers"]:
+        values = axis_values(grid, optimizer)
+        words = " × ".join(f"{AXIS_SYMBOLS[a]} ∈ {v}" for a, v in values.items())
+        groups.setdefault(words, []).append(optimizer)
+    return "; ".join(f"{words} for {', '.join(names)}" for words, names in groups.items())
+
+
+def grid_points(grid: Mapping[str, Any], optimizer: str | None = None) -> list[dict[str, float]]:
+    """The grid's points for ``optimizer`` in order: every combination of its axes' values,
+    the first axis outermost (every α with every β2, then with every λ)."""
+    values = axis_values(grid, optimizer)
     return [
-        dict(zip(axes, values, strict=True))
-        for values in itertools.product(*(grid[a] for a in axes))
+        dict(zip(values, combination, strict=True))
+        for combination in itertools.product(*values.values())
     ]
 
 
@@ -55,7 +76,8 @@ def tuning_seeds(tuning: Mapping[str, Any]) -> list[int]:
 def tuned_tasks(settings: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """``{task: grid}`` for the enabled tasks that tuning covers (empty when tuning is off).
     Each grid has ``optimizers`` (default: the task's), ``lr``, ``epochs`` and the optional
-    axes it lists: ``beta2``, ``weight_decay`` (decoupled weight decay)."""
+    axes it lists: ``beta2``, ``weight_decay`` (decoupled weight decay), and ``overrides``:
+    an optimizer's own values of some of those axes (``axis_values``)."""
     tuning = settings.get("tuning") or {}
     if not settings.get("tune", False):
         return {}
@@ -72,6 +94,10 @@ def tuned_tasks(settings: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
                     if needed or axis in grid
                 },
                 "epochs": int(grid.get("epochs") or task_settings["epochs"]),
+                "overrides": {
+                    optimizer: {axis: [float(v) for v in values] for axis, values in own.items()}
+                    for optimizer, own in (grid.get("overrides") or {}).items()
+                },
             }
     return grids
 
@@ -95,11 +121,21 @@ def check_tuning(settings: Mapping[str, Any]) -> None:
                 f"{where}: tuning scores on the validation split; set "
                 f"tasks.{task}.holdout_val: true"
             )
-        for name in grid.get("optimizers") or task_settings["optimizers"]:
+        names = grid.get("optimizers") or task_settings["optimizers"]
+        axes = grid_axes({"lr": None, **grid})
+        for name, own in (grid.get("overrides") or {}).items():
+            if name not in names:
+                raise ConfigError(f"{where}.overrides: {name!r} is not tuned here ({names})")
+            for axis in set(own) - set(axes):
+                raise ConfigError(
+                    f"{where}.overrides.{name}: {axis} is not an axis of this grid "
+                    f"({', '.join(axes)}); every optimizer of a tuned task sets the same axes"
+                )
+        for name in names:
             if name not in task_settings["optimizers"]:
                 raise ConfigError(f"{where}.optimizers: {name!r} is not run by task {task!r}")
             rules = specs[name].hparam_rules
-            for axis in grid_axes({"lr": None, **grid}):
+            for axis in axes:
                 member = axis in MEMBER_AXES
                 if axis not in rules or (member and not rules[axis].tunable):
                     raise ConfigError(f"{where}.optimizers: {name!r} has no tunable {axis}")
