@@ -19,18 +19,24 @@ The engine column runs the same model through the project's own loop instead
 (:class:`amsgrad_repro.train.engine.Trainer`, ``Trainer.train_epoch``): the dataset cache
 on the device, its batch source, ``torch-adam`` (``torch.optim.Adam`` itself, so the two
 differ only in the loop), the running means kept on the device and one host sync per
-epoch, whose end evaluates the 128 test images (included in its time, as in a real run).
-Its data are the same kind of random images (or DeepOBS's points), written as a cache in
-the data stage's format; ``engine / plain`` is the loop's overhead (1.00x: none).
+epoch, whose end evaluates the test set (128 images, or DeepOBS's 1000 test points). The
+plain loop does the same work a hand-written script does: after every epoch of the same
+length it evaluates the same test set in batches of 128 under ``no_grad`` (eval mode for
+BatchNorm) and reads the loss back, so ``engine / plain`` compares like with like and is
+the loop's overhead (1.00x: none). Its data are the same kind of random images (or
+DeepOBS's points), written as a cache in the data stage's format.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import shutil
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +59,24 @@ MODELS: dict[str, tuple[str, str, int, dict]] = {
 }
 
 
-def make_step(name: str, args: argparse.Namespace) -> tuple[Callable[[], None], int, int]:
-    """A closure running one training step, the parameter count and the batch size."""
+EVAL_BATCH = 128
+TEST_IMAGES = 128
+
+
+@dataclass
+class PlainLoop:
+    """A hand-written training loop of one model: ``step()`` trains on one batch,
+    ``evaluate()`` is the end of an epoch (the test set's mean loss, read back)."""
+
+    step: Callable[[], None]
+    evaluate: Callable[[], float]
+    params: int
+    batch: int
+    epoch_steps: int  # the engine's epoch: ceil(training pool / batch)
+
+
+def plain_loop(name: str, args: argparse.Namespace) -> PlainLoop:
+    """The plain PyTorch loop of ``name`` on the benchmark's data."""
     arch, kind_name, batch, inputs = MODELS[name]
     batch = args.batch or batch
     device = torch.device(args.device)
@@ -64,21 +86,31 @@ def make_step(name: str, args: argparse.Namespace) -> tuple[Callable[[], None], 
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     if kind_name == "quadratic":
         points = torch.from_numpy(quadratic_points("train")).to(device)
+        test = torch.from_numpy(quadratic_points("test")).to(device)
 
         def loss_of(index: torch.Tensor) -> torch.Tensor:
             return model(points[index])
 
-        pool = points.shape[0]
+        def test_loss(start: int) -> torch.Tensor:
+            return model(test[start : start + EVAL_BATCH])
+
+        pool, test_size = points.shape[0], test.shape[0]
     else:
         kind = CLASSIFIER if kind_name == "classifier" else VAE
-        pool = args.pool
+        pool, test_size = args.pool, TEST_IMAGES
         data = torch.randint(0, 256, (pool, 1, 28, 28), dtype=torch.uint8, device=device)
         labels = torch.randint(0, 10, (pool,), device=device)
+        test_x = torch.randint(0, 256, (test_size, 1, 28, 28), dtype=torch.uint8, device=device)
+        test_y = torch.randint(0, 10, (test_size,), device=device)
         transform = kind.input_transform(data, {"input": inputs})
 
         def loss_of(index: torch.Tensor) -> torch.Tensor:
             x = transform(data[index], True, gen)
             return kind.batch_loss(model, x, labels[index], gen)[0]
+
+        def test_loss(start: int) -> torch.Tensor:
+            x = transform(test_x[start : start + EVAL_BATCH], False, gen)
+            return kind.batch_loss(model, x, test_y[start : start + EVAL_BATCH], gen)[0]
 
     def step() -> None:
         index = torch.randint(0, pool, (batch,), generator=gen, device=device)
@@ -86,11 +118,20 @@ def make_step(name: str, args: argparse.Namespace) -> tuple[Callable[[], None], 
         loss_of(index).backward()
         optimizer.step()
 
-    return step, sum(p.numel() for p in model.parameters()), batch
+    @torch.no_grad()
+    def evaluate() -> float:
+        model.eval()
+        starts = range(0, test_size, EVAL_BATCH)
+        total = sum(test_loss(s) * min(EVAL_BATCH, test_size - s) for s in starts)
+        model.train()
+        return float(total) / test_size  # the epoch's one host sync
+
+    params = sum(p.numel() for p in model.parameters())
+    return PlainLoop(step, evaluate, params, batch, math.ceil(pool / batch))
 
 
 def image_cache(folder: Path, pool: int) -> Path:
-    """``pool`` random Fashion-MNIST-shaped training images and 128 test images, as a
+    """``pool`` random Fashion-MNIST-shaped training images and the test images, as a
     dataset cache (no validation split)."""
     import numpy as np
 
@@ -98,13 +139,13 @@ def image_cache(folder: Path, pool: int) -> Path:
 
     rng = np.random.default_rng(0)
     writer = CacheWriter(folder)
-    for split, count in (("train", pool), ("test", 128)):
+    for split, count in (("train", pool), ("test", TEST_IMAGES)):
         writer.array(f"{split}_x", rng.integers(0, 256, (count, 1, 28, 28), dtype=np.uint8))
         writer.array(f"{split}_y", rng.integers(0, 10, count).astype(np.int64))
     writer.array("val_index", np.zeros(0, dtype=np.int64))
     writer.commit(
         {"name": "bench", "md5": "0" * 32, "num_classes": 10, "image_shape": [1, 28, 28],
-         "classes": None, "num_train": pool, "num_test": 128, "num_val": 0}
+         "classes": None, "num_train": pool, "num_test": TEST_IMAGES, "num_val": 0}
     )  # fmt: skip
     return folder / "meta.json"
 
@@ -133,7 +174,7 @@ def engine_rate(name: str, args: argparse.Namespace, caches: dict[str, Path]) ->
     settings: dict[str, Any] = {
         "kind": kind, "dataset": dataset, "model": {"arch": arch}, "input": inputs,
         "optimizers": ["torch-adam"], "hparams": {"lr": 1e-3}, "batch_size": batch,
-        "epochs": 1 + -(-steps * batch // pool), "log_every": 0, "eval_batch_size": 128,
+        "epochs": 1 + -(-steps * batch // pool), "log_every": 0, "eval_batch_size": EVAL_BATCH,
         "holdout_val": False,
     }  # fmt: skip
     tmp = Path(tempfile.mkdtemp(prefix="deep-bench-"))
@@ -163,17 +204,23 @@ def sync(device: str) -> None:
 
 
 def measure(name: str, args: argparse.Namespace) -> dict[str, float]:
-    step, params, batch = make_step(name, args)
+    """Steps/s of the plain loop over whole epochs (as the engine is timed), after
+    ``args.warmup`` steps and one evaluation."""
+    loop = plain_loop(name, args)
     for _ in range(args.warmup):
-        step()
+        loop.step()
+    loop.evaluate()
     sync(args.device)
-    steps = args.steps * (20 if name in ("logreg", "quadratic_deep") else 1)
+    wanted = args.steps * (20 if name in ("logreg", "quadratic_deep") else 1)
+    steps = loop.epoch_steps * math.ceil(wanted / loop.epoch_steps)
     started = time.perf_counter()
-    for _ in range(steps):
-        step()
+    for done in range(1, steps + 1):
+        loop.step()
+        if done % loop.epoch_steps == 0:
+            loop.evaluate()
     sync(args.device)
     elapsed = time.perf_counter() - started
-    return {"params": params, "batch": batch, "steps_per_s": steps / elapsed}
+    return {"params": loop.params, "batch": loop.batch, "steps_per_s": steps / elapsed}
 
 
 def main() -> None:
@@ -186,6 +233,9 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=2048, help="images resident on the device")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.add_argument("--no-engine", action="store_true", help="the plain steps only")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="plain/engine pairs per model, interleaved"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -195,6 +245,7 @@ def main() -> None:
     print(
         f"{header[0]:16s} {header[1]:>5s} {header[2]:>11s} "
         + " ".join(f"{h:>9s}" for h in header[3:])
+        + "  (pairs' range)"
     )
     folder = Path(tempfile.mkdtemp(prefix="deep-bench-data-"))
     try:
@@ -204,13 +255,21 @@ def main() -> None:
         }  # fmt: skip
         base = None
         for name in names:
-            row = measure(name, args)
-            base = base or row["steps_per_s"]
-            engine = engine_rate(name, args, caches) if caches else float("nan")
+            # Interleaved pairs: a shared machine's speed drifts by ±10% over a minute, so
+            # each engine measurement sits next to its plain one; medians of each column.
+            plain, engine = [], []
+            for _ in range(args.repeats):
+                row = measure(name, args)
+                plain.append(row["steps_per_s"])
+                engine.append(engine_rate(name, args, caches) if caches else float("nan"))
+            rate = statistics.median(plain)
+            base = base or rate
+            ratios = [e / p for e, p in zip(engine, plain, strict=True)]
             print(
-                f"{name:16s} {row['batch']:5d} {row['params']:11,d} {row['steps_per_s']:9.2f} "
-                f"{1000 / row['steps_per_s']:9.2f} {row['steps_per_s'] / base:9.4f} "
-                f"{engine:9.2f} {engine / row['steps_per_s']:8.2f}x"
+                f"{name:16s} {row['batch']:5d} {row['params']:11,d} {rate:9.2f} "
+                f"{1000 / rate:9.2f} {rate / base:9.4f} "
+                f"{statistics.median(engine):9.2f} {statistics.median(engine) / rate:8.2f}x"
+                f"  ({min(ratios):.2f}-{max(ratios):.2f})"
             )
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -3,6 +3,7 @@ the image path through the seam equals a plain loop bit for bit."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -329,17 +330,20 @@ def test_the_paper_forms_train_the_lm(text_cache, tmp_path, optimizer):
 
 def test_weight_decay_spares_the_exempt_group(text_cache, tmp_path):
     """The LM's optimizers get two groups: weight matrices with the task's decay, the
-    biases, norms and embeddings without (ADOPT's decoupled decay too: a native family's
-    first group takes the run's decay, the second its own 0); an optimizer with no weight
-    decay (AdaBelief) gets one."""
-    for optimizer in ("adamw", "adopt"):
+    biases, norms and embeddings without (ADOPT's and AdaBelief's decoupled decay too: a
+    native family's first group takes the run's decay, the second its own 0); an optimizer
+    with no weight decay (a plug-in that declares none) gets one."""
+    for optimizer in ("adamw", "adopt", "adabelief"):
         trainer = Trainer(lm_request(text_cache, tmp_path / optimizer, optimizer=optimizer))
         groups = trainer.optimizer.param_groups
         decays = [g.get("weight_decay", trainer.optimizer_settings.weight_decay) for g in groups]
         assert decays == [0.1, 0.0]
         exempt = {id(p) for p in trainer.model.no_decay_parameters()}
         assert {id(p) for p in groups[1]["params"]} == exempt
-    plain = Trainer(lm_request(text_cache, tmp_path / "adabelief", optimizer="adabelief"))
+    request = lm_request(text_cache, tmp_path / "sgd", optimizer="plain-sgd")
+    plugin = {"plain-sgd": {"class": "torch.optim:SGD", "hparams": {"lr": 0.01}}}
+    plain = Trainer(dataclasses.replace(request, plugins=plugin))
+    assert not hasattr(plain.optimizer_settings, "weight_decay")
     assert len(plain.optimizer.param_groups) == 1
 
 

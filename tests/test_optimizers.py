@@ -404,6 +404,49 @@ def test_adopt_decoupled_weight_decay_matches_pytorch_optimizer(foreach):
     assert np.abs(undecayed - mine).max() > 1e-3
 
 
+# The successors' decoupled decay (the dispatch's, ``NativeFamily.decoupled_decay``) against
+# pytorch-optimizer's ``weight_decouple=True``: the libraries' forms of ORACLES with λ.
+DECAY = 0.5
+DECAY_ORACLES = [
+    ("adabelief", {"lr": 0.01}, "AdaBelief", {"lr": 0.01, "rectify": False}),
+    ("yogi", {"bias_correction": True, "initial_accumulator": 0.0}, "Yogi",
+     {"lr": 0.01, "initial_accumulator": 0.0}),
+    ("adabound", {"lr": 0.01, "bias_correction": True, "eps": 1e-8, "divide_by_sqrt_t": False},
+     "AdaBound", {"lr": 0.01}),
+    ("amsbound", {"lr": 0.01, "bias_correction": True, "eps": 1e-8, "divide_by_sqrt_t": False},
+     "AdaBound", {"lr": 0.01, "ams_bound": True}),
+    ("padam", {"lr": 0.01, "bias_correction": True, "eps": 1e-8, "amsgrad": False}, "PAdam",
+     {"lr": 0.01, "partial": 0.125}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("foreach", [False, True], ids=["single-tensor", "multi-tensor"])
+@pytest.mark.parametrize("case", DECAY_ORACLES, ids=[c[0] for c in DECAY_ORACLES])
+def test_successors_decoupled_weight_decay_matches_pytorch_optimizer(case, foreach):
+    """AdaBelief, Yogi, AdaBound, AMSBound and Padam with λ against pytorch-optimizer's
+    ``weight_decouple=True`` (x ← x·(1 − α·λ) before the update) on both of our paths,
+    after every one of 1500 steps, to the box test's float64 bounds; without the decay the
+    trajectory leaves those bounds by far."""
+    name, mine_hp, cls_name, theirs_kw = case
+    grads, x0 = problem(2)
+    decayed = {**mine_hp, "weight_decay": DECAY}
+    mine = trajectory(ours(name, decayed, foreach=foreach), grads, x0, STEPS)
+    theirs = po(cls_name, **theirs_kw, weight_decay=DECAY, weight_decouple=True)
+    np.testing.assert_allclose(mine, trajectory(theirs, grads, x0, STEPS), rtol=RTOL, atol=ATOL)
+    undecayed = trajectory(ours(name, mine_hp, foreach=foreach), grads, x0, STEPS)
+    assert np.abs(undecayed - mine).max() > 1e-3
+
+
+@pytest.mark.parametrize("name", ["adabelief", "yogi", "adabound", "amsbound", "padam"])
+def test_successors_weight_decay_sends_1d_runs_to_the_generic_path(name):
+    """The compiled kernel's scalar step sees no x, so it cannot decay: λ > 0 must leave it."""
+    from amsgrad_repro.optimizers import scalar_form
+
+    spec = BUILTINS[name]
+    assert scalar_form(spec, spec.resolve()) is not None
+    assert scalar_form(spec, spec.resolve(("", {"weight_decay": 0.1}))) is None
+
+
 def test_adopt_forms_are_fixed_by_the_name():
     assert BUILTINS["adopt"].resolve().clip == "step^0.25"
     assert BUILTINS["adopt-unclipped"].resolve().clip == "none"

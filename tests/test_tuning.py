@@ -92,7 +92,13 @@ def test_an_optimizer_may_have_its_own_values_of_the_grids_axes(repo_root):
     )
     deep = load(repo_root / "config.yaml", {"scale": "deep"})
     resnet = tuning_grid.tuned_tasks(deep)["resnet20_fmnist"]
-    assert resnet["optimizers"] == ["adam", "amsgrad", "sgd-nesterov", "adopt"]
+    assert resnet["optimizers"] == [
+        "adam", "amsgrad", "sgd-nesterov", "adopt", "adabelief", "yogi", "amsbound", "padam"
+    ]  # fmt: skip
+    padam = tuning_grid.grid_points(resnet, "padam")
+    assert {(p["lr"], p["weight_decay"]) for p in padam} == {
+        (lr, wd) for lr in (0.03, 0.1, 0.3) for wd in (0.0001, 0.0005, 0.002)
+    }
     sgd = tuning_grid.grid_points(resnet, "sgd-nesterov")
     assert {p["lr"] for p in sgd} == {0.03, 0.1, 0.3}
     assert {p["weight_decay"] for p in sgd} == {0.0001, 0.0005, 0.001}

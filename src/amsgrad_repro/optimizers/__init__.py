@@ -99,7 +99,7 @@ def scalar_form(spec: OptimizerSpec, settings: Any) -> tuple[NativeFamily, Any] 
     """The native family and settings that run ``spec`` in the compiled 1-D kernel, or
     None (the generic tensor path). A ``torch.optim`` class runs as its twin."""
     if spec.native is not None:
-        if any(getattr(settings, key) for key in spec.native.scalar_zero_only):
+        if any(getattr(settings, key) for key in spec.native.scalar_unsupported):
             return None
         return spec.native, settings
     impl: TorchClass = spec.impl  # type: ignore[assignment]

@@ -4,8 +4,9 @@
 m_t = β1·m_{t−1} + (1 − β1)·g_t;  s_t = β2·s_{t−1} + (1 − β2)·(g_t − m_t)² + ε;
 x_{t+1} = x_t − α_t·m̂_t/(√ŝ_t + ε) with m̂ = m/(1 − β1^t), ŝ = s/(1 − β2^t): the paper's
 Algorithm 2, which is also pytorch-optimizer's ``AdaBelief(rectify=False)`` (tested). The
-authors' package (adabelief-pytorch 0.2) defaults to a rectified, decoupled-decay variant,
-which is not implemented here.
+authors' package (adabelief-pytorch 0.2) defaults to a rectified, decoupled-decay variant:
+the decoupled decay is ``weight_decay`` here (as every successor's, tested against
+pytorch-optimizer's ``weight_decouple``); the rectification is not implemented.
 """
 
 from __future__ import annotations
@@ -100,5 +101,6 @@ SPEC = OptimizerSpec(
         multi_tensor=_multi_tensor,
         scalar_init=adabelief_scalar_init,
         scalar_step=adabelief_scalar_step,
+        decoupled_decay=True,
     ),
 )

@@ -130,6 +130,7 @@ FAMILY = NativeFamily(
     multi_tensor=_multi_tensor,
     scalar_init=adabound_scalar_init,
     scalar_step=adabound_scalar_step,
+    decoupled_decay=True,
 )
 SPECS = tuple(
     OptimizerSpec(

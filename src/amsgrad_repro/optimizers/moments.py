@@ -14,11 +14,21 @@ from amsgrad_repro.optimizers.tensor_ops import is_number
 
 @dataclass(frozen=True)
 class MomentSettings(StepSize):
-    """β1 and β2 of constant moment estimates, and whether they are bias-corrected."""
+    """β1 and β2 of constant moment estimates, whether they are bias-corrected, and the
+    decoupled weight decay that :class:`~amsgrad_repro.optimizers.torch_optimizer.DeclaredOptimizer`
+    applies before the family's update (``NativeFamily.decoupled_decay``), so that the
+    successors can run under a recipe that decays weights (the ResNets) as AdamW does."""
 
     beta1: float = real(0.9, "β1", 0.0, 1.0, high_open=True, tunable=True, symbol="β1")
     beta2: float = real(0.999, "β2", 0.0, 1.0, high_open=True, tunable=True, symbol="β2")
     bias_correction: bool = flag(True, "divide m by 1 − β1^t and v by 1 − β2^t")
+    weight_decay: float = real(
+        0.0,
+        "λ, decoupled weight decay: x ← x·(1 − α_t·λ) before the step (0 in the papers' boxes)",
+        0.0,
+        symbol="λ",
+        show_zero=False,
+    )
 
 
 @scalar_code

@@ -107,6 +107,7 @@ SPEC = OptimizerSpec(
         multi_tensor=_multi_tensor,
         scalar_init=padam_scalar_init,
         scalar_step=padam_scalar_step,
+        decoupled_decay=True,
     ),
     defaults={"lr": 0.1},
 )

@@ -55,6 +55,16 @@ class NativeFamily:
     # Hyper-parameters the scalar step cannot apply (it sees no x, e.g. decoupled weight
     # decay): with any of them non-zero a 1-D run takes the generic tensor path.
     scalar_zero_only: tuple[str, ...] = ()
+    # The dispatch applies the settings' decoupled ``weight_decay`` (x ← x·(1 − α_t·λ))
+    # before the update, for families whose coefficients do not fold it in (the
+    # successors; Adam's and ADOPT's updates apply their own).
+    decoupled_decay: bool = False
+
+    @property
+    def scalar_unsupported(self) -> tuple[str, ...]:
+        """Hyper-parameters that must be 0 for the compiled 1-D kernel to run this family
+        (``scalar_zero_only``, and the dispatch's decoupled decay, which it cannot apply)."""
+        return self.scalar_zero_only + (("weight_decay",) if self.decoupled_decay else ())
 
     def update(self, params: list, grads: list, state: dict, hp: Any, coeffs: tuple, foreach: bool):
         """One step on lists of tensors: the multi-tensor path when ``foreach`` asks for

@@ -83,6 +83,16 @@ def descend_(param: Tensor, numerator: Tensor, denominator: Tensor, step: Coeffi
         param.addcdiv_(numerator * step, denominator, value=-1.0)
 
 
+def shrink_(params: list[Tensor], factor: Coefficient, foreach: bool) -> None:
+    """x ← x·factor for every parameter: decoupled weight decay, factor 1 − α_t·λ (one
+    number, or one value per stacked member)."""
+    if foreach and is_number(factor):
+        torch._foreach_mul_(params, factor)
+        return
+    for param in params:
+        param.mul_(per_param(factor, param))
+
+
 def uses_tensors(*values: Coefficient) -> bool:
     """Whether any coefficient holds per-member values (then the single-tensor path runs:
     the multi-tensor kernels take one scalar for a whole list)."""

@@ -18,8 +18,9 @@ import torch
 from torch.optim import Optimizer
 
 from amsgrad_repro.optimizers import BUILTINS, hparams
-from amsgrad_repro.optimizers.schedules import check_horizon, lr_factor
+from amsgrad_repro.optimizers.schedules import check_horizon, lr_factor, step_size
 from amsgrad_repro.optimizers.spec import NativeFamily, OptimizerSpec, TorchClass
+from amsgrad_repro.optimizers.tensor_ops import shrink_
 
 
 class DeclaredOptimizer(Optimizer):
@@ -97,6 +98,8 @@ class DeclaredOptimizer(Optimizer):
         foreach = group["foreach"]
         if foreach is None:
             foreach = all(p.is_cuda for p in params)
+        if self.family.decoupled_decay and hp.weight_decay:
+            shrink_(params, 1.0 - step_size(hp, t) * hp.weight_decay, foreach)
         self.family.update(params, grads, lists, hp, coeffs, foreach)
         for state in states:
             state["step"] = t

@@ -115,6 +115,7 @@ SPEC = OptimizerSpec(
         scalar_init=yogi_scalar_init,
         scalar_step=yogi_scalar_step,
         init_state=init_state,
+        decoupled_decay=True,
     ),
     defaults={"lr": 1e-2},
 )

@@ -304,7 +304,7 @@ class Trainer(TrainingJob):
 
     def parameter_groups(self) -> Any:
         """The kind's parameter groups; all parameters as one when the optimizer has no
-        weight decay to exempt any from (ADOPT)."""
+        weight decay to exempt any from (a plug-in that declares none)."""
         if not hasattr(self.optimizer_settings, "weight_decay"):
             return self.model.parameters()
         return self.kind.parameter_groups(self.model)
